@@ -1,0 +1,7 @@
+/* hello-c prints a greeting; linked statically against musl. */
+#include <stdio.h>
+
+int main(void) {
+    puts("Hello from OS-less container (C edition)");
+    return 0;
+}
