@@ -2,12 +2,76 @@
 
 Pure logic (no Docker): every problem in every recipe is collected and reported at once, so a user
 fixes all of them in one go, before any container starts.
+
+Recipe schema. Every `recipes/*.toml` is a service, every `recipes/toolchains/*.toml` a toolchain.
+Unknown tables and keys are errors. A duration is "500ms", "30s", "2m", "1h", "1m30s" or a number
+of seconds, and must be positive. A name matches `^[a-z0-9][a-z0-9._-]*$`.
+
+Service file:
+
+    [service]                      required
+    name        str                required, a name
+    source      str                required, directory relative to the project root, inside it
+    toolchain   str                required, name of a toolchain in recipes/toolchains/
+    platforms   list[str]          required, non-empty, each in PLATFORMS and in the toolchain
+    [build]                        required
+    command     list[str]          required, non-empty; placeholders: see below
+    env         table str -> str   default {}
+    output      str                default: service name; binary file name, no "/"
+    timeout     duration           default "10m"
+    [image]                        optional
+    repository  str                default: service name
+    tag         str                default "latest"
+    entrypoint  list[str]          default ["/" + output]
+    cmd         list[str]          default []
+    user        str                default "65534:65534", numeric `uid[:gid]`
+    env         table str -> str   default {}
+    labels      table str -> str   default {}
+    [smoke]                        optional
+    args        list[str]          default []
+    stdout      str                default: not checked; else the exact expected stdout
+    exit_code   int                default 0
+    timeout     duration           default "30s"
+
+Placeholders in build.command: `{output}` is the absolute path the binary must be written to;
+`{NAME}` is the value of NAME in the build environment of the platform (see `build_env`); `{{` and
+`}}` are literal braces. Every placeholder must be defined for every platform of the service.
+
+Toolchain file:
+
+    [toolchain]                    required
+    name        str                required, a name
+    image       str                optional, an existing image used as is
+    env         table str -> str   default {}, for every platform
+    [toolchain.bootstrap]          optional; `image` or `bootstrap` (or both) is required
+    suite       str                required, Debian suite for mmdebstrap
+    packages    list[str]          required
+    mirror      str                default: mmdebstrap's default mirror
+    components  list[str]          default ["main"]
+    [toolchain.platforms."<platform>"]   at least one; <platform> in PLATFORMS
+    packages    list[str]          default [], e.g. the cross compiler
+    env         table str -> str   default {}
 """
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
+import string
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
+
+from orchestrator.errors import RecipeError, RecipeProblem
+from orchestrator.platforms import PLATFORMS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,35 @@
+"""Developer entry points: `nox -s build-all`, `nox -s tests`, `nox -s lint`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+DEV_DEPENDENCIES = ["pytest>=8", "hypothesis>=6"]
+LINT_DEPENDENCIES = ["ruff>=0.6", "mypy>=1.11", "types-docker", "types-requests"]
+
+
+@nox.session(name="build-all")
+def build_all(session: nox.Session) -> None:
+    """Provision toolchains, then build, verify, package and smoke-test every recipe into out/."""
+    session.install("-e", ".")
+    session.run("osless", "build", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests and integration tests (these need the Docker engine, toolchain images and qemu-user)."""
+    session.install("-e", ".", *DEV_DEPENDENCIES)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on everything, mypy --strict on the package."""
+    session.install("-e", ".", *LINT_DEPENDENCIES)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "--strict", "orchestrator")

@@ -1,0 +1,218 @@
+"""The `osless` command line: parses arguments, runs one command, turns errors into exit codes.
+
+Exit codes: 0 success, 2 usage, 3 invalid recipes, 4 engine unavailable, 5 toolchain, 6 a target
+failed, 7 `verify` rejected a file, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator import __version__, doctor
+from orchestrator.engine import Engine
+from orchestrator.errors import (
+    Interrupted,
+    OslessError,
+    RecipeError,
+    TargetsFailed,
+    UsageError,
+    VerificationFailed,
+)
+from orchestrator.pipeline import BuildOptions, Runner, select_targets
+from orchestrator.platforms import PLATFORMS
+from orchestrator.stages.recipe import Project, load_project
+from orchestrator.stages.report import print_failures, summary_table, to_jsonable
+from orchestrator.stages.verify import verify_binary
+from orchestrator.ui import ProgressView
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=False, highlight=False)
+    errors = Console(stderr=True, highlight=False)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code: int = args.command(args, console)
+        return code
+    except RecipeError as error:
+        errors.print(f"[bold red]osless: {error.message}[/] (nothing was started):")
+        for problem in error.problems:
+            errors.print(f"  {problem}", markup=False)
+        return error.exit_code
+    except OslessError as error:
+        errors.print(f"[bold red]osless:[/] {error.message}", highlight=False)
+        if error.hint:
+            errors.print(f"  hint: {error.hint}", markup=False)
+        return error.exit_code
+    except KeyboardInterrupt:
+        errors.print("[bold red]osless: interrupted[/]; this run's containers were removed")
+        return Interrupted.exit_code
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM behaves like Ctrl-C, so containers are cleaned up the same way."""
+    raise KeyboardInterrupt
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osless", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"osless {__version__}")
+    parser.add_argument(
+        "-C",
+        "--project",
+        type=Path,
+        default=Path.cwd(),
+        help="project root holding recipes/ and sources/ (default: the current directory)",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="build, verify, package and smoke-test targets")
+    build.add_argument("services", nargs="*", metavar="SERVICE", help="services to build (default: all)")
+    build.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="P",
+        help="only these platforms, e.g. linux/arm64 (repeatable)",
+    )
+    cores = os.cpu_count() or 2
+    build.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive,
+        default=cores,
+        help=f"targets worked on at once (default: cores = {cores})",
+    )
+    build.add_argument(
+        "--emulated-jobs",
+        type=_positive,
+        default=max(1, cores // 2),
+        help=f"emulated (qemu) smoke tests at once (default: {max(1, cores // 2)})",
+    )
+    build.add_argument(
+        "--fail-fast", action="store_true", help="stop starting targets after the first failure"
+    )
+    build.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    build.set_defaults(command=_build)
+
+    listing = commands.add_parser("list", help="list services and their platforms")
+    listing.set_defaults(command=_list)
+
+    verify = commands.add_parser("verify", help="check that files are static ELF binaries for a platform")
+    verify.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    verify.add_argument(
+        "--platform", choices=list(PLATFORMS), metavar="P", help="the platform the files must be built for"
+    )
+    verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    verify.set_defaults(command=_verify)
+
+    check = commands.add_parser(
+        "doctor", help="check the engine, mmdebstrap and qemu-user for every platform"
+    )
+    check.set_defaults(command=_doctor)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _load(args: argparse.Namespace) -> Project:
+    root = args.project.resolve()
+    if not (root / "recipes").is_dir():
+        raise UsageError(
+            f"{root} has no recipes/ directory", hint="run osless from the project root or pass -C DIR"
+        )
+    return load_project(root)
+
+
+def _build(args: argparse.Namespace, console: Console) -> int:
+    project = _load(args)
+    targets = select_targets(project, args.services, args.platform)
+    engine = Engine.connect()
+    options = BuildOptions(
+        services=tuple(args.services),
+        platforms=tuple(args.platform),
+        jobs=args.jobs,
+        emulated_jobs=args.emulated_jobs,
+        fail_fast=args.fail_fast,
+        out_root=(args.out or project.root / "out").resolve(),
+    )
+    with ProgressView(console) as view:
+        runner = Runner(project, options, engine, view)
+        try:
+            report = runner.run(targets)
+        except KeyboardInterrupt:
+            runner.cancel()
+            raise
+    console.print(summary_table(report.targets))
+    print_failures(console, report.targets)
+    console.print(f"report: {options.out_root / 'report.json'}", markup=False)
+    if report.failed:
+        raise TargetsFailed(f"{len(report.failed)} of {len(report.targets)} targets failed")
+    return 0
+
+
+def _list(args: argparse.Namespace, console: Console) -> int:
+    project = _load(args)
+    table = Table("service", "toolchain", "platforms", "source", title_justify="left")
+    for service in sorted(project.services.values(), key=lambda s: s.name):
+        table.add_row(
+            service.name,
+            service.toolchain,
+            " ".join(service.platforms),
+            str(service.source.relative_to(project.root)),
+        )
+    console.print(table)
+    return 0
+
+
+def _verify(args: argparse.Namespace, console: Console) -> int:
+    platform = PLATFORMS[args.platform] if args.platform else None
+    verdicts = [verify_binary(path, platform) for path in args.files]
+    if args.json:
+        console.print_json(json.dumps(to_jsonable(verdicts)))
+    else:
+        for verdict in verdicts:
+            facts = verdict.facts
+            identified = (
+                f"{facts.platform or 'unknown platform'}, {facts.linkage.value}" if facts else "not an ELF"
+            )
+            if verdict.ok:
+                console.print(f"{verdict.path}: [green]ok[/] ({identified})")
+            else:
+                console.print(f"{verdict.path}: [red]FAIL[/] — {verdict.reason}")
+    failed = [v for v in verdicts if not v.ok]
+    if failed:
+        raise VerificationFailed(f"{len(failed)} of {len(verdicts)} files would not run in an empty image")
+    return 0
+
+
+def _doctor(args: argparse.Namespace, console: Console) -> int:
+    table = Table("check", "", "detail", "fix", title_justify="left")
+    failures = 0
+    for check in doctor.checks():
+        failures += not check.ok
+        table.add_row(
+            check.name, "[green]ok[/]" if check.ok else "[red]missing[/]", check.detail, check.fix or ""
+        )
+    console.print(table)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

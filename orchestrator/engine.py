@@ -1,0 +1,181 @@
+"""The container engine: one place that talks to Docker, so every container osless starts is labelled,
+bounded in time and always removed, including on failure and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from orchestrator.errors import EngineError
+
+RUN_LABEL = "osless.run"
+ROLE_LABEL = "osless.role"
+ENGINE_HINT = "start one with `sudo scripts/setup-host`, or point DOCKER_HOST at a running engine"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    """A host directory bind-mounted into a container."""
+
+    source: str
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerSpec:
+    """Everything needed to run one short-lived container to completion."""
+
+    image: str
+    command: Sequence[str]
+    role: str  # "build" or "smoke": shown in labels and errors
+    env: Mapping[str, str] = field(default_factory=dict)
+    mounts: Sequence[Mount] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    platform: str | None = None
+    timeout: float = 600.0
+    read_only_root: bool = False
+    drop_privileges: bool = False  # all capabilities dropped, no-new-privileges
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerResult:
+    """How a container ended and what it printed."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+
+
+class Engine:
+    """A connection to one Docker engine, tagging every container it starts with this run's id."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.run_id = uuid.uuid4().hex[:12]
+        self._cancelled = threading.Event()
+
+    @classmethod
+    def connect(cls) -> Engine:
+        """Connect as the docker CLI would (DOCKER_HOST honoured) and check the engine answers."""
+        try:
+            client = docker.from_env(timeout=300)
+            client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            raise EngineError(f"no Docker engine answers: {_first_line(error)}", hint=ENGINE_HINT) from error
+        return cls(client)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def version(self) -> str:
+        return str(self.client.version().get("Version", "unknown"))
+
+    def image_id(self, reference: str) -> str | None:
+        """The id of a local image, or None when the engine does not have it."""
+        try:
+            return str(self.client.images.get(reference).id)
+        except docker.errors.ImageNotFound:
+            return None
+
+    def run(self, spec: ContainerSpec) -> ContainerResult:
+        """Run a container to completion (or its timeout) and remove it, whatever happens."""
+        if self._cancelled.is_set():
+            raise EngineError("run cancelled")
+        container = self._create(spec)
+        try:
+            if self._cancelled.is_set():
+                raise EngineError("run cancelled")
+            container.start()
+            timed_out = False
+            try:
+                status = container.wait(timeout=spec.timeout)
+                exit_code = int(status.get("StatusCode", -1))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                # The wait's read timed out: the container outlived its budget.
+                timed_out = True
+                container.kill()
+                exit_code = -1
+            stdout = container.logs(stdout=True, stderr=False)
+            stderr = container.logs(stdout=False, stderr=True)
+            return ContainerResult(exit_code=exit_code, stdout=stdout, stderr=stderr, timed_out=timed_out)
+        except docker.errors.APIError as error:
+            raise EngineError(f"{spec.role} container failed: {_first_line(error)}") from error
+        finally:
+            self._remove(container)
+
+    def load_image(self, archive: bytes) -> None:
+        """Load an image archive (`docker load`)."""
+        try:
+            self.client.images.load(archive)
+        except docker.errors.APIError as error:
+            raise EngineError(f"docker load refused the image: {_first_line(error)}") from error
+
+    def tag_image(self, image_id: str, repository: str, tag: str) -> None:
+        self.client.images.get(image_id).tag(repository, tag)
+
+    def cancel(self) -> None:
+        """Stop starting containers and remove every container of this run (Ctrl-C, SIGTERM)."""
+        self._cancelled.set()
+        self.remove_run_containers()
+
+    def remove_run_containers(self) -> None:
+        for container in self.client.containers.list(
+            all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}
+        ):
+            self._remove(container)
+
+    def _create(self, spec: ContainerSpec) -> Any:
+        options: dict[str, Any] = {
+            "command": list(spec.command),
+            "environment": dict(spec.env),
+            "labels": {RUN_LABEL: self.run_id, ROLE_LABEL: spec.role},
+            "network_mode": "none",
+            "privileged": False,
+            "read_only": spec.read_only_root,
+            "volumes": {
+                m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts
+            },
+        }
+        if spec.working_dir:
+            options["working_dir"] = spec.working_dir
+        if spec.user:
+            options["user"] = spec.user
+        if spec.platform:
+            options["platform"] = spec.platform
+        if spec.drop_privileges:
+            options["cap_drop"] = ["ALL"]
+            options["security_opt"] = ["no-new-privileges"]
+        try:
+            return self.client.containers.create(spec.image, **options)
+        except docker.errors.ImageNotFound as error:
+            raise EngineError(f"image {spec.image} is not in the engine") from error
+        except docker.errors.APIError as error:
+            raise EngineError(f"cannot create the {spec.role} container: {_first_line(error)}") from error
+
+    @staticmethod
+    def _remove(container: Any) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if "already in progress" not in str(error):
+                raise
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,369 @@
+"""The run as a pipeline of plain functions: select targets, provision toolchains, then for each target
+build → verify → package → smoke, in parallel, and finally one OCI layout per service and the report.
+
+One failing target never stops the others (unless fail_fast); every failure is recorded with its stage
+and a one-line reason. Emulated smoke tests have their own, smaller concurrency cap so that they do not
+starve native work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import functools
+import hashlib
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from orchestrator import __version__, oci
+from orchestrator.engine import Engine
+from orchestrator.errors import EngineError, OslessError, UsageError
+from orchestrator.platforms import PLATFORMS, Platform, is_emulated
+from orchestrator.provenance import Provenance, provenance
+from orchestrator.stages import build as build_stage
+from orchestrator.stages import package as package_stage
+from orchestrator.stages import smoke as smoke_stage
+from orchestrator.stages import verify as verify_stage
+from orchestrator.stages.recipe import Project, Service
+from orchestrator.stages.report import (
+    BinaryInfo,
+    ImageInfo,
+    RunReport,
+    ServiceImage,
+    SmokeInfo,
+    Status,
+    TargetReport,
+    to_jsonable,
+    write_json,
+    write_report,
+)
+from orchestrator.stages.toolchain import ToolchainImage, provision
+from orchestrator.ui import ProgressView
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """What `osless build` was asked to do, resolved."""
+
+    services: tuple[str, ...] = ()  # empty: every service
+    platforms: tuple[str, ...] = ()  # empty: every platform of each service
+    jobs: int = 2
+    emulated_jobs: int = 1
+    fail_fast: bool = False
+    out_root: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One (service, platform) pair: the unit that is built, verified, packaged and smoke-tested."""
+
+    service: Service
+    platform: Platform
+
+    @property
+    def name(self) -> str:
+        return f"{self.service.name} {self.platform.name}"
+
+    def output_dir(self, out_root: Path) -> Path:
+        return out_root / self.service.name / self.platform.slug
+
+
+class StageFailed(Exception):
+    """A target stopped at a stage; carries the stage name and one-line reason."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+def select_targets(project: Project, services: Sequence[str], platforms: Sequence[str]) -> list[Target]:
+    """The targets a command line asks for; unknown names are usage errors with a suggestion."""
+    for name in services:
+        if name not in project.services:
+            raise UsageError(
+                f"no service named {name!r}{_suggest(name, project.services)}",
+                hint="`osless list` shows the services",
+            )
+    for name in platforms:
+        if name not in PLATFORMS:
+            raise UsageError(
+                f"unknown platform {name!r}{_suggest(name, PLATFORMS)}",
+                hint=f"known platforms: {', '.join(PLATFORMS)}",
+            )
+    chosen = [project.services[name] for name in services] or list(project.services.values())
+    targets = [
+        Target(service=service, platform=PLATFORMS[platform])
+        for service in chosen
+        for platform in service.platforms
+        if not platforms or platform in platforms
+    ]
+    if not targets:
+        raise UsageError("nothing to build: no selected service targets the selected platforms")
+    return targets
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Runner:
+    """Runs the selected targets through every stage; internal to `osless build`."""
+
+    def __init__(self, project: Project, options: BuildOptions, engine: Engine, view: ProgressView) -> None:
+        self.project = project
+        self.options = options
+        self.engine = engine
+        self.view = view
+        self._emulated_slots = threading.BoundedSemaphore(max(1, options.emulated_jobs))
+        self._stop = threading.Event()
+        self._toolchains: dict[str, ToolchainImage | OslessError] = {}
+        self._provenance: dict[str, Provenance] = {}
+        self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
+
+    def run(self, targets: Sequence[Target]) -> RunReport:
+        started = datetime.now(timezone.utc)
+        clock = time.monotonic()
+        self._provision_toolchains(targets)
+        for service in {t.service.name: t.service for t in targets}.values():
+            self._provenance[service.name] = provenance(service.source)
+        reports = self._run_targets(targets)
+        images = self._write_layouts(targets, reports)
+        report = RunReport(
+            osless_version=__version__,
+            engine_version=self.engine.version,
+            started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            seconds=round(time.monotonic() - clock, 2),
+            toolchains={
+                name: image.image_id
+                for name, image in self._toolchains.items()
+                if isinstance(image, ToolchainImage)
+            },
+            targets=reports,
+            images=images,
+        )
+        write_report(report, self.options.out_root)
+        return report
+
+    def cancel(self) -> None:
+        """Ctrl-C: stop starting work and remove this run's containers."""
+        self._stop.set()
+        self.engine.cancel()
+
+    def _provision_toolchains(self, targets: Sequence[Target]) -> None:
+        for name in sorted({t.service.toolchain for t in targets}):
+            toolchain = self.project.toolchains[name]
+            subject = f"toolchain {name}"
+            self.view.step(subject, "looking for the image")
+            try:
+                image = provision(
+                    self.engine,
+                    toolchain,
+                    self.options.out_root / ".toolchains",
+                    functools.partial(self.view.step, subject),
+                )
+            except OslessError as error:
+                self._toolchains[name] = error
+                self.view.step(subject, f"failed: {error.message}", done=True)
+                continue
+            self._toolchains[name] = image
+            how = "bootstrapped" if image.bootstrapped else "present"
+            self.view.step(subject, f"{how}: {image.reference} ({image.image_id[7:19]})", done=True)
+
+    def _run_targets(self, targets: Sequence[Target]) -> list[TargetReport]:
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="osless-target")
+        futures: dict[Future[TargetReport], Target] = {}
+        try:
+            for target in targets:
+                self.view.step(target.name, "queued")
+                futures[pool.submit(self._run_target, target)] = target
+            for future in as_completed(futures):
+                report = future.result()
+                if report.status is not Status.PASSED and self.options.fail_fast:
+                    self._stop.set()
+        except BaseException:
+            self.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.engine.remove_run_containers()
+            raise
+        pool.shutdown(wait=True)
+        return [future.result() for future in futures]
+
+    def _run_target(self, target: Target) -> TargetReport:
+        """Every stage for one target; never raises for a target's own failure."""
+        tracker = _StageTracker(target, self.view)
+        if self._stop.is_set():
+            return tracker.report(
+                Status.CANCELLED, "queued", "not started: the run was stopped (--fail-fast)"
+            )
+        output_dir = target.output_dir(self.options.out_root)
+        shutil.rmtree(output_dir, ignore_errors=True)
+        output_dir.mkdir(parents=True)
+        try:
+            self._stages(target, output_dir, tracker)
+        except StageFailed as failure:
+            status = Status.CANCELLED if self.engine.cancelled else Status.FAILED
+            return tracker.report(status, failure.stage, failure.reason)
+        except Exception as error:  # a bug of ours: keep the run going, keep the evidence
+            (output_dir / "error.log").write_text(traceback.format_exc())
+            reason = (
+                f"internal error: {type(error).__name__}: {error} (traceback: {output_dir / 'error.log'})"
+            )
+            return tracker.report(Status.FAILED, tracker.stage, reason)
+        return tracker.report(Status.PASSED, None, None)
+
+    def _stages(self, target: Target, output_dir: Path, tracker: _StageTracker) -> None:
+        service, platform = target.service, target.platform
+        toolchain = self._toolchains[service.toolchain]
+        provenance_ = self._provenance[service.name]
+        if not isinstance(toolchain, ToolchainImage):
+            raise StageFailed("toolchain", toolchain.message)
+        tracker.toolchain_image = toolchain.image_id
+
+        with tracker.stage_("build"):
+            built = build_stage.build(
+                self.engine,
+                service,
+                toolchain=self.project.toolchains[service.toolchain],
+                toolchain_image=toolchain.reference,
+                platform=platform,
+                output_dir=output_dir,
+                source_date_epoch=provenance_.source_date_epoch,
+            )
+            tracker.log = str(built.log)
+            if not built.ok:
+                raise StageFailed("build", build_stage.failure_reason(built))
+
+        with tracker.stage_("verify"):
+            verdict = verify_stage.verify_binary(built.binary, platform)
+            write_json(output_dir / "verify.json", verdict)
+            tracker.verify_findings = [to_jsonable(f) for f in verdict.findings]
+            data = built.binary.read_bytes()
+            facts = verdict.facts
+            tracker.binary = BinaryInfo(
+                path=str(built.binary),
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                linkage=facts.linkage.value if facts else None,
+                platform=facts.platform if facts else None,
+            )
+            if not verdict.ok:
+                raise StageFailed("verify", verdict.reason or "verification failed")
+
+        with tracker.stage_("package"):
+            packaged = package_stage.package(
+                self.engine,
+                service,
+                platform=platform,
+                binary=built.binary,
+                provenance=provenance_,
+                output_dir=output_dir,
+            )
+            tracker.image = ImageInfo(
+                tag=packaged.tag,
+                image_id=packaged.image.image_id,
+                manifest_digest=packaged.image.digest,
+                size=packaged.image.size,
+            )
+
+        emulated = is_emulated(platform)
+        with tracker.stage_("smoke", "waiting for an emulation slot" if emulated else None):
+            if emulated:
+                with self._emulated_slots:
+                    self.view.step(target.name, f"smoke (qemu-{platform.qemu})")
+                    result = smoke_stage.smoke(self.engine, service, platform, packaged.tag)
+            else:
+                result = smoke_stage.smoke(self.engine, service, platform, packaged.tag)
+            tracker.smoke = SmokeInfo(
+                passed=result.passed,
+                emulated=result.emulated,
+                exit_code=result.exit_code,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                seconds=round(result.seconds, 2),
+                diff=result.diff,
+            )
+            if not result.passed:
+                raise StageFailed("smoke", result.reason or "smoke test failed")
+        self._images[target.name] = packaged.image
+
+    def _write_layouts(
+        self, targets: Sequence[Target], reports: Sequence[TargetReport]
+    ) -> list[ServiceImage]:
+        """One OCI layout per service, over the platforms that passed every stage."""
+        passed = {(r.service, r.platform) for r in reports if r.status is Status.PASSED}
+        images = []
+        for service in {t.service.name: t.service for t in targets}.values():
+            built = [t for t in targets if t.service is service and (service.name, t.platform.name) in passed]
+            if not built:
+                continue
+            digest = package_stage.write_service_layout(
+                service,
+                [self._images[t.name] for t in built],
+                self.options.out_root,
+                self._provenance[service.name],
+            )
+            images.append(
+                ServiceImage(
+                    service=service.name,
+                    layout=str(self.options.out_root / service.name / "oci"),
+                    index_digest=digest,
+                    platforms=[t.platform.name for t in built],
+                )
+            )
+        return images
+
+
+class _StageTracker:
+    """Collects what a target produced, stage by stage, and times each stage."""
+
+    def __init__(self, target: Target, view: ProgressView) -> None:
+        self.target = target
+        self.view = view
+        self.stage = "queued"
+        self.seconds: dict[str, float] = {}
+        self.toolchain_image: str | None = None
+        self.binary: BinaryInfo | None = None
+        self.verify_findings: list[dict[str, object]] = []
+        self.image: ImageInfo | None = None
+        self.smoke: SmokeInfo | None = None
+        self.log: str | None = None
+
+    @contextlib.contextmanager
+    def stage_(self, name: str, waiting: str | None = None) -> Iterator[None]:
+        """Time a stage; an engine error inside it becomes that stage's failure."""
+        self.stage = name
+        self.view.step(self.target.name, waiting or name)
+        started = time.monotonic()
+        try:
+            yield
+        except EngineError as error:
+            raise StageFailed(name, error.message) from error
+        finally:
+            self.seconds[name] = round(time.monotonic() - started, 2)
+
+    def report(self, status: Status, stage: str | None, reason: str | None) -> TargetReport:
+        outcome = status.value if stage is None else f"{status.value} at {stage}: {reason}"
+        self.view.step(self.target.name, outcome, done=True)
+        return TargetReport(
+            service=self.target.service.name,
+            platform=self.target.platform.name,
+            status=status,
+            failed_stage=stage,
+            reason=reason,
+            toolchain_image=self.toolchain_image,
+            binary=self.binary,
+            verify_findings=self.verify_findings,
+            image=self.image,
+            smoke=self.smoke,
+            seconds=self.seconds,
+            log=self.log,
+        )

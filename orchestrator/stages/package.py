@@ -1,0 +1,88 @@
+"""Stage 4: put the verified binary alone into a scratch image, written by osless itself.
+
+Writing the OCI image directly (instead of `docker build`) is what makes the bytes depend only on the
+inputs, and what lets one service's platforms be gathered into one multi-arch index. Each image is also
+loaded into the local engine, under a per-platform tag, for the smoke test.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import oci
+from orchestrator.engine import Engine
+from orchestrator.platforms import Platform
+from orchestrator.provenance import Provenance
+from orchestrator.stages.recipe import Service
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageResult:
+    """The image built for one target and the tag it has in the local engine."""
+
+    image: oci.Image
+    tag: str
+
+
+def image_tag(service: Service, platform: Platform) -> str:
+    """`<repository>:<tag>-<arch>`: Docker 20.10 holds one platform per tag."""
+    return f"{service.image.repository}:{service.image.tag}-{platform.tag_suffix}"
+
+
+def image_annotations(service: Service, provenance: Provenance) -> dict[str, str]:
+    """The OCI annotations (and labels) that say what the image is and where it comes from."""
+    created = datetime.datetime.fromtimestamp(provenance.source_date_epoch, tz=datetime.timezone.utc)
+    values = {
+        "org.opencontainers.image.title": service.name,
+        "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.base.name": "scratch",
+    }
+    if provenance.revision:
+        values["org.opencontainers.image.revision"] = provenance.revision
+    return values
+
+
+def build_image(service: Service, platform: Platform, binary: Path, provenance: Provenance) -> oci.Image:
+    """The scratch image for one target: the binary at /<output>, config from the recipe."""
+    labels = {**image_annotations(service, provenance), **service.image.labels}
+    config = oci.ImageConfig(
+        platform=platform,
+        entrypoint=service.image.entrypoint,
+        cmd=service.image.cmd,
+        user=service.image.user,
+        env=service.image.env,
+        labels=labels,
+        created=provenance.source_date_epoch,
+    )
+    files = [oci.FileEntry(path=f"/{service.build.output}", data=binary.read_bytes(), mode=0o755)]
+    return oci.build_image(files, config, annotations=image_annotations(service, provenance))
+
+
+def package(
+    engine: Engine,
+    service: Service,
+    *,
+    platform: Platform,
+    binary: Path,
+    provenance: Provenance,
+    output_dir: Path,
+) -> PackageResult:
+    """Build the image, keep its archive in output_dir and load it into the engine under its tag."""
+    image = build_image(service, platform, binary, provenance)
+    tag = image_tag(service, platform)
+    archive = oci.docker_archive(image, [tag])
+    (output_dir / "image.tar").write_bytes(archive)
+    engine.load_image(archive)
+    return PackageResult(image=image, tag=tag)
+
+
+def write_service_layout(
+    service: Service, images: Sequence[oci.Image], out_root: Path, provenance: Provenance
+) -> str:
+    """One OCI image layout per service, its index listing every platform that passed; returns its digest."""
+    return oci.write_layout(
+        out_root / service.name / "oci", images, annotations=image_annotations(service, provenance)
+    )

@@ -1,0 +1,177 @@
+"""Stage 6: what happened, for people (a summary table) and for machines (out/report.json).
+
+The JSON report's fields are documented in docs/report.md; bump REPORT_SCHEMA when they change shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+REPORT_SCHEMA = 1
+
+
+class Status(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BinaryInfo:
+    path: str
+    size: int
+    sha256: str
+    linkage: str | None
+    platform: str | None  # what the ELF header identifies
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    tag: str
+    image_id: str  # config digest: what `docker images` shows
+    manifest_digest: str
+    size: int  # bytes of config, layers and manifest
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmokeInfo:
+    passed: bool
+    emulated: bool
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    diff: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetReport:
+    """One (service, platform): how far it got, why it stopped, and what it produced."""
+
+    service: str
+    platform: str
+    status: Status
+    failed_stage: str | None
+    reason: str | None
+    toolchain_image: str | None
+    binary: BinaryInfo | None
+    verify_findings: list[dict[str, Any]]
+    image: ImageInfo | None
+    smoke: SmokeInfo | None
+    seconds: dict[str, float]  # per stage
+    log: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceImage:
+    service: str
+    layout: str  # OCI image layout directory
+    index_digest: str
+    platforms: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunReport:
+    osless_version: str
+    engine_version: str
+    started: str
+    seconds: float
+    toolchains: dict[str, str]  # name -> image id
+    targets: list[TargetReport]
+    images: list[ServiceImage]
+
+    @property
+    def failed(self) -> list[TargetReport]:
+        return [t for t in self.targets if t.status is not Status.PASSED]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums and paths as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write atomically, so a crash never leaves a half-written report that looks valid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)
+
+
+def write_report(report: RunReport, out_root: Path) -> Path:
+    path = out_root / "report.json"
+    document = {
+        "schema": REPORT_SCHEMA,
+        **to_jsonable(report),
+        "summary": {"targets": len(report.targets), "failed": len(report.failed)},
+    }
+    write_json(path, document)
+    return path
+
+
+def summary_table(targets: Sequence[TargetReport]) -> Table:
+    """Service, platform, sizes, linkage, smoke result and time, one row per target."""
+    table = Table(title="osless build", title_justify="left")
+    for column in ("service", "platform", "binary", "image", "linkage", "smoke", "time", "result"):
+        table.add_column(column, justify="right" if column in {"binary", "image", "time"} else "left")
+    for target in targets:
+        smoke = "-"
+        if target.smoke:
+            smoke = ("ok" if target.smoke.passed else "FAIL") + (" (qemu)" if target.smoke.emulated else "")
+        result = "[green]passed[/]" if target.status is Status.PASSED else f"[red]{target.status.value}[/]"
+        if target.failed_stage:
+            result += f" [red]at {target.failed_stage}[/]"
+        table.add_row(
+            target.service,
+            target.platform,
+            human_size(target.binary.size) if target.binary else "-",
+            human_size(target.image.size) if target.image else "-",
+            target.binary.linkage or "-" if target.binary else "-",
+            smoke,
+            f"{sum(target.seconds.values()):.1f}s",
+            result,
+        )
+    return table
+
+
+def print_failures(console: Console, targets: Sequence[TargetReport]) -> None:
+    """Each failure's reason, and the stdout diff for smoke mismatches, below the table."""
+    for target in targets:
+        if target.status is Status.PASSED:
+            continue
+        console.print(
+            f"[red]✗ {target.service} {target.platform}[/] {target.failed_stage or ''}: {target.reason}",
+            markup=True,
+            highlight=False,
+        )
+        if target.smoke and target.smoke.diff:
+            console.print(target.smoke.diff, markup=False, highlight=False)
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024 or unit == "MiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

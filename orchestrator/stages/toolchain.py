@@ -1,0 +1,165 @@
+"""Stage 1: provision each toolchain image once.
+
+A toolchain with a bootstrap section becomes an image built from Debian packages (mmdebstrap, then
+`docker import`), tagged with a hash of its spec: a changed spec gives a new image, an unchanged one is
+reused. A toolchain that names an existing image uses it as is (no registry is assumed reachable).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.engine import Engine
+from orchestrator.errors import ToolchainError
+from orchestrator.stages.recipe import Toolchain
+
+# Bump when the way images are bootstrapped changes, so old images are not reused.
+BOOTSTRAP_FORMAT = 1
+IMAGE_REPOSITORY = "osless-toolchain"
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Documentation, manual pages and locales are never needed to compile: leaving them out saves ~15%.
+DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolchainImage:
+    """A provisioned toolchain: the reference builds use and the image id the report records."""
+
+    name: str
+    reference: str
+    image_id: str
+    bootstrapped: bool  # True when this run built it
+
+
+def bootstrap_packages(toolchain: Toolchain) -> list[str]:
+    """Base packages plus every platform's cross packages: one image serves all the toolchain's platforms."""
+    assert toolchain.bootstrap is not None
+    packages = set(toolchain.bootstrap.packages)
+    for platform in toolchain.platforms.values():
+        packages.update(platform.packages)
+    return sorted(packages)
+
+
+def spec_hash(toolchain: Toolchain) -> str:
+    """A short hash of everything that shapes the bootstrapped image (not of build-time env)."""
+    assert toolchain.bootstrap is not None
+    spec = {
+        "format": BOOTSTRAP_FORMAT,
+        "suite": toolchain.bootstrap.suite,
+        "mirror": toolchain.bootstrap.mirror,
+        "components": sorted(toolchain.bootstrap.components),
+        "packages": bootstrap_packages(toolchain),
+    }
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def image_reference(toolchain: Toolchain) -> str:
+    """The tag of a bootstrapped toolchain image: `osless-toolchain/<name>:<spec hash>`."""
+    return f"{IMAGE_REPOSITORY}/{toolchain.name}:{spec_hash(toolchain)}"
+
+
+def mmdebstrap_command(toolchain: Toolchain, output: Path) -> list[str]:
+    """The mmdebstrap call that writes the toolchain's root filesystem as a tarball."""
+    assert toolchain.bootstrap is not None
+    command = [
+        "mmdebstrap",
+        "--variant=apt",
+        "--mode=auto",
+        f"--components={','.join(toolchain.bootstrap.components)}",
+        f"--include={','.join(bootstrap_packages(toolchain))}",
+        *(f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES),
+        toolchain.bootstrap.suite,
+        str(output),
+    ]
+    if toolchain.bootstrap.mirror:
+        command.append(toolchain.bootstrap.mirror)
+    return command
+
+
+def provision(engine: Engine, toolchain: Toolchain, work_dir: Path, progress: Progress) -> ToolchainImage:
+    """Make sure the toolchain's image is in the engine, bootstrapping it when needed."""
+    if toolchain.image:
+        image_id = engine.image_id(toolchain.image)
+        if image_id:
+            return ToolchainImage(
+                name=toolchain.name, reference=toolchain.image, image_id=image_id, bootstrapped=False
+            )
+        if toolchain.bootstrap is None:
+            raise ToolchainError(
+                f"toolchain {toolchain.name}: image {toolchain.image} is not in the engine and no registry "
+                "is reachable",
+                hint=f"load it with `docker load`, or give {toolchain.file} a [toolchain.bootstrap] section",
+            )
+    reference = image_reference(toolchain)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # One bootstrap per spec even when several osless runs start at once.
+    with (work_dir / f"{toolchain.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        image_id = engine.image_id(reference)
+        if image_id:
+            return ToolchainImage(
+                name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=False
+            )
+        image_id = _bootstrap(engine, toolchain, reference, work_dir, progress)
+    return ToolchainImage(name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=True)
+
+
+def _bootstrap(
+    engine: Engine, toolchain: Toolchain, reference: str, work_dir: Path, progress: Progress
+) -> str:
+    if shutil.which("mmdebstrap") is None:
+        raise ToolchainError(
+            f"toolchain {toolchain.name} must be bootstrapped but mmdebstrap is not installed",
+            hint="run `sudo scripts/setup-host` or `apt-get install mmdebstrap`",
+        )
+    tarball = work_dir / f"{toolchain.name}-{spec_hash(toolchain)}.tar"
+    log_path = work_dir / f"{toolchain.name}.log"
+    try:
+        _run_mmdebstrap(toolchain, tarball, log_path, progress)
+        progress("docker import")
+        repository, tag = reference.rsplit(":", 1)
+        engine.client.api.import_image_from_file(
+            str(tarball),
+            repository=repository,
+            tag=tag,
+            changes=[f"ENV PATH={IMAGE_PATH}", f"LABEL osless.toolchain={toolchain.name}"],
+        )
+    finally:
+        tarball.unlink(missing_ok=True)
+    image_id = engine.image_id(reference)
+    if image_id is None:
+        raise ToolchainError(f"toolchain {toolchain.name}: docker import did not produce {reference}")
+    return image_id
+
+
+def _run_mmdebstrap(toolchain: Toolchain, tarball: Path, log_path: Path, progress: Progress) -> None:
+    """Run mmdebstrap, streaming its log to a file and its step names to the progress view."""
+    command = mmdebstrap_command(toolchain, tarball)
+    with log_path.open("w") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            if line.startswith("I: "):
+                progress("mmdebstrap: " + line[3:].strip().rstrip("."))
+        code = process.wait()
+    if code != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        raise ToolchainError(
+            f"toolchain {toolchain.name}: mmdebstrap failed (exit {code}): {' / '.join(tail)}",
+            hint=f"full log: {log_path}; check that the packages exist in {toolchain.bootstrap.suite}"
+            if toolchain.bootstrap
+            else None,
+        )
