@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import __version__, doctor
@@ -39,8 +40,8 @@ from orchestrator.ui import ProgressView
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=False, highlight=False)
-    errors = Console(stderr=True, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         code: int = args.command(args, console)
@@ -193,9 +194,9 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
                 f"{facts.platform or 'unknown platform'}, {facts.linkage.value}" if facts else "not an ELF"
             )
             if verdict.ok:
-                console.print(f"{verdict.path}: [green]ok[/] ({identified})")
+                console.print(f"{escape(verdict.path)}: [green]ok[/] ({identified})")
             else:
-                console.print(f"{verdict.path}: [red]FAIL[/] — {verdict.reason}")
+                console.print(f"{escape(verdict.path)}: [red]FAIL[/] — {escape(verdict.reason or '')}")
     failed = [v for v in verdicts if not v.ok]
     if failed:
         raise VerificationFailed(f"{len(failed)} of {len(verdicts)} files would not run in an empty image")

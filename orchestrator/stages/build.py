@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orchestrator.engine import ContainerSpec, Engine, Mount
 from orchestrator.platforms import Platform
-from orchestrator.stages.recipe import Service, Toolchain
+from orchestrator.stages.recipe import Service, Toolchain, build_env
 
 SOURCE_DIR = "/src"
 OUTPUT_DIR = "/out"
@@ -42,16 +42,14 @@ class BuildResult:
     seconds: float
 
 
-def build_env(
+def container_env(
     service: Service, toolchain: Toolchain, platform: Platform, source_date_epoch: int
 ) -> dict[str, str]:
-    """Defaults, then toolchain env, then the platform's, then the recipe's: the most specific wins."""
+    """Defaults that keep compilers offline and writable, then the recipes' merged env (which wins)."""
     return {
         **BUILD_ENV_DEFAULTS,
         "SOURCE_DATE_EPOCH": str(source_date_epoch),
-        **toolchain.env,
-        **toolchain.platforms[platform.name].env,
-        **service.build.env,
+        **build_env(toolchain, platform.name, service.build.env),
     }
 
 
@@ -77,7 +75,7 @@ def build(
     bin_dir.mkdir(parents=True, exist_ok=True)
     binary = bin_dir / service.build.output
     log = output_dir / "build.log"
-    env = build_env(service, toolchain, platform, source_date_epoch)
+    env = container_env(service, toolchain, platform, source_date_epoch)
     command = build_command(service, env)
     started = time.monotonic()
     result = engine.run(

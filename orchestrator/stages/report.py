@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 REPORT_SCHEMA = 1
@@ -160,7 +161,7 @@ def print_failures(console: Console, targets: Sequence[TargetReport]) -> None:
         if target.status is Status.PASSED:
             continue
         console.print(
-            f"[red]✗ {target.service} {target.platform}[/] {target.failed_stage or ''}: {target.reason}",
+            f"[red]✗ {target.service} {target.platform}[/] {target.failed_stage or ''}: {escape(target.reason or '')}",
             markup=True,
             highlight=False,
         )

@@ -1,0 +1,643 @@
+"""Stage 3: check that a binary can run alone in an empty (FROM scratch) image, by reading its ELF headers.
+
+Nothing here runs the file. Linkage comes from the program headers only (section headers may be missing);
+the architecture from e_ident, e_machine, e_flags and, on ARM, the `.ARM.attributes` section. Bad input
+(not ELF, truncated, corrupt) never raises out of `verify_binary`: it becomes an ERROR finding.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from elftools.common.exceptions import ELFError
+from elftools.common.utils import parse_cstring_from_stream, struct_parse
+from elftools.elf.descriptions import describe_e_machine
+from elftools.elf.dynamic import DynamicSegment
+from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_E_MACHINE
+from elftools.elf.segments import NoteSegment, Segment
+
+from orchestrator.errors import OslessError
+from orchestrator.platforms import EM_ARM, EM_PPC64, EM_RISCV, EM_X86_64, PLATFORMS, Platform
+
+_ELF_MAGIC = b"\x7fELF"
+_IDENT_SIZE = 16
+_HEADER_SIZE = {1: 52, 2: 64}  # by EI_CLASS: ELFCLASS32, ELFCLASS64
+_PROGRAM_TYPES = ("ET_EXEC", "ET_DYN")
+PF_X, PF_W = 0x1, 0x2
+DF_1_PIE = 0x08000000
+EF_ARM_EABI_VERSION_5 = 5  # e_flags >> 24
+EF_ARM_ABI_FLOAT_SOFT = 0x200
+EF_RISCV_FLOAT_ABI = 0x6
+EF_RISCV_FLOAT_ABI_DOUBLE = 0x4
+EF_PPC64_ABI = 0x3
+_RISCV_FLOAT_ABI_NAMES = {0x0: "soft-float", 0x2: "single-float", 0x6: "quad-float"}
+_GO_BUILDINFO_MAGIC = b"\xff Go buildinf:"
+_S = TypeVar("_S", bound=Segment)
+
+# `.ARM.attributes` (ARM IHI 0045, "Addenda to the ARM ABI"), file scope of the "aeabi" vendor.
+_TAG_FILE = 1
+_TAG_CPU_ARCH = 6
+_TAG_COMPATIBILITY = 32  # a ULEB128 flag followed by a vendor name
+_STRING_TAGS = (4, 5)  # Tag_CPU_raw_name, Tag_CPU_name; above 32, odd tags hold strings too
+_ARM_V6, _ARM_V7 = 6, 10  # Tag_CPU_arch values
+_ARM_ARCH_NAMES = (
+    "pre-ARMv4", "ARMv4", "ARMv4T", "ARMv5T", "ARMv5TE", "ARMv5TEJ", "ARMv6", "ARMv6KZ", "ARMv6T2",
+    "ARMv6K", "ARMv7", "ARMv6-M", "ARMv6S-M", "ARMv7E-M", "ARMv8-A", "ARMv8-R", "ARMv8-M.baseline",
+    "ARMv8-M.mainline", "ARMv8.1-A", "ARMv8.2-A", "ARMv8.3-A", "ARMv8.1-M.mainline", "ARMv9-A",
+)
+
+# How pyelftools, construct and struct fail on bad bytes. ELFParseError is an ELFError and
+# UnicodeDecodeError a ValueError; IndexError and KeyError come from tables indexed by file contents.
+_PARSE_ERRORS = (ELFError, OverflowError, AssertionError, struct.error, ValueError, IndexError, KeyError)
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One thing the verifier noticed; `id` is stable (e.g. "linkage.dynamic"), `message` one line."""
+
+    id: str
+    severity: Severity
+    message: str
+    hint: str | None = None
+
+
+class Linkage(str, Enum):
+    STATIC = "static"
+    STATIC_PIE = "static-pie"
+    DYNAMIC = "dynamic"
+    DYNAMIC_PIE = "dynamic-pie"
+    SHARED_OBJECT = "shared-object"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElfFacts:
+    """What the headers of one ELF file say, independent of any recipe."""
+
+    size: int
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    machine: int  # e_machine
+    machine_name: str
+    flags: int  # e_flags
+    osabi: int  # EI_OSABI (glibc static binaries often say 3, GNU/Linux)
+    elf_type: str  # "ET_EXEC", "ET_DYN", ... or the number in hex ("0xfe00") when unknown
+    linkage: Linkage
+    interpreter: str | None  # PT_INTERP
+    needed: tuple[str, ...]  # DT_NEEDED
+    platform: str | None  # the platform name it identifies, see identify_platform
+    arm_cpu_arch: int | None  # .ARM.attributes Tag_CPU_arch, when present
+    stripped: bool  # no symbol table
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """The verifier's answer for one file: its facts (None when unreadable) and findings."""
+
+    path: str
+    facts: ElfFacts | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def reason(self) -> str | None:
+        """The first error's message: why the file cannot go into an image."""
+        return self.errors[0].message if self.errors else None
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+
+class VerifyError(OslessError):
+    """A file could not be read as an ELF file at all."""
+
+    finding_id = "elf.corrupt"
+
+
+class NotAnElf(VerifyError):
+    finding_id = "elf.not-elf"
+
+
+class CorruptElf(VerifyError):
+    finding_id = "elf.corrupt"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"truncated or corrupt ELF: {detail}")
+
+
+class UnreadableFile(VerifyError):
+    finding_id = "elf.unreadable"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Dynamic:
+    """The PT_DYNAMIC entries that decide linkage."""
+
+    needed: tuple[str, ...] = ()
+    has_soname: bool = False
+    flags_1: int = 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def read_elf_facts(path: Path) -> ElfFacts:
+    """The facts of one ELF file; raises NotAnElf, CorruptElf or UnreadableFile with one-line messages."""
+    with _parse_errors_as_corrupt():
+        return _facts(_load(path))
+
+
+def verify_binary(path: Path, platform: Platform | None = None) -> Verdict:
+    """Whether `path` can run alone in an empty image for `platform` (any platform when None).
+
+    Never raises for bad input: unreadable, non-ELF and corrupt files become ERROR findings.
+    """
+    try:
+        with _parse_errors_as_corrupt():
+            elf = _load(path)
+            facts = _facts(elf)
+            findings = (
+                *_linkage_findings(facts),
+                *_arch_findings(elf, facts, platform),
+                *_entry_findings(elf, facts),
+                *_info_findings(facts),
+            )
+    except VerifyError as exc:
+        return _unreadable(path, exc.finding_id, exc.message)
+    except Exception as exc:  # last resort: bad input must never end in a traceback
+        return _unreadable(path, "elf.corrupt", f"truncated or corrupt ELF: {_exception_text(exc)}")
+    return Verdict(path=str(path), facts=facts, findings=findings)
+
+
+def identify_platform(
+    machine: int, elf_class: int, little_endian: bool, arm_cpu_arch: int | None
+) -> str | None:
+    """The platform name an ELF header identifies; on ARM the variant comes from Tag_CPU_arch.
+
+    ARM names not in PLATFORMS ("linux/arm/v6", "linux/arm/v5", "linux/arm" when unknown) are returned
+    anyway, so messages can say what a binary is.
+    """
+    if (machine, elf_class, little_endian) == (EM_ARM, 32, True):
+        return _arm_platform(arm_cpu_arch)
+    return next(
+        (
+            p.name
+            for p in PLATFORMS.values()
+            if (p.elf_machine, p.elf_class, p.little_endian) == (machine, elf_class, little_endian)
+        ),
+        None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading: magic, identification and every table bound-checked before anything else reads the file
+
+
+def _load(path: Path) -> ELFFile:
+    """The file as an ELFFile over an in-memory copy (a huge size field then cannot make a huge read)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
+    _check_identification(data)
+    elf = ELFFile(io.BytesIO(data))
+    _check_bounds(elf)
+    return elf
+
+
+def _check_identification(data: bytes) -> None:
+    """Reject non-ELF input ourselves, and headers pyelftools would fail on with obscure messages."""
+    if data[:4] != _ELF_MAGIC:
+        if not data:
+            raise NotAnElf("not an ELF file (empty)")
+        start = data[:24].split(b"\n", 1)[0] or data[:24]
+        raise NotAnElf(f"not an ELF file (starts with '{_text(start)}')")
+    if len(data) < _IDENT_SIZE:
+        raise CorruptElf(f"file is {len(data)} bytes, shorter than the {_IDENT_SIZE}-byte ELF identification")
+    if data[4] not in _HEADER_SIZE:
+        raise CorruptElf(f"unknown ELF class {data[4]} in e_ident (1 is 32-bit, 2 is 64-bit)")
+    if data[5] not in (1, 2):
+        raise CorruptElf(f"unknown byte order {data[5]} in e_ident (1 is little-endian, 2 is big-endian)")
+    header_size = _HEADER_SIZE[data[4]]
+    if len(data) < header_size:
+        raise CorruptElf(f"file is {len(data)} bytes, shorter than the {header_size}-byte ELF header")
+
+
+def _check_bounds(elf: ELFFile) -> None:
+    """Header tables, segments and sections must lie inside the file: a truncated file fails here."""
+    size, structs = elf.stream_len, elf.structs
+    tables = (
+        ("program header table", elf["e_phoff"], elf["e_phentsize"], elf.num_segments(), structs.Elf_Phdr),
+        ("section header table", elf["e_shoff"], elf["e_shentsize"], elf.num_sections(), structs.Elf_Shdr),
+    )
+    for what, offset, entry_size, count, entry_struct in tables:
+        if count and entry_size < entry_struct.sizeof():
+            raise CorruptElf(f"{what} entries are {entry_size} bytes, expected {entry_struct.sizeof()}")
+        _check_range(what, offset, entry_size * count, size)
+    for n, segment in enumerate(elf.iter_segments()):
+        _check_range(f"segment {n} ({_type_name(segment['p_type'])})", segment["p_offset"],
+                     segment["p_filesz"], size)
+    for n, section in enumerate(elf.iter_sections()):
+        if section["sh_type"] != "SHT_NOBITS":
+            _check_range(f"section {n} ({_text(section.name.encode())})", section["sh_offset"],
+                         section["sh_size"], size)
+
+
+def _check_range(what: str, offset: int, length: int, size: int) -> None:
+    if offset + length > size:
+        raise CorruptElf(f"{what} extends past end of file ({offset + length} > {size} bytes)")
+
+
+@contextmanager
+def _parse_errors_as_corrupt() -> Iterator[None]:
+    """Turn the many ways parsing fails on bad bytes into one CorruptElf with a one-line message."""
+    try:
+        yield
+    except _PARSE_ERRORS as exc:
+        raise CorruptElf(_exception_text(exc)) from exc
+
+
+# ---------------------------------------------------------------------------------------------------
+# Facts
+
+
+def _facts(elf: ELFFile) -> ElfFacts:
+    machine = _machine_number(elf["e_machine"])
+    interpreter = _interpreter(elf)
+    dynamic = _read_dynamic(elf)
+    elf_type = _type_name(elf["e_type"])
+    arm_cpu_arch = _arm_cpu_arch(elf) if machine == EM_ARM else None
+    return ElfFacts(
+        size=elf.stream_len,
+        elf_class=elf.elfclass,
+        little_endian=elf.little_endian,
+        machine=machine,
+        machine_name=_machine_name(machine, elf["e_machine"]),
+        flags=elf["e_flags"],
+        osabi=elf.e_ident_raw[7],
+        elf_type=elf_type,
+        linkage=_linkage(elf_type, elf["e_entry"], interpreter, dynamic),
+        interpreter=interpreter,
+        needed=dynamic.needed,
+        platform=identify_platform(machine, elf.elfclass, elf.little_endian, arm_cpu_arch),
+        arm_cpu_arch=arm_cpu_arch,
+        stripped=not any(True for _ in elf.iter_sections("SHT_SYMTAB")),
+    )
+
+
+def _machine_number(e_machine: str | int) -> int:
+    """pyelftools names known e_machine values; we want the number."""
+    return e_machine if isinstance(e_machine, int) else ENUM_E_MACHINE[e_machine]
+
+
+def _machine_name(machine: int, e_machine: str | int) -> str:
+    """The name people know an architecture by: ours for platforms in the table, else pyelftools'."""
+    known = next((p.elf_machine_name for p in PLATFORMS.values() if p.elf_machine == machine), None)
+    if known:
+        return known
+    return describe_e_machine(e_machine) if isinstance(e_machine, str) else f"e_machine {machine}"
+
+
+def _linkage(elf_type: str, entry: int, interpreter: str | None, dynamic: _Dynamic) -> Linkage:
+    """The linkage table of elf-facts.md, from program headers only."""
+    if elf_type == "ET_EXEC":
+        return Linkage.DYNAMIC if interpreter is not None or dynamic.needed else Linkage.STATIC
+    if elf_type != "ET_DYN":
+        return Linkage.AMBIGUOUS
+    if interpreter is not None:
+        return Linkage.DYNAMIC_PIE
+    if dynamic.flags_1 & DF_1_PIE and not dynamic.needed:
+        return Linkage.STATIC_PIE
+    if dynamic.has_soname or dynamic.needed or entry == 0:
+        return Linkage.SHARED_OBJECT
+    return Linkage.AMBIGUOUS
+
+
+def _interpreter(elf: ELFFile) -> str | None:
+    """PT_INTERP's path: any interpreter is fatal in an empty image."""
+    segment = next(elf.iter_segments("PT_INTERP"), None)
+    return None if segment is None else _text(segment.data().split(b"\0", 1)[0])
+
+
+def _read_dynamic(elf: ELFFile) -> _Dynamic:
+    """DT_NEEDED names, DT_SONAME and DT_FLAGS_1, found through PT_DYNAMIC and PT_LOAD only."""
+    entries = [entry for segment in _segments(elf, "PT_DYNAMIC", DynamicSegment)
+               for entry in _dynamic_entries(elf, segment)]
+    strtab = next((value for tag, value in entries if tag == "DT_STRTAB"), None)
+    flags_1 = 0
+    for tag, value in entries:
+        if tag == "DT_FLAGS_1":
+            flags_1 |= value
+    return _Dynamic(
+        needed=tuple(_dynamic_string(elf, strtab, value) for tag, value in entries if tag == "DT_NEEDED"),
+        has_soname=any(tag == "DT_SONAME" for tag, _ in entries),
+        flags_1=flags_1,
+    )
+
+
+def _dynamic_entries(elf: ELFFile, segment: DynamicSegment) -> Iterator[tuple[str | int, int]]:
+    """(d_tag, d_val) up to DT_NULL, never past the segment (pyelftools reads on until DT_NULL)."""
+    entry_size = elf.structs.Elf_Dyn.sizeof()
+    start = segment["p_offset"]
+    for offset in range(start, start + segment["p_filesz"] - entry_size + 1, entry_size):
+        entry = struct_parse(elf.structs.Elf_Dyn, elf.stream, offset)
+        if entry["d_tag"] == "DT_NULL":
+            return
+        yield entry["d_tag"], entry["d_val"]
+
+
+def _dynamic_string(elf: ELFFile, strtab: int | None, offset: int) -> str:
+    """A string of the dynamic string table, located by its address (DT_STRTAB) as the loader does."""
+    if strtab is None:
+        raise CorruptElf("DT_NEEDED without DT_STRTAB")
+    file_offset = next(elf.address_offsets(strtab + offset), None)
+    raw = None if file_offset is None else parse_cstring_from_stream(elf.stream, file_offset)
+    if raw is None:
+        raise CorruptElf(f"dynamic string at address {strtab + offset:#x} is not in the file")
+    return _text(raw)
+
+
+def _arm_cpu_arch(elf: ELFFile) -> int | None:
+    """Tag_CPU_arch of `.ARM.attributes`; None when there is no such section (Go, stripped headers)."""
+    section = next(elf.iter_sections("SHT_ARM_ATTRIBUTES"), None)
+    byteorder: Literal["little", "big"] = "little" if elf.little_endian else "big"
+    return None if section is None else _aeabi_cpu_arch(section.data(), byteorder)
+
+
+def _aeabi_cpu_arch(data: bytes, byteorder: Literal["little", "big"]) -> int | None:
+    """Walk the vendor subsections of a raw attributes section to the "aeabi" one."""
+    if data[:1] != b"A":
+        raise ValueError(".ARM.attributes does not start with format version 'A'")
+    pos = 1
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], byteorder)
+        if length < 4 or pos + length > len(data):
+            raise ValueError(f".ARM.attributes subsection length {length} out of range")
+        vendor, _, body = data[pos + 4 : pos + length].partition(b"\0")
+        if vendor == b"aeabi":
+            return _file_cpu_arch(body, byteorder)
+        pos += length
+    return None
+
+
+def _file_cpu_arch(body: bytes, byteorder: Literal["little", "big"]) -> int | None:
+    """Tag_CPU_arch among the file-scope attributes (Tag_File) of an aeabi subsection."""
+    pos = 0
+    while pos < len(body):
+        scope, size = body[pos], int.from_bytes(body[pos + 1 : pos + 5], byteorder)
+        if size < 5 or pos + size > len(body):
+            raise ValueError(f".ARM.attributes scope length {size} out of range")
+        if scope == _TAG_FILE:
+            return _integer_attribute(body[pos + 5 : pos + size], _TAG_CPU_ARCH)
+        pos += size
+    return None
+
+
+def _integer_attribute(attributes: bytes, wanted: int) -> int | None:
+    """The value of one integer attribute in a tag/value list, skipping the others by their type."""
+    pos = 0
+    while pos < len(attributes):
+        tag, pos = _uleb128(attributes, pos)
+        if tag == wanted:
+            return _uleb128(attributes, pos)[0]
+        if tag == _TAG_COMPATIBILITY:
+            pos = _uleb128(attributes, pos)[1]
+        if tag in _STRING_TAGS or tag == _TAG_COMPATIBILITY or (tag > 32 and tag % 2 == 1):
+            pos = attributes.index(b"\0", pos) + 1
+        else:
+            pos = _uleb128(attributes, pos)[1]
+    return None
+
+
+def _uleb128(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 number at `pos`, and the position after it."""
+    value, shift = 0, 0
+    while pos < len(data):
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
+    raise ValueError(".ARM.attributes: truncated ULEB128 number")
+
+
+def _arm_platform(cpu_arch: int | None) -> str:
+    if cpu_arch is None:
+        return "linux/arm"
+    if cpu_arch >= _ARM_V7:
+        return "linux/arm/v7"
+    return "linux/arm/v6" if cpu_arch >= _ARM_V6 else "linux/arm/v5"
+
+
+def _arm_arch_name(cpu_arch: int) -> str:
+    return _ARM_ARCH_NAMES[cpu_arch] if cpu_arch < len(_ARM_ARCH_NAMES) else f"Tag_CPU_arch {cpu_arch}"
+
+
+def _is_go(elf: ELFFile) -> bool:
+    """A Go binary: a note owned by "Go" (its build ID), or Go's build-info magic in a writable segment."""
+    has_go_note = any(note["n_name"] == "Go" for segment in _segments(elf, "PT_NOTE", NoteSegment)
+                      for note in segment.iter_notes())
+    return has_go_note or any(
+        segment["p_flags"] & PF_W and _GO_BUILDINFO_MAGIC in segment.data()
+        for segment in elf.iter_segments("PT_LOAD")
+    )
+
+
+def _segments(elf: ELFFile, p_type: str, kind: type[_S]) -> Iterator[_S]:
+    """Segments of one type as the class pyelftools makes for it (typed for mypy)."""
+    for segment in elf.iter_segments(p_type):
+        if isinstance(segment, kind):
+            yield segment
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checks
+
+
+def _linkage_findings(facts: ElfFacts) -> tuple[Finding, ...]:
+    """Only a statically linked program (plain or PIE) can start in an empty image."""
+    if facts.elf_type not in _PROGRAM_TYPES:
+        return (_error("elf.not-executable", f"not a program (ELF type {facts.elf_type}) — "
+                       "point the recipe's output at the linked executable"),)
+    if facts.linkage is Linkage.STATIC:
+        return (_info("linkage.static", "statically linked"),)
+    if facts.linkage is Linkage.STATIC_PIE:
+        return (_info("linkage.static-pie", "statically linked, position-independent (static-pie)"),)
+    if facts.linkage in (Linkage.DYNAMIC, Linkage.DYNAMIC_PIE):
+        return (_error("linkage.dynamic", _dynamic_message(facts),
+                       hint="C: -static; Go: CGO_ENABLED=0; Rust: a *-linux-musl target or +crt-static"),)
+    if facts.linkage is Linkage.SHARED_OBJECT:
+        return (_error("linkage.shared-object", "a shared library, not a program — build an executable "
+                       "(no -shared, a binary rather than a library target)"),)
+    return (_error("linkage.ambiguous", "position-independent ELF with neither an interpreter nor the "
+                   "PIE flag (DF_1_PIE): neither a known program nor a library — link with -static or "
+                   "-static-pie"),)
+
+
+def _dynamic_message(facts: ElfFacts) -> str:
+    if not facts.needed:  # e.g. CGO_ENABLED=0 go build -buildmode=pie, Debian's musl-gcc -static-pie
+        return (f"has an ELF interpreter ({facts.interpreter}) — it cannot start in an empty image; "
+                "build without -buildmode=pie or link fully static")
+    interpreter = f"interpreter {facts.interpreter}" if facts.interpreter else "no interpreter"
+    return f"dynamically linked: needs {', '.join(facts.needed)} ({interpreter}) — link with -static"
+
+
+def _arch_findings(elf: ELFFile, facts: ElfFacts, platform: Platform | None) -> tuple[Finding, ...]:
+    """The header must say the recipe's platform; e_flags checks only make sense once it does."""
+    if platform is None:
+        return ()
+    mismatches = _identity_mismatches(facts, platform)
+    if mismatches:
+        return mismatches
+    check = _FLAG_CHECKS.get(facts.machine)
+    return check(elf, facts, platform) if check else ()
+
+
+def _identity_mismatches(facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
+    """e_machine, then class and byte order (only meaningful for the right machine)."""
+    cross = f"cross-compile for it ({platform.gnu_triple}-gcc, GOARCH={platform.goarch})"
+    if facts.machine != platform.elf_machine:
+        return (_error("arch.machine",
+                       f"built for {facts.machine_name}, recipe says {platform.name} — {cross}"),)
+    findings: list[Finding] = []
+    if facts.elf_class != platform.elf_class:
+        what = ("x32 ABI (32-bit ELF for x86-64)" if (facts.machine, facts.elf_class) == (EM_X86_64, 32)
+                else f"{facts.elf_class}-bit ELF")
+        findings.append(_error("arch.class",
+                               f"{what}, {platform.name} needs {platform.elf_class}-bit — {cross}"))
+    if facts.little_endian != platform.little_endian:
+        findings.append(_error("arch.endian", f"{_endianness(facts.little_endian)} ELF, {platform.name} "
+                               f"needs {_endianness(platform.little_endian)} — {cross}"))
+    return tuple(findings)
+
+
+def _arm_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
+    """EABI version 5, the hard-float ABI on armhf, and a new enough Tag_CPU_arch.
+
+    Go sets neither float flag (0x400 hard, 0x200 soft) and writes no attributes: both are accepted.
+    """
+    findings: list[Finding] = []
+    eabi = facts.flags >> 24
+    if eabi != EF_ARM_EABI_VERSION_5:
+        findings.append(_error("arch.arm-eabi", f"ARM EABI version {eabi} in e_flags, Linux needs version 5 "
+                               "— build with an arm-linux-gnueabi or arm-linux-gnueabihf toolchain"))
+    if platform.debian_arch == "armhf" and facts.flags & EF_ARM_ABI_FLOAT_SOFT:  # armhf: hard-float EABI
+        findings.append(_error("arch.arm-float", f"soft-float ABI (e_flags {facts.flags:#x}), "
+                               f"{platform.name} is hard-float — build with {platform.gnu_triple}-gcc, "
+                               "not -mfloat-abi=soft"))
+    minimum = platform.arm_min_arch
+    if facts.arm_cpu_arch is not None and minimum is not None and facts.arm_cpu_arch < minimum:
+        findings.append(_error("arch.arm-version", f"built for {_arm_arch_name(facts.arm_cpu_arch)}, "
+                               f"{platform.name} needs {_arm_arch_name(minimum)} or later — raise -march"))
+    return tuple(findings)
+
+
+def _riscv_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
+    """Linux distributions' riscv64 C ABI is lp64d: e_flags must carry the double-float ABI.
+
+    Go binaries are accepted whatever their flags: Go's own calling convention is not the C float ABI,
+    GOARCH=riscv64 requires RV64G (which includes the D extension) anyway, and Go linkers are reported to
+    have written e_flags 0 (measured here: Go 1.19 writes 0x4). For Go the flag says nothing about
+    whether the binary runs.
+    """
+    float_abi = facts.flags & EF_RISCV_FLOAT_ABI
+    if float_abi == EF_RISCV_FLOAT_ABI_DOUBLE or _is_go(elf):
+        return ()
+    return (_error("arch.riscv-float-abi",
+                   f"{_RISCV_FLOAT_ABI_NAMES[float_abi]} ABI (e_flags {facts.flags:#x}), {platform.name} "
+                   "needs the double-float ABI (lp64d) — build with -mabi=lp64d"),)
+
+
+def _ppc64_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
+    """ppc64le is ELFv2 (e_flags & 3 == 2; Go writes 2 too); 0 means unspecified and is accepted."""
+    abi = facts.flags & EF_PPC64_ABI
+    if abi in (0, 2):
+        return ()
+    return (_error("arch.ppc64-abi", f"PowerPC64 ELF ABI version {abi} in e_flags, {platform.name} needs "
+                   f"ELFv2 — build with {platform.gnu_triple}-gcc"),)
+
+
+_FLAG_CHECKS: dict[int, Callable[[ELFFile, ElfFacts, Platform], tuple[Finding, ...]]] = {
+    EM_ARM: _arm_flag_findings,
+    EM_RISCV: _riscv_flag_findings,
+    EM_PPC64: _ppc64_flag_findings,
+}
+
+
+def _entry_findings(elf: ELFFile, facts: ElfFacts) -> tuple[Finding, ...]:
+    """A program's entry point must be code the loader maps executable, or it dies at its first step."""
+    if facts.elf_type not in _PROGRAM_TYPES or facts.linkage is Linkage.SHARED_OBJECT:
+        return ()
+    entry = elf["e_entry"] & ~1 if facts.machine == EM_ARM else elf["e_entry"]  # bit 0: Thumb
+    if any(
+        segment["p_flags"] & PF_X and segment["p_vaddr"] <= entry < segment["p_vaddr"] + segment["p_filesz"]
+        for segment in elf.iter_segments("PT_LOAD")
+    ):
+        return ()
+    return (_error("elf.entry", f"entry point {entry:#x} is not in an executable PT_LOAD segment — "
+                   "the file is damaged or not a complete program; rebuild it"),)
+
+
+def _info_findings(facts: ElfFacts) -> tuple[Finding, ...]:
+    identified = (facts.platform if facts.platform else
+                  f"{facts.machine_name}, {facts.elf_class}-bit {_endianness(facts.little_endian)}, "
+                  "no known platform")
+    findings = [_info("arch.identified", f"built for {identified}")]
+    if facts.stripped:
+        findings.append(_info("elf.stripped", "stripped (no symbol table)"))
+    return tuple(findings)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _error(id: str, message: str, hint: str | None = None) -> Finding:
+    return Finding(id=id, severity=Severity.ERROR, message=message, hint=hint)
+
+
+def _info(id: str, message: str) -> Finding:
+    return Finding(id=id, severity=Severity.INFO, message=message)
+
+
+def _unreadable(path: Path, finding_id: str, message: str) -> Verdict:
+    return Verdict(path=str(path), facts=None, findings=(_error(finding_id, message),))
+
+
+def _type_name(value: str | int) -> str:
+    """A type field as pyelftools names it, or its number in hex when unknown."""
+    return value if isinstance(value, str) else f"{value:#x}"
+
+
+def _endianness(little_endian: bool) -> str:
+    return "little-endian" if little_endian else "big-endian"
+
+
+def _text(raw: bytes) -> str:
+    """Bytes from the file as printable text on one line: bad UTF-8 and control characters escaped."""
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,164 @@
+"""End to end: recipes → toolchain containers → verified static ELF → scratch image → smoke test."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import oci
+from orchestrator.engine import RUN_LABEL
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import OslessRun, run_osless
+
+pytestmark = pytest.mark.integration
+
+GO_GREETING = "Hello from OS-less container (Go edition)\n"
+C_GREETING = "Hello from OS-less container (C edition)\n"
+SHIPPED = {
+    ("hello-go", "linux/amd64"): GO_GREETING,
+    ("hello-go", "linux/arm64"): GO_GREETING,
+    ("hello-c", "linux/amd64"): C_GREETING,
+    ("hello-c", "linux/arm64"): C_GREETING,
+    ("hello-c-musl", "linux/amd64"): C_GREETING,
+}
+
+
+def test_build_all_passes_every_shipped_target(build_all: OslessRun) -> None:
+    assert build_all.returncode == 0, build_all.stdout + build_all.stderr
+    targets = build_all.report["targets"]
+    assert {(t["service"], t["platform"]) for t in targets} == set(SHIPPED)
+    for target in targets:
+        key = (target["service"], target["platform"])
+        assert target["status"] == "passed", target
+        assert target["smoke"]["stdout"] == SHIPPED[key]
+        assert target["smoke"]["emulated"] == (target["platform"] != "linux/amd64")
+        assert target["binary"]["linkage"] in {"static", "static-pie"}
+        assert target["binary"]["platform"] == target["platform"]
+
+
+def test_each_target_keeps_its_binary_log_and_verdict(build_all: OslessRun) -> None:
+    for service, platform in SHIPPED:
+        directory = build_all.out / service / platform.replace("/", "-")
+        assert (directory / "bin" / service).is_file()
+        assert "[osless] exit code 0" in (directory / "build.log").read_text()
+        assert (directory / "verify.json").is_file()
+
+
+def test_one_oci_layout_per_service_lists_its_platforms(build_all: OslessRun) -> None:
+    for service in {s for s, _ in SHIPPED}:
+        layout = build_all.out / service / "oci"
+        assert oci.verify_layout(layout) == []
+        index = json.loads((layout / "index.json").read_text())
+        platforms = sorted(
+            "/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))))
+            for m in index["manifests"]
+        )
+        assert platforms == sorted(p for s, p in SHIPPED if s == service)
+
+
+def test_images_are_loaded_with_per_platform_tags(build_all: OslessRun, docker_client: Any) -> None:
+    for (service, platform), _ in SHIPPED.items():
+        target = build_all.target(service, platform)
+        image = docker_client.images.get(target["image"]["tag"])
+        assert image.id == target["image"]["image_id"]
+        assert image.attrs["Architecture"] == platform.split("/")[1]
+        assert image.attrs["Config"]["User"] == "65534:65534"
+
+
+def test_verify_cli_rejects_wrong_architecture_with_one_line(build_all: OslessRun) -> None:
+    arm64_binary = build_all.out / "hello-c" / "linux-arm64" / "bin" / "hello-c"
+    result = run_osless(REPO_ROOT, "verify", "--platform", "linux/amd64", str(arm64_binary))
+    assert result.returncode == 7
+    assert "built for AArch64, recipe says linux/amd64" in result.stdout
+    accepted = run_osless(REPO_ROOT, "verify", "--platform", "linux/arm64", str(arm64_binary))
+    assert accepted.returncode == 0, accepted.stdout
+    assert "linux/arm64" in accepted.stdout
+
+
+def test_a_failing_target_does_not_stop_the_others(make_project: Callable[[dict[str, str]], Path],
+                                                   tmp_path: Path) -> None:
+    hello = '#include <stdio.h>\nint main(void) { puts("hi"); return 3; }\n'
+    project = make_project({
+        "sources/c/hello.c": hello,
+        "sources/broken/hello.c": "int main(void) { return missing; }\n",
+        "recipes/good.toml": _c_recipe("good", "c", stdout="hi\\n", exit_code=3),
+        "recipes/mismatch.toml": _c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
+        "recipes/broken.toml": _c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),
+    })
+    run = run_osless(project, "build", out=tmp_path / "out")
+    assert run.returncode == 6, run.stdout + run.stderr
+    assert run.target("good", "linux/amd64")["status"] == "passed"
+    mismatch = run.target("mismatch", "linux/amd64")
+    assert (mismatch["status"], mismatch["failed_stage"]) == ("failed", "smoke")
+    assert "exit code 3, expected 0" in mismatch["reason"]
+    assert "-hello" in mismatch["smoke"]["diff"] and "+hi" in mismatch["smoke"]["diff"]
+    broken = run.target("broken", "linux/amd64")
+    assert (broken["status"], broken["failed_stage"]) == ("failed", "build")
+    assert "missing" in broken["reason"]
+    assert "-hello" in run.stdout  # the diff is shown to the user too
+
+
+def test_dynamic_binary_fails_verification(make_project: Callable[[dict[str, str]], Path], tmp_path: Path) -> None:
+    project = make_project({
+        "sources/c/hello.c": '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n',
+        "recipes/dynamic.toml": _c_recipe("dynamic", "c", stdout="hi\\n", exit_code=0, static=False),
+    })
+    run = run_osless(project, "build", out=tmp_path / "out")
+    assert run.returncode == 6
+    target = run.target("dynamic", "linux/amd64")
+    assert target["failed_stage"] == "verify"
+    assert "libc.so.6" in target["reason"] and "-static" in target["reason"]
+
+
+def test_ctrl_c_leaves_no_container(make_project: Callable[[dict[str, str]], Path], tmp_path: Path,
+                                    docker_client: Any) -> None:
+    project = make_project({
+        "sources/c/hello.c": "int main(void) { return 0; }\n",
+        "recipes/slow.toml": _c_recipe("slow", "c", stdout="", exit_code=0,
+                                       command='["sh", "-c", "sleep 120"]'),
+    })
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "-C", str(project), "build", "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not docker_client.containers.list(filters={"label": RUN_LABEL}):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the build container never started"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert docker_client.containers.list(all=True, filters={"label": RUN_LABEL}) == []
+
+
+def _c_recipe(name: str, source: str, *, stdout: str, exit_code: int, static: bool = True,
+              command: str | None = None) -> str:
+    flags = '"-static", ' if static else ""
+    command = command or f'["{{CC}}", {flags}"-o", "{{output}}", "hello.c"]'
+    return f"""
+[service]
+name = "{name}"
+source = "sources/{source}"
+toolchain = "gcc"
+platforms = ["linux/amd64"]
+
+[build]
+command = {command}
+
+[smoke]
+stdout = "{stdout}"
+exit_code = {exit_code}
+timeout = "20s"
+"""
