@@ -40,8 +40,10 @@ from orchestrator.ui import ProgressView
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns: give them room instead.
+    width = None if sys.stdout.isatty() else 160
+    console = Console(highlight=False, soft_wrap=True, width=width)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True, width=width)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         code: int = args.command(args, console)

@@ -272,8 +272,9 @@ def _read_json(path: Path, label: str, problems: list[str]) -> Any:
         return None
 
 
-def _check_descriptor(directory: Path, where: str, descriptor: Any, media_types: frozenset[str],
-                      problems: list[str]) -> Path | None:
+def _check_descriptor(
+    directory: Path, where: str, descriptor: Any, media_types: frozenset[str], problems: list[str]
+) -> Path | None:
     """Check one descriptor against its blob; the blob's path when it exists with the right size."""
     if not isinstance(descriptor, dict):
         problems.append(f"{where}: descriptor is not an object")

@@ -112,15 +112,18 @@ def failure_reason(result: BuildResult) -> str:
     if result.timed_out:
         return f"build timed out after {result.seconds:.0f}s (log: {result.log})"
     if result.exit_code != 0:
-        last = _last_meaningful_line(result.log)
+        last = _first_error_line(result.log)
         return f"compiler exited with {result.exit_code}: {last} (log: {result.log})"
     return f"the build command succeeded but wrote no {result.binary.name} to {{output}} (log: {result.log})"
 
 
-def _last_meaningful_line(log: Path) -> str:
+def _first_error_line(log: Path) -> str:
+    """The compiler's first `error` line (compilers print the cause first), else its last line."""
     lines = [
-        line
-        for line in log.read_text(errors="replace").splitlines()
+        line.strip()
+        for line in log.read_text(errors="replace").splitlines()[1:]  # line 0 is the command itself
         if line.strip() and not line.startswith("[osless]")
     ]
-    return lines[-1].strip()[:200] if lines else "no output"
+    errors = [line for line in lines if "error" in line.lower()]
+    chosen = errors[0] if errors else (lines[-1] if lines else "no output")
+    return chosen[:200]

@@ -216,8 +216,15 @@ _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TOML_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "list"),
-    (dict, "table"), (datetime, "datetime"), (date, "date"), (time, "time"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "float"),
+    (str, "string"),
+    (list, "list"),
+    (dict, "table"),
+    (datetime, "datetime"),
+    (date, "date"),
+    (time, "time"),
 )
 
 
@@ -524,9 +531,7 @@ def _read_toolchain(doc: _Table, claimed: dict[str, str]) -> Toolchain | None:
     env: dict[str, str] = section.get("env", _as_env, {})
     bootstrap_table = section.section("bootstrap")
     bootstrap = _read_bootstrap(bootstrap_table) if bootstrap_table.present else None
-    platforms = _read_toolchain_platforms(
-        section.section("platforms", required=True, hint=_ADD_PLATFORM)
-    )
+    platforms = _read_toolchain_platforms(section.section("platforms", required=True, hint=_ADD_PLATFORM))
     if section.present and "image" not in section.data and "bootstrap" not in section.data:
         doc.file.problem(
             section.key,
@@ -590,8 +595,14 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
     if name is None or source is None or toolchain is None or platforms is None or build is None:
         return None
     return Service(
-        name=name, file=doc.file.path, source=source, toolchain=toolchain.name, platforms=platforms,
-        build=build, image=image, smoke=smoke,
+        name=name,
+        file=doc.file.path,
+        source=source,
+        toolchain=toolchain.name,
+        platforms=platforms,
+        build=build,
+        image=image,
+        smoke=smoke,
     )
 
 

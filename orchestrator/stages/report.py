@@ -160,11 +160,9 @@ def print_failures(console: Console, targets: Sequence[TargetReport]) -> None:
     for target in targets:
         if target.status is Status.PASSED:
             continue
-        console.print(
-            f"[red]✗ {target.service} {target.platform}[/] {target.failed_stage or ''}: {escape(target.reason or '')}",
-            markup=True,
-            highlight=False,
-        )
+        where = f"{target.service} {target.platform}"
+        reason = escape(target.reason or "")
+        console.print(f"[red]✗ {where}[/] {target.failed_stage or ''}: {reason}", highlight=False)
         if target.smoke and target.smoke.diff:
             console.print(target.smoke.diff, markup=False, highlight=False)
 

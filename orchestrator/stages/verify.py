@@ -49,9 +49,29 @@ _TAG_COMPATIBILITY = 32  # a ULEB128 flag followed by a vendor name
 _STRING_TAGS = (4, 5)  # Tag_CPU_raw_name, Tag_CPU_name; above 32, odd tags hold strings too
 _ARM_V6, _ARM_V7 = 6, 10  # Tag_CPU_arch values
 _ARM_ARCH_NAMES = (
-    "pre-ARMv4", "ARMv4", "ARMv4T", "ARMv5T", "ARMv5TE", "ARMv5TEJ", "ARMv6", "ARMv6KZ", "ARMv6T2",
-    "ARMv6K", "ARMv7", "ARMv6-M", "ARMv6S-M", "ARMv7E-M", "ARMv8-A", "ARMv8-R", "ARMv8-M.baseline",
-    "ARMv8-M.mainline", "ARMv8.1-A", "ARMv8.2-A", "ARMv8.3-A", "ARMv8.1-M.mainline", "ARMv9-A",
+    "pre-ARMv4",
+    "ARMv4",
+    "ARMv4T",
+    "ARMv5T",
+    "ARMv5TE",
+    "ARMv5TEJ",
+    "ARMv6",
+    "ARMv6KZ",
+    "ARMv6T2",
+    "ARMv6K",
+    "ARMv7",
+    "ARMv6-M",
+    "ARMv6S-M",
+    "ARMv7E-M",
+    "ARMv8-A",
+    "ARMv8-R",
+    "ARMv8-M.baseline",
+    "ARMv8-M.mainline",
+    "ARMv8.1-A",
+    "ARMv8.2-A",
+    "ARMv8.3-A",
+    "ARMv8.1-M.mainline",
+    "ARMv9-A",
 )
 
 # How pyelftools, construct and struct fail on bad bytes. ELFParseError is an ELFError and
@@ -254,12 +274,17 @@ def _check_bounds(elf: ELFFile) -> None:
             raise CorruptElf(f"{what} entries are {entry_size} bytes, expected {entry_struct.sizeof()}")
         _check_range(what, offset, entry_size * count, size)
     for n, segment in enumerate(elf.iter_segments()):
-        _check_range(f"segment {n} ({_type_name(segment['p_type'])})", segment["p_offset"],
-                     segment["p_filesz"], size)
+        _check_range(
+            f"segment {n} ({_type_name(segment['p_type'])})", segment["p_offset"], segment["p_filesz"], size
+        )
     for n, section in enumerate(elf.iter_sections()):
         if section["sh_type"] != "SHT_NOBITS":
-            _check_range(f"section {n} ({_text(section.name.encode())})", section["sh_offset"],
-                         section["sh_size"], size)
+            _check_range(
+                f"section {n} ({_text(section.name.encode())})",
+                section["sh_offset"],
+                section["sh_size"],
+                size,
+            )
 
 
 def _check_range(what: str, offset: int, length: int, size: int) -> None:
@@ -340,8 +365,11 @@ def _interpreter(elf: ELFFile) -> str | None:
 
 def _read_dynamic(elf: ELFFile) -> _Dynamic:
     """DT_NEEDED names, DT_SONAME and DT_FLAGS_1, found through PT_DYNAMIC and PT_LOAD only."""
-    entries = [entry for segment in _segments(elf, "PT_DYNAMIC", DynamicSegment)
-               for entry in _dynamic_entries(elf, segment)]
+    entries = [
+        entry
+        for segment in _segments(elf, "PT_DYNAMIC", DynamicSegment)
+        for entry in _dynamic_entries(elf, segment)
+    ]
     strtab = next((value for tag, value in entries if tag == "DT_STRTAB"), None)
     flags_1 = 0
     for tag, value in entries:
@@ -454,8 +482,11 @@ def _arm_arch_name(cpu_arch: int) -> str:
 
 def _is_go(elf: ELFFile) -> bool:
     """A Go binary: a note owned by "Go" (its build ID), or Go's build-info magic in a writable segment."""
-    has_go_note = any(note["n_name"] == "Go" for segment in _segments(elf, "PT_NOTE", NoteSegment)
-                      for note in segment.iter_notes())
+    has_go_note = any(
+        note["n_name"] == "Go"
+        for segment in _segments(elf, "PT_NOTE", NoteSegment)
+        for note in segment.iter_notes()
+    )
     return has_go_note or any(
         segment["p_flags"] & PF_W and _GO_BUILDINFO_MAGIC in segment.data()
         for segment in elf.iter_segments("PT_LOAD")
@@ -476,27 +507,49 @@ def _segments(elf: ELFFile, p_type: str, kind: type[_S]) -> Iterator[_S]:
 def _linkage_findings(facts: ElfFacts) -> tuple[Finding, ...]:
     """Only a statically linked program (plain or PIE) can start in an empty image."""
     if facts.elf_type not in _PROGRAM_TYPES:
-        return (_error("elf.not-executable", f"not a program (ELF type {facts.elf_type}) — "
-                       "point the recipe's output at the linked executable"),)
+        return (
+            _error(
+                "elf.not-executable",
+                f"not a program (ELF type {facts.elf_type}) — "
+                "point the recipe's output at the linked executable",
+            ),
+        )
     if facts.linkage is Linkage.STATIC:
         return (_info("linkage.static", "statically linked"),)
     if facts.linkage is Linkage.STATIC_PIE:
         return (_info("linkage.static-pie", "statically linked, position-independent (static-pie)"),)
     if facts.linkage in (Linkage.DYNAMIC, Linkage.DYNAMIC_PIE):
-        return (_error("linkage.dynamic", _dynamic_message(facts),
-                       hint="C: -static; Go: CGO_ENABLED=0; Rust: a *-linux-musl target or +crt-static"),)
+        return (
+            _error(
+                "linkage.dynamic",
+                _dynamic_message(facts),
+                hint="C: -static; Go: CGO_ENABLED=0; Rust: a *-linux-musl target or +crt-static",
+            ),
+        )
     if facts.linkage is Linkage.SHARED_OBJECT:
-        return (_error("linkage.shared-object", "a shared library, not a program — build an executable "
-                       "(no -shared, a binary rather than a library target)"),)
-    return (_error("linkage.ambiguous", "position-independent ELF with neither an interpreter nor the "
-                   "PIE flag (DF_1_PIE): neither a known program nor a library — link with -static or "
-                   "-static-pie"),)
+        return (
+            _error(
+                "linkage.shared-object",
+                "a shared library, not a program — build an executable "
+                "(no -shared, a binary rather than a library target)",
+            ),
+        )
+    return (
+        _error(
+            "linkage.ambiguous",
+            "position-independent ELF with neither an interpreter nor the "
+            "PIE flag (DF_1_PIE): neither a known program nor a library — link with -static or "
+            "-static-pie",
+        ),
+    )
 
 
 def _dynamic_message(facts: ElfFacts) -> str:
     if not facts.needed:  # e.g. CGO_ENABLED=0 go build -buildmode=pie, Debian's musl-gcc -static-pie
-        return (f"has an ELF interpreter ({facts.interpreter}) — it cannot start in an empty image; "
-                "build without -buildmode=pie or link fully static")
+        return (
+            f"has an ELF interpreter ({facts.interpreter}) — it cannot start in an empty image; "
+            "build without -buildmode=pie or link fully static"
+        )
     interpreter = f"interpreter {facts.interpreter}" if facts.interpreter else "no interpreter"
     return f"dynamically linked: needs {', '.join(facts.needed)} ({interpreter}) — link with -static"
 
@@ -516,17 +569,27 @@ def _identity_mismatches(facts: ElfFacts, platform: Platform) -> tuple[Finding, 
     """e_machine, then class and byte order (only meaningful for the right machine)."""
     cross = f"cross-compile for it ({platform.gnu_triple}-gcc, GOARCH={platform.goarch})"
     if facts.machine != platform.elf_machine:
-        return (_error("arch.machine",
-                       f"built for {facts.machine_name}, recipe says {platform.name} — {cross}"),)
+        return (
+            _error("arch.machine", f"built for {facts.machine_name}, recipe says {platform.name} — {cross}"),
+        )
     findings: list[Finding] = []
     if facts.elf_class != platform.elf_class:
-        what = ("x32 ABI (32-bit ELF for x86-64)" if (facts.machine, facts.elf_class) == (EM_X86_64, 32)
-                else f"{facts.elf_class}-bit ELF")
-        findings.append(_error("arch.class",
-                               f"{what}, {platform.name} needs {platform.elf_class}-bit — {cross}"))
+        what = (
+            "x32 ABI (32-bit ELF for x86-64)"
+            if (facts.machine, facts.elf_class) == (EM_X86_64, 32)
+            else f"{facts.elf_class}-bit ELF"
+        )
+        findings.append(
+            _error("arch.class", f"{what}, {platform.name} needs {platform.elf_class}-bit — {cross}")
+        )
     if facts.little_endian != platform.little_endian:
-        findings.append(_error("arch.endian", f"{_endianness(facts.little_endian)} ELF, {platform.name} "
-                               f"needs {_endianness(platform.little_endian)} — {cross}"))
+        findings.append(
+            _error(
+                "arch.endian",
+                f"{_endianness(facts.little_endian)} ELF, {platform.name} "
+                f"needs {_endianness(platform.little_endian)} — {cross}",
+            )
+        )
     return tuple(findings)
 
 
@@ -538,16 +601,31 @@ def _arm_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tup
     findings: list[Finding] = []
     eabi = facts.flags >> 24
     if eabi != EF_ARM_EABI_VERSION_5:
-        findings.append(_error("arch.arm-eabi", f"ARM EABI version {eabi} in e_flags, Linux needs version 5 "
-                               "— build with an arm-linux-gnueabi or arm-linux-gnueabihf toolchain"))
+        findings.append(
+            _error(
+                "arch.arm-eabi",
+                f"ARM EABI version {eabi} in e_flags, Linux needs version 5 "
+                "— build with an arm-linux-gnueabi or arm-linux-gnueabihf toolchain",
+            )
+        )
     if platform.debian_arch == "armhf" and facts.flags & EF_ARM_ABI_FLOAT_SOFT:  # armhf: hard-float EABI
-        findings.append(_error("arch.arm-float", f"soft-float ABI (e_flags {facts.flags:#x}), "
-                               f"{platform.name} is hard-float — build with {platform.gnu_triple}-gcc, "
-                               "not -mfloat-abi=soft"))
+        findings.append(
+            _error(
+                "arch.arm-float",
+                f"soft-float ABI (e_flags {facts.flags:#x}), "
+                f"{platform.name} is hard-float — build with {platform.gnu_triple}-gcc, "
+                "not -mfloat-abi=soft",
+            )
+        )
     minimum = platform.arm_min_arch
     if facts.arm_cpu_arch is not None and minimum is not None and facts.arm_cpu_arch < minimum:
-        findings.append(_error("arch.arm-version", f"built for {_arm_arch_name(facts.arm_cpu_arch)}, "
-                               f"{platform.name} needs {_arm_arch_name(minimum)} or later — raise -march"))
+        findings.append(
+            _error(
+                "arch.arm-version",
+                f"built for {_arm_arch_name(facts.arm_cpu_arch)}, "
+                f"{platform.name} needs {_arm_arch_name(minimum)} or later — raise -march",
+            )
+        )
     return tuple(findings)
 
 
@@ -562,9 +640,13 @@ def _riscv_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> t
     float_abi = facts.flags & EF_RISCV_FLOAT_ABI
     if float_abi == EF_RISCV_FLOAT_ABI_DOUBLE or _is_go(elf):
         return ()
-    return (_error("arch.riscv-float-abi",
-                   f"{_RISCV_FLOAT_ABI_NAMES[float_abi]} ABI (e_flags {facts.flags:#x}), {platform.name} "
-                   "needs the double-float ABI (lp64d) — build with -mabi=lp64d"),)
+    return (
+        _error(
+            "arch.riscv-float-abi",
+            f"{_RISCV_FLOAT_ABI_NAMES[float_abi]} ABI (e_flags {facts.flags:#x}), {platform.name} "
+            "needs the double-float ABI (lp64d) — build with -mabi=lp64d",
+        ),
+    )
 
 
 def _ppc64_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
@@ -572,8 +654,13 @@ def _ppc64_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> t
     abi = facts.flags & EF_PPC64_ABI
     if abi in (0, 2):
         return ()
-    return (_error("arch.ppc64-abi", f"PowerPC64 ELF ABI version {abi} in e_flags, {platform.name} needs "
-                   f"ELFv2 — build with {platform.gnu_triple}-gcc"),)
+    return (
+        _error(
+            "arch.ppc64-abi",
+            f"PowerPC64 ELF ABI version {abi} in e_flags, {platform.name} needs "
+            f"ELFv2 — build with {platform.gnu_triple}-gcc",
+        ),
+    )
 
 
 _FLAG_CHECKS: dict[int, Callable[[ELFFile, ElfFacts, Platform], tuple[Finding, ...]]] = {
@@ -593,14 +680,22 @@ def _entry_findings(elf: ELFFile, facts: ElfFacts) -> tuple[Finding, ...]:
         for segment in elf.iter_segments("PT_LOAD")
     ):
         return ()
-    return (_error("elf.entry", f"entry point {entry:#x} is not in an executable PT_LOAD segment — "
-                   "the file is damaged or not a complete program; rebuild it"),)
+    return (
+        _error(
+            "elf.entry",
+            f"entry point {entry:#x} is not in an executable PT_LOAD segment — "
+            "the file is damaged or not a complete program; rebuild it",
+        ),
+    )
 
 
 def _info_findings(facts: ElfFacts) -> tuple[Finding, ...]:
-    identified = (facts.platform if facts.platform else
-                  f"{facts.machine_name}, {facts.elf_class}-bit {_endianness(facts.little_endian)}, "
-                  "no known platform")
+    identified = (
+        facts.platform
+        if facts.platform
+        else f"{facts.machine_name}, {facts.elf_class}-bit {_endianness(facts.little_endian)}, "
+        "no known platform"
+    )
     findings = [_info("arch.identified", f"built for {identified}")]
     if facts.stripped:
         findings.append(_info("elf.stripped", "stripped (no symbol table)"))

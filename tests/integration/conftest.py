@@ -47,15 +47,25 @@ class OslessRun:
         return dict(matches[0])
 
 
-def run_osless(project: Path, *args: str, out: Path | None = None, env: dict[str, str] | None = None,
-               timeout: float = 1800) -> OslessRun:
+def run_osless(
+    project: Path,
+    *args: str,
+    out: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800,
+) -> OslessRun:
     """Run `python -m orchestrator` in project (with --out for builds) and capture everything."""
     command = [sys.executable, "-m", "orchestrator", "-C", str(project), *args]
     if out is not None:
         command += ["--out", str(out)]
     completed = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
-        env={**os.environ, "COLUMNS": "200", **(env or {})}, check=False,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False,
     )
     return OslessRun(completed.returncode, completed.stdout, completed.stderr, out or project / "out")
 

@@ -58,7 +58,11 @@ def test_one_oci_layout_per_service_lists_its_platforms(build_all: OslessRun) ->
         assert oci.verify_layout(layout) == []
         index = json.loads((layout / "index.json").read_text())
         platforms = sorted(
-            "/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))))
+            "/".join(
+                filter(
+                    None, (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))
+                )
+            )
             for m in index["manifests"]
         )
         assert platforms == sorted(p for s, p in SHIPPED if s == service)
@@ -83,16 +87,19 @@ def test_verify_cli_rejects_wrong_architecture_with_one_line(build_all: OslessRu
     assert "linux/arm64" in accepted.stdout
 
 
-def test_a_failing_target_does_not_stop_the_others(make_project: Callable[[dict[str, str]], Path],
-                                                   tmp_path: Path) -> None:
+def test_a_failing_target_does_not_stop_the_others(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
     hello = '#include <stdio.h>\nint main(void) { puts("hi"); return 3; }\n'
-    project = make_project({
-        "sources/c/hello.c": hello,
-        "sources/broken/hello.c": "int main(void) { return missing; }\n",
-        "recipes/good.toml": _c_recipe("good", "c", stdout="hi\\n", exit_code=3),
-        "recipes/mismatch.toml": _c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
-        "recipes/broken.toml": _c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),
-    })
+    project = make_project(
+        {
+            "sources/c/hello.c": hello,
+            "sources/broken/hello.c": "int main(void) { return missing; }\n",
+            "recipes/good.toml": _c_recipe("good", "c", stdout="hi\\n", exit_code=3),
+            "recipes/mismatch.toml": _c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
+            "recipes/broken.toml": _c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),
+        }
+    )
     run = run_osless(project, "build", out=tmp_path / "out")
     assert run.returncode == 6, run.stdout + run.stderr
     assert run.target("good", "linux/amd64")["status"] == "passed"
@@ -106,11 +113,15 @@ def test_a_failing_target_does_not_stop_the_others(make_project: Callable[[dict[
     assert "-hello" in run.stdout  # the diff is shown to the user too
 
 
-def test_dynamic_binary_fails_verification(make_project: Callable[[dict[str, str]], Path], tmp_path: Path) -> None:
-    project = make_project({
-        "sources/c/hello.c": '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n',
-        "recipes/dynamic.toml": _c_recipe("dynamic", "c", stdout="hi\\n", exit_code=0, static=False),
-    })
+def test_dynamic_binary_fails_verification(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    project = make_project(
+        {
+            "sources/c/hello.c": '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n',
+            "recipes/dynamic.toml": _c_recipe("dynamic", "c", stdout="hi\\n", exit_code=0, static=False),
+        }
+    )
     run = run_osless(project, "build", out=tmp_path / "out")
     assert run.returncode == 6
     target = run.target("dynamic", "linux/amd64")
@@ -118,16 +129,22 @@ def test_dynamic_binary_fails_verification(make_project: Callable[[dict[str, str
     assert "libc.so.6" in target["reason"] and "-static" in target["reason"]
 
 
-def test_ctrl_c_leaves_no_container(make_project: Callable[[dict[str, str]], Path], tmp_path: Path,
-                                    docker_client: Any) -> None:
-    project = make_project({
-        "sources/c/hello.c": "int main(void) { return 0; }\n",
-        "recipes/slow.toml": _c_recipe("slow", "c", stdout="", exit_code=0,
-                                       command='["sh", "-c", "sleep 120"]'),
-    })
+def test_ctrl_c_leaves_no_container(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path, docker_client: Any
+) -> None:
+    project = make_project(
+        {
+            "sources/c/hello.c": "int main(void) { return 0; }\n",
+            "recipes/slow.toml": _c_recipe(
+                "slow", "c", stdout="", exit_code=0, command='["sh", "-c", "sleep 120"]'
+            ),
+        }
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "-C", str(project), "build", "--out", str(tmp_path / "out")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 300
@@ -143,8 +160,9 @@ def test_ctrl_c_leaves_no_container(make_project: Callable[[dict[str, str]], Pat
     assert docker_client.containers.list(all=True, filters={"label": RUN_LABEL}) == []
 
 
-def _c_recipe(name: str, source: str, *, stdout: str, exit_code: int, static: bool = True,
-              command: str | None = None) -> str:
+def _c_recipe(
+    name: str, source: str, *, stdout: str, exit_code: int, static: bool = True, command: str | None = None
+) -> str:
     flags = '"-static", ' if static else ""
     command = command or f'["{{CC}}", {flags}"-o", "{{output}}", "hello.c"]'
     return f"""

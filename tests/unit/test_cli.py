@@ -33,7 +33,9 @@ def binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {p.name: p for p in work.iterdir()}
 
 
-def test_verify_accepts_a_static_binary(binaries: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_accepts_a_static_binary(
+    binaries: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["verify", "--platform", "linux/amd64", str(binaries["static"])]) == 0
     assert "linux/amd64" in capsys.readouterr().out
 
@@ -50,23 +52,33 @@ def test_verify_rejects_with_a_one_line_reason(
     assert len(lines) == 1 and reason in lines[0], lines
 
 
-def test_verify_rejects_wrong_architecture(binaries: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_rejects_wrong_architecture(
+    binaries: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["verify", "--platform", "linux/arm64", str(binaries["static"])]) == 7
     assert "built for x86-64, recipe says linux/arm64" in capsys.readouterr().out
+
+
+def _recipe(
+    name: str, *, source: str = "sources/ok", platform: str = "linux/amd64", key: str = "command"
+) -> str:
+    return (
+        f'[service]\nname = "{name}"\nsource = "{source}"\ntoolchain = "gcc"\n'
+        f'platforms = ["{platform}"]\n[build]\n{key} = ["true"]\n'
+    )
 
 
 def test_bad_recipes_are_rejected_before_any_container(
     no_engine: None, make_project: Callable[[dict[str, str]], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = make_project({
-        "sources/ok/main.c": "int main(void) { return 0; }\n",
-        "recipes/typo.toml": '[service]\nname = "typo"\nsource = "sources/ok"\ntoolchain = "gcc"\n'
-        'platforms = ["linux/amd64"]\n[build]\ncomand = ["true"]\n',
-        "recipes/platform.toml": '[service]\nname = "platform"\nsource = "sources/ok"\ntoolchain = "gcc"\n'
-        'platforms = ["linux/arm65"]\n[build]\ncommand = ["true"]\n',
-        "recipes/escape.toml": '[service]\nname = "escape"\nsource = "../outside"\ntoolchain = "gcc"\n'
-        'platforms = ["linux/amd64"]\n[build]\ncommand = ["true"]\n',
-    })
+    project = make_project(
+        {
+            "sources/ok/main.c": "int main(void) { return 0; }\n",
+            "recipes/typo.toml": _recipe("typo", key="comand"),
+            "recipes/platform.toml": _recipe("platform", platform="linux/arm65"),
+            "recipes/escape.toml": _recipe("escape", source="../outside"),
+        }
+    )
     (project.parent / "outside").mkdir()
     assert main(["-C", str(project), "build"]) == 3
     errors = capsys.readouterr().err
@@ -80,6 +92,8 @@ def test_unknown_service_is_a_usage_error(no_engine: None, capsys: pytest.Captur
     assert "did you mean 'hello-go'" in capsys.readouterr().err
 
 
-def test_build_without_engine_says_how_to_start_one(no_engine: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_without_engine_says_how_to_start_one(
+    no_engine: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["-C", str(Path(__file__).parents[2]), "build"]) == 4
     assert "setup-host" in capsys.readouterr().err

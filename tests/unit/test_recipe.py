@@ -114,7 +114,11 @@ def test_shipped_recipes_load() -> None:
     assert gcc.bootstrap is not None
     assert (gcc.bootstrap.components, gcc.bootstrap.mirror) == (("main",), None)
     assert build_env(project.toolchains["go"], "linux/arm64", {"EXTRA": "1"}) == {
-        "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOPROXY": "off", "GOARCH": "arm64", "EXTRA": "1",
+        "CGO_ENABLED": "0",
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "GOARCH": "arm64",
+        "EXTRA": "1",
     }
 
 
@@ -134,7 +138,10 @@ def test_minimal_service_gets_all_defaults(project: Path) -> None:
 def test_explicit_values_are_kept(project: Path) -> None:
     edit(project, SERVICE_FILE, "{CC}", "{MUSL_CC}")
     edit(project, SERVICE_FILE, '["linux/amd64", "linux/arm64"]', '["linux/amd64"]')
-    append(project, SERVICE_FILE, """
+    append(
+        project,
+        SERVICE_FILE,
+        """
 env = { LEVEL = "2" }
 output = "app"
 [image]
@@ -146,7 +153,8 @@ labels = { "org.opencontainers.image.title" = "hello" }
 args = ["--quiet"]
 stdout = ""
 exit_code = 3
-""")
+""",
+    )
 
     service = load_project(project).services["hello"]
 
@@ -191,8 +199,16 @@ def test_source_symlink_inside_project_is_resolved(project: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [('"10s"', 10), ('"2m"', 120), ('"1m30s"', 90), ('"500ms"', 0.5), ('"1h"', 3600), ('"1.5s"', 1.5),
-     ("5", 5), ("2.5", 2.5)],
+    [
+        ('"10s"', 10),
+        ('"2m"', 120),
+        ('"1m30s"', 90),
+        ('"500ms"', 0.5),
+        ('"1h"', 3600),
+        ('"1.5s"', 1.5),
+        ("5", 5),
+        ("2.5", 2.5),
+    ],
 )
 def test_duration_parsing(project: Path, value: str, seconds: float) -> None:
     append(project, SERVICE_FILE, f"[smoke]\ntimeout = {value}\n")
@@ -228,7 +244,10 @@ def test_problem_is_located(project: Path) -> None:
     assert problems(project) == [
         RecipeProblem(file=SERVICE_FILE, key="build.command", line=7, message="required but missing"),
         RecipeProblem(
-            file=SERVICE_FILE, key="build.comand", line=8, message="unknown key",
+            file=SERVICE_FILE,
+            key="build.comand",
+            line=8,
+            message="unknown key",
             hint="did you mean 'command'?",
         ),
     ]
@@ -241,39 +260,61 @@ SERVICE_PROBLEMS = [
     ('hello.c"]', 'hello.c"]\nxyzzy = 1', ":9: build.xyzzy: unknown key (valid keys: command,"),
     ('name = "hello"\n', "", ":1: service.name: required but missing"),
     ('[build]\ncommand = ["{CC}", "-o", "{output}", "hello.c"]\n', "", ": build: required but"),
-    ('"linux/arm64"]', '"linux/amd46"]',
-     ":5: service.platforms: unknown platform 'linux/amd46' "
-     f"(did you mean 'linux/amd64'? known: {KNOWN_PLATFORMS})"),
+    (
+        '"linux/arm64"]',
+        '"linux/amd46"]',
+        ":5: service.platforms: unknown platform 'linux/amd46' "
+        f"(did you mean 'linux/amd64'? known: {KNOWN_PLATFORMS})",
+    ),
     ('"linux/arm64"]', '"linux/amd64"]', ":5: service.platforms: 'linux/amd64' is listed twice"),
-    ('"linux/arm64"]', '"linux/riscv64"]',
-     ":5: service.platforms: linux/riscv64 is not supported by toolchain gcc "
-     "(it supports: linux/amd64, linux/arm64)"),
-    ('toolchain = "gcc"', 'toolchain = "gc"',
-     ":4: service.toolchain: unknown toolchain 'gc' (did you mean 'gcc'? known: gcc)"),
-    ("{CC}", "{MUSL_CC}",
-     ":8: build.command: placeholder {MUSL_CC} is not defined for linux/arm64 "
-     "by toolchain gcc (defined: CC)"),
+    (
+        '"linux/arm64"]',
+        '"linux/riscv64"]',
+        ":5: service.platforms: linux/riscv64 is not supported by toolchain gcc "
+        "(it supports: linux/amd64, linux/arm64)",
+    ),
+    (
+        'toolchain = "gcc"',
+        'toolchain = "gc"',
+        ":4: service.toolchain: unknown toolchain 'gc' (did you mean 'gcc'? known: gcc)",
+    ),
+    (
+        "{CC}",
+        "{MUSL_CC}",
+        ":8: build.command: placeholder {MUSL_CC} is not defined for linux/arm64 "
+        "by toolchain gcc (defined: CC)",
+    ),
     ("{CC}", "{CC!r}", ":8: build.command: '{CC!r}': {CC!r} is not a placeholder"),
     ("{CC}", "{}", ":8: build.command: '{}': {} is not a placeholder"),
     ("{CC}", "{CC", ":8: build.command: '{CC': expected '}' before end of string"),
     # Wrong types and forms.
-    ('["linux/amd64", "linux/arm64"]', "3",
-     ":5: service.platforms: expected a list of strings, got integer"),
+    ('["linux/amd64", "linux/arm64"]', "3", ":5: service.platforms: expected a list of strings, got integer"),
     ('"linux/arm64"]', "7]", ":5: service.platforms: expected a list of strings, item 1 is integer"),
     ('["linux/amd64", "linux/arm64"]', "[]", ":5: service.platforms: must not be empty"),
     ('name = "hello"', "name = 1", ":2: service.name: expected a string, got integer"),
     ('name = "hello"', 'name = "Hello"', ":2: service.name: 'Hello' is not a valid name"),
-    ('"hello.c"]', '"hello.c"]\noutput = "bin/hello"',
-     ":9: build.output: 'bin/hello' is not a plain file name"),
+    (
+        '"hello.c"]',
+        '"hello.c"]\noutput = "bin/hello"',
+        ":9: build.output: 'bin/hello' is not a plain file name",
+    ),
     ('"hello.c"]', '"hello.c"]\nenv = { "A-B" = "1" }', ":9: build.env: 'A-B' is not a variable name"),
-    ('"hello.c"]', '"hello.c"]\n[image]\nuser = "nobody"',
-     ":10: image.user: 'nobody' is not a numeric user"),
-    ('"hello.c"]', '"hello.c"]\n[image]\nenv = { A = 1 }',
-     ":10: image.env: expected a table of strings, A is integer"),
-    ('"hello.c"]', '"hello.c"]\n[image]\nrepository = "hello:1.0"',
-     ":10: image.repository: 'hello:1.0' is not a valid image repository"),
-    ('"hello.c"]', '"hello.c"]\n[smoke]\nexit_code = true',
-     ":10: smoke.exit_code: expected an integer, got boolean"),
+    ('"hello.c"]', '"hello.c"]\n[image]\nuser = "nobody"', ":10: image.user: 'nobody' is not a numeric user"),
+    (
+        '"hello.c"]',
+        '"hello.c"]\n[image]\nenv = { A = 1 }',
+        ":10: image.env: expected a table of strings, A is integer",
+    ),
+    (
+        '"hello.c"]',
+        '"hello.c"]\n[image]\nrepository = "hello:1.0"',
+        ":10: image.repository: 'hello:1.0' is not a valid image repository",
+    ),
+    (
+        '"hello.c"]',
+        '"hello.c"]\n[smoke]\nexit_code = true',
+        ":10: smoke.exit_code: expected an integer, got boolean",
+    ),
     ('"hello.c"]', '"hello.c"]\n[smoke]\nexit_code = 256', ":10: smoke.exit_code: 256 is not an exit"),
     ('"hello.c"]', '"hello.c"]\nsmoke = "yes"', ":9: build.smoke: unknown key"),
     ("[service]", "smoke = 3\n[service]", ":1: smoke: expected a table, got integer"),
@@ -317,18 +358,29 @@ def test_bad_source(project: Path, outside: Path, source: str, expected: str) ->
 
 
 TOOLCHAIN_PROBLEMS = [
-    ('[toolchain.bootstrap]\nsuite = "trixie"\npackages = ["gcc"]\n', "",
-     ":1: toolchain: needs `image` or [toolchain.bootstrap] (or both)"),
+    (
+        '[toolchain.bootstrap]\nsuite = "trixie"\npackages = ["gcc"]\n',
+        "",
+        ":1: toolchain: needs `image` or [toolchain.bootstrap] (or both)",
+    ),
     ('suite = "trixie"\n', "", ":4: toolchain.bootstrap.suite: required but missing"),
-    ('packages = ["gcc"]', 'packages = ["gcc"]\nmirorr = "http://x"',
-     ":7: toolchain.bootstrap.mirorr: unknown key (did you mean 'mirror'?)"),
-    ('"linux/arm64"]', '"linux/arm46"]',
-     ':11: toolchain.platforms."linux/arm46": unknown platform \'linux/arm46\' '
-     "(did you mean 'linux/arm64'?"),
-    ('env = { CC = "aarch64', 'evn = { CC = "aarch64',
-     ':12: toolchain.platforms."linux/arm64".evn: unknown table (did you mean \'env\'?)'),
-    ('CC = "gcc"', "CC = 1",
-     ':9: toolchain.platforms."linux/amd64".env: expected a table of strings, CC is'),
+    (
+        'packages = ["gcc"]',
+        'packages = ["gcc"]\nmirorr = "http://x"',
+        ":7: toolchain.bootstrap.mirorr: unknown key (did you mean 'mirror'?)",
+    ),
+    (
+        '"linux/arm64"]',
+        '"linux/arm46"]',
+        ":11: toolchain.platforms.\"linux/arm46\": unknown platform 'linux/arm46' "
+        "(did you mean 'linux/arm64'?",
+    ),
+    (
+        'env = { CC = "aarch64',
+        'evn = { CC = "aarch64',
+        ":12: toolchain.platforms.\"linux/arm64\".evn: unknown table (did you mean 'env'?)",
+    ),
+    ('CC = "gcc"', "CC = 1", ':9: toolchain.platforms."linux/amd64".env: expected a table of strings, CC is'),
     ('name = "gcc"', 'name = "gcc"\nimage = 5', ":3: toolchain.image: expected a string"),
     ("[toolchain]", "[toolchain]\nversion = 1", ":2: toolchain.version: unknown key"),
 ]
@@ -362,8 +414,11 @@ def test_toml_syntax_error_has_line_and_column(project: Path) -> None:
 def test_broken_toolchain_file_is_named_by_services_using_it(project: Path) -> None:
     edit(project, TOOLCHAIN_FILE, 'name = "gcc"', 'name = "gcc')
 
-    assert_problem(project, f"{SERVICE_FILE}:4: service.toolchain: unknown toolchain 'gcc' "
-                            f"(known: none (not loaded: {TOOLCHAIN_FILE}))")
+    assert_problem(
+        project,
+        f"{SERVICE_FILE}:4: service.toolchain: unknown toolchain 'gcc' "
+        f"(known: none (not loaded: {TOOLCHAIN_FILE}))",
+    )
 
 
 def test_all_problems_of_all_files_at_once(project: Path) -> None:
@@ -391,14 +446,23 @@ def test_all_problems_of_all_files_at_once(project: Path) -> None:
 @pytest.mark.parametrize(
     ("rel", "text", "expected"),
     [
-        ("recipes/hello2.toml", SERVICE,
-         "recipes/hello2.toml:2: service.name: service 'hello' is already defined by recipes/hello.toml"),
+        (
+            "recipes/hello2.toml",
+            SERVICE,
+            "recipes/hello2.toml:2: service.name: service 'hello' is already defined by recipes/hello.toml",
+        ),
         # The first file's other problems do not hide the clash.
-        ("recipes/zzz.toml", SERVICE.replace('"src"', '"nope"'),
-         "recipes/zzz.toml:2: service.name: service 'hello' is already defined by recipes/hello.toml"),
-        ("recipes/toolchains/gcc2.toml", TOOLCHAIN,
-         "recipes/toolchains/gcc2.toml:2: toolchain.name: toolchain 'gcc' is already defined by "
-         + TOOLCHAIN_FILE),
+        (
+            "recipes/zzz.toml",
+            SERVICE.replace('"src"', '"nope"'),
+            "recipes/zzz.toml:2: service.name: service 'hello' is already defined by recipes/hello.toml",
+        ),
+        (
+            "recipes/toolchains/gcc2.toml",
+            TOOLCHAIN,
+            "recipes/toolchains/gcc2.toml:2: toolchain.name: toolchain 'gcc' is already defined by "
+            + TOOLCHAIN_FILE,
+        ),
     ],
 )
 def test_duplicate_names(project: Path, rel: str, text: str, expected: str) -> None:

@@ -113,8 +113,12 @@ def test_static_binary_passes(gcc_binaries: dict[str, Path]) -> None:
     assert verdict.reason is None
     facts = facts_of(verdict)
     assert (facts.linkage, facts.platform, facts.elf_type) == (Linkage.STATIC, "linux/amd64", "ET_EXEC")
-    assert (facts.elf_class, facts.little_endian, facts.machine, facts.machine_name) == (64, True, EM_X86_64,
-                                                                                          "x86-64")
+    assert (facts.elf_class, facts.little_endian, facts.machine, facts.machine_name) == (
+        64,
+        True,
+        EM_X86_64,
+        "x86-64",
+    )
     assert facts.interpreter is None and facts.needed == ()
     assert facts.osabi in (0, 3)  # glibc static binaries often say GNU/Linux (3)
     assert not facts.stripped
@@ -127,10 +131,12 @@ def test_static_pie_passes(gcc_binaries: dict[str, Path]) -> None:
     assert (facts_of(verdict).linkage, facts_of(verdict).elf_type) == (Linkage.STATIC_PIE, "ET_DYN")
 
 
-@pytest.mark.parametrize(("variant", "linkage"), [("dynamic", Linkage.DYNAMIC),
-                                                  ("dynamic-pie", Linkage.DYNAMIC_PIE)])
-def test_dynamic_binary_fails_naming_its_libraries(gcc_binaries: dict[str, Path], variant: str,
-                                                   linkage: Linkage) -> None:
+@pytest.mark.parametrize(
+    ("variant", "linkage"), [("dynamic", Linkage.DYNAMIC), ("dynamic-pie", Linkage.DYNAMIC_PIE)]
+)
+def test_dynamic_binary_fails_naming_its_libraries(
+    gcc_binaries: dict[str, Path], variant: str, linkage: Linkage
+) -> None:
     verdict = verify_binary(gcc_binaries[variant], AMD64)
     assert not verdict.ok
     assert error_ids(verdict) == ["linkage.dynamic"]
@@ -174,13 +180,17 @@ def test_stripped_binary_is_recognised(gcc_binaries: dict[str, Path], tmp_path: 
     assert "elf.stripped" in [f.id for f in verdict.findings]
 
 
-@pytest.mark.parametrize(("variant", "linkage", "needed"), [
-    ("static", Linkage.STATIC, ()),
-    ("static-pie", Linkage.STATIC_PIE, ()),
-    ("dynamic-pie", Linkage.DYNAMIC_PIE, ("libc.so.6",)),
-])
-def test_linkage_needs_no_section_headers(gcc_binaries: dict[str, Path], tmp_path: Path, variant: str,
-                                          linkage: Linkage, needed: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("variant", "linkage", "needed"),
+    [
+        ("static", Linkage.STATIC, ()),
+        ("static-pie", Linkage.STATIC_PIE, ()),
+        ("dynamic-pie", Linkage.DYNAMIC_PIE, ("libc.so.6",)),
+    ],
+)
+def test_linkage_needs_no_section_headers(
+    gcc_binaries: dict[str, Path], tmp_path: Path, variant: str, linkage: Linkage, needed: tuple[str, ...]
+) -> None:
     """What sstrip does: e_shoff, e_shnum and e_shstrndx zeroed; program headers still tell everything."""
     data = patched(gcc_binaries[variant].read_bytes(), 0x28, "<Q", 0)  # e_shoff
     data = patched(patched(data, 0x3C, "<H", 0), 0x3E, "<H", 0)  # e_shnum, e_shstrndx
@@ -192,12 +202,15 @@ def test_linkage_needs_no_section_headers(gcc_binaries: dict[str, Path], tmp_pat
 # Not ELF, truncated, byte-patched
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"#!/bin/sh\necho hello\n", "not an ELF file (starts with '#!/bin/sh')"),
-    (b"", "not an ELF file (empty)"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "not an ELF file (starts with '\\x89PNG\\r')"),
-    (b"\n\n\x1b[31mred", "not an ELF file (starts with '\\n\\n\\x1b[31mred')"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"#!/bin/sh\necho hello\n", "not an ELF file (starts with '#!/bin/sh')"),
+        (b"", "not an ELF file (empty)"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not an ELF file (starts with '\\x89PNG\\r')"),
+        (b"\n\n\x1b[31mred", "not an ELF file (starts with '\\n\\n\\x1b[31mred')"),
+    ],
+)
 def test_non_elf_input_is_rejected_with_its_first_bytes(tmp_path: Path, content: bytes, message: str) -> None:
     path = write(tmp_path, "input", content)
     verdict = verify_binary(path, AMD64)
@@ -236,8 +249,10 @@ def test_patched_machine_identifies_arm64(static_bytes: bytes, tmp_path: Path) -
     facts = read_elf_facts(path)
     assert (facts.platform, facts.machine_name) == ("linux/arm64", "AArch64")
     assert verify_binary(path, ARM64).ok
-    assert verify_binary(path, AMD64).reason == ("built for AArch64, recipe says linux/amd64 — "
-                                                 "cross-compile for it (x86_64-linux-gnu-gcc, GOARCH=amd64)")
+    assert verify_binary(path, AMD64).reason == (
+        "built for AArch64, recipe says linux/amd64 — "
+        "cross-compile for it (x86_64-linux-gnu-gcc, GOARCH=amd64)"
+    )
 
 
 def test_patched_unknown_machine_is_named(static_bytes: bytes, tmp_path: Path) -> None:
@@ -246,23 +261,33 @@ def test_patched_unknown_machine_is_named(static_bytes: bytes, tmp_path: Path) -
     assert "MIPS" in facts.machine_name
 
 
-@pytest.mark.parametrize(("offset", "value", "message"), [
-    (4, 3, f"{CORRUPT}unknown ELF class 3 in e_ident (1 is 32-bit, 2 is 64-bit)"),
-    (5, 0, f"{CORRUPT}unknown byte order 0 in e_ident (1 is little-endian, 2 is big-endian)"),
-])
-def test_patched_identification_is_corrupt(static_bytes: bytes, tmp_path: Path, offset: int, value: int,
-                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("offset", "value", "message"),
+    [
+        (4, 3, f"{CORRUPT}unknown ELF class 3 in e_ident (1 is 32-bit, 2 is 64-bit)"),
+        (5, 0, f"{CORRUPT}unknown byte order 0 in e_ident (1 is little-endian, 2 is big-endian)"),
+    ],
+)
+def test_patched_identification_is_corrupt(
+    static_bytes: bytes, tmp_path: Path, offset: int, value: int, message: str
+) -> None:
     verdict = verify_binary(write(tmp_path, "bad", patched(static_bytes, offset, "B", value)))
     assert (error_ids(verdict), verdict.reason) == (["elf.corrupt"], message)
 
 
 @pytest.mark.parametrize(("offset", "value"), [(4, 1), (5, 2)])  # EI_CLASS 32-bit, EI_DATA big-endian
-def test_patched_class_or_byte_order_never_passes(static_bytes: bytes, tmp_path: Path, offset: int,
-                                                  value: int) -> None:
+def test_patched_class_or_byte_order_never_passes(
+    static_bytes: bytes, tmp_path: Path, offset: int, value: int
+) -> None:
     verdict = verify_binary(write(tmp_path, "bad", patched(static_bytes, offset, "B", value)), AMD64)
     assert not verdict.ok
-    assert set(error_ids(verdict)) <= {"elf.corrupt", "arch.class", "arch.endian", "arch.machine",
-                                       "elf.entry"}
+    assert set(error_ids(verdict)) <= {
+        "elf.corrupt",
+        "arch.class",
+        "arch.endian",
+        "arch.machine",
+        "elf.entry",
+    }
 
 
 def test_relocatable_type_is_not_executable(static_bytes: bytes, tmp_path: Path) -> None:
@@ -282,9 +307,17 @@ def test_entry_point_outside_code_fails(static_bytes: bytes, tmp_path: Path) -> 
 # Crafted ELF files: one PT_LOAD holding everything, optional extra segments and .ARM.attributes
 
 
-def craft_elf(*, machine: int, elf_class: int = 32, little_endian: bool = True, flags: int = 0,
-              elf_type: int = ET_EXEC, attributes: bytes | None = None, entry_offset: int = 0,
-              segments: Sequence[tuple[int, int, bytes]] = ()) -> bytes:
+def craft_elf(
+    *,
+    machine: int,
+    elf_class: int = 32,
+    little_endian: bool = True,
+    flags: int = 0,
+    elf_type: int = ET_EXEC,
+    attributes: bytes | None = None,
+    entry_offset: int = 0,
+    segments: Sequence[tuple[int, int, bytes]] = (),
+) -> bytes:
     """A minimal but valid ELF executable.
 
     `segments` are extra (p_type, p_flags, contents), appended to the file; `attributes` becomes an
@@ -293,8 +326,11 @@ def craft_elf(*, machine: int, elf_class: int = 32, little_endian: bool = True, 
     """
     order = "<" if little_endian else ">"
     wide = elf_class == 64
-    ehdr, phdr, shdr = ("16sHHIQQQIHHHHHH", "IIQQQQQQ", "IIQQQQIIQQ") if wide else \
-                       ("16sHHIIIIIHHHHHH", "IIIIIIII", "IIIIIIIIII")
+    ehdr, phdr, shdr = (
+        ("16sHHIQQQIHHHHHH", "IIQQQQQQ", "IIQQQQIIQQ")
+        if wide
+        else ("16sHHIIIIIHHHHHH", "IIIIIIII", "IIIIIIIIII")
+    )
     ehsize, phentsize, shentsize = (struct.calcsize(order + f) for f in (ehdr, phdr, shdr))
     phnum = 1 + len(segments)
     body = bytearray(b"\0" * (ehsize + phentsize * phnum + 16))  # 16 bytes of "code" after the headers
@@ -311,27 +347,58 @@ def craft_elf(*, machine: int, elf_class: int = 32, little_endian: bool = True, 
         body += names
         body += b"\0" * (-len(body) % 8)
         shoff, shnum, shstrndx = len(body), 3, 2
-        sections = [(0, 0, 0, 0), (1, 0x70000003, attributes_offset, len(attributes)),
-                    (17, 3, names_offset, len(names))]  # SHT_ARM_ATTRIBUTES, SHT_STRTAB
+        sections = [
+            (0, 0, 0, 0),
+            (1, 0x70000003, attributes_offset, len(attributes)),
+            (17, 3, names_offset, len(names)),
+        ]  # SHT_ARM_ATTRIBUTES, SHT_STRTAB
         for name, sh_type, offset, size in sections:  # the same field order in both classes
             body += struct.pack(order + shdr, name, sh_type, 0, 0, offset, size, 0, 0, 1, 0)
     ident = b"\x7fELF" + bytes([2 if wide else 1, 1 if little_endian else 2, 1, 0]) + b"\0" * 8
     entry = LOAD_ADDRESS + ehsize + phentsize * phnum + entry_offset
-    struct.pack_into(order + ehdr, body, 0, ident, elf_type, machine, 1, entry, ehsize, shoff, flags, ehsize,
-                     phentsize, phnum, shentsize, shnum, shstrndx)
+    struct.pack_into(
+        order + ehdr,
+        body,
+        0,
+        ident,
+        elf_type,
+        machine,
+        1,
+        entry,
+        ehsize,
+        shoff,
+        flags,
+        ehsize,
+        phentsize,
+        phnum,
+        shentsize,
+        shnum,
+        shstrndx,
+    )
     headers = [(PT_LOAD, PF_R | PF_X, 0, len(body)), *placed]
     for n, (p_type, p_flags, offset, size) in enumerate(headers):
         address = LOAD_ADDRESS + offset
-        fields = ((p_type, p_flags, offset, address, address, size, size, 4) if wide else
-                  (p_type, offset, address, address, size, size, p_flags, 4))
+        fields = (
+            (p_type, p_flags, offset, address, address, size, size, 4)
+            if wide
+            else (p_type, offset, address, address, size, size, p_flags, 4)
+        )
         struct.pack_into(order + phdr, body, ehsize + n * phentsize, *fields)
     return bytes(body)
 
 
 def aeabi_attributes(cpu_arch: int, *, other_vendor_first: bool = True) -> bytes:
     """An `.ARM.attributes` section as GNU as writes it: Tag_CPU_name, Tag_CPU_arch, and more."""
-    file_attributes = (bytes([5]) + b"7-A\0" + bytes([6, cpu_arch, 7, 65, 8, 1])  # name, arch, profile, ISA
-                       + bytes([32, 0]) + b"gnu\0" + bytes([67]) + b"2.09\0" + bytes([68, 1]))
+    file_attributes = (
+        bytes([5])
+        + b"7-A\0"
+        + bytes([6, cpu_arch, 7, 65, 8, 1])  # name, arch, profile, ISA
+        + bytes([32, 0])
+        + b"gnu\0"
+        + bytes([67])
+        + b"2.09\0"
+        + bytes([68, 1])
+    )
     scope = bytes([1]) + struct.pack("<I", 5 + len(file_attributes)) + file_attributes
     aeabi = b"aeabi\0" + scope
     other = b"gnu\0" + bytes([1]) + struct.pack("<I", 7) + bytes([6, 2])  # must not be mistaken for aeabi
@@ -340,8 +407,12 @@ def aeabi_attributes(cpu_arch: int, *, other_vendor_first: bool = True) -> bytes
 
 
 def craft_arm(*, flags: int = 0x05000400, cpu_arch: int | None = 10, thumb: bool = False) -> bytes:
-    return craft_elf(machine=EM_ARM, flags=flags, entry_offset=1 if thumb else 0,
-                     attributes=None if cpu_arch is None else aeabi_attributes(cpu_arch))
+    return craft_elf(
+        machine=EM_ARM,
+        flags=flags,
+        entry_offset=1 if thumb else 0,
+        attributes=None if cpu_arch is None else aeabi_attributes(cpu_arch),
+    )
 
 
 def verify_bytes(tmp_path: Path, data: bytes, platform_name: str | None) -> Verdict:
@@ -364,11 +435,18 @@ def test_crafted_arm_v6_fails_for_v7(tmp_path: Path) -> None:
     assert facts_of(verdict).platform == "linux/arm/v6"
 
 
-@pytest.mark.parametrize(("cpu_arch", "platform"), [
-    (4, "linux/arm/v5"), (9, "linux/arm/v6"), (14, "linux/arm/v7"), (None, "linux/arm"),
-])
-def test_crafted_arm_variant_follows_tag_cpu_arch(tmp_path: Path, cpu_arch: int | None,
-                                                  platform: str) -> None:
+@pytest.mark.parametrize(
+    ("cpu_arch", "platform"),
+    [
+        (4, "linux/arm/v5"),
+        (9, "linux/arm/v6"),
+        (14, "linux/arm/v7"),
+        (None, "linux/arm"),
+    ],
+)
+def test_crafted_arm_variant_follows_tag_cpu_arch(
+    tmp_path: Path, cpu_arch: int | None, platform: str
+) -> None:
     assert facts_of(verify_bytes(tmp_path, craft_arm(cpu_arch=cpu_arch), None)).platform == platform
 
 
@@ -402,17 +480,21 @@ GO_NOTE = struct.pack("<III", 3, 4, 4) + b"Go\0\0" + b"abcd"  # namesz, descsz, 
 GO_BUILDINFO = b"\xff Go buildinf:\x08\x02" + b"\0" * 16
 
 
-@pytest.mark.parametrize(("flags", "segments", "ok"), [
-    (0x5, (), True),  # RVC + double-float: what gcc writes
-    (0x4, (), True),
-    (0x1, (), False),  # soft-float
-    (0x3, (), False),  # single-float
-    (0x0, ((PT_NOTE, PF_R, GO_NOTE),), True),  # Go's build ID note
-    (0x0, ((PT_LOAD, PF_R | PF_W, GO_BUILDINFO),), True),  # Go's build info
-    (0x0, ((PT_LOAD, PF_R | PF_W, b"\0" * 32),), False),
-])
-def test_crafted_riscv_float_abi(tmp_path: Path, flags: int, segments: tuple[tuple[int, int, bytes], ...],
-                                 ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("flags", "segments", "ok"),
+    [
+        (0x5, (), True),  # RVC + double-float: what gcc writes
+        (0x4, (), True),
+        (0x1, (), False),  # soft-float
+        (0x3, (), False),  # single-float
+        (0x0, ((PT_NOTE, PF_R, GO_NOTE),), True),  # Go's build ID note
+        (0x0, ((PT_LOAD, PF_R | PF_W, GO_BUILDINFO),), True),  # Go's build info
+        (0x0, ((PT_LOAD, PF_R | PF_W, b"\0" * 32),), False),
+    ],
+)
+def test_crafted_riscv_float_abi(
+    tmp_path: Path, flags: int, segments: tuple[tuple[int, int, bytes], ...], ok: bool
+) -> None:
     data = craft_elf(machine=EM_RISCV, elf_class=64, flags=flags, segments=segments)
     verdict = verify_bytes(tmp_path, data, "linux/riscv64")
     assert verdict.ok is ok, verdict.reason
@@ -498,14 +580,18 @@ def arm_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: directory / name for name in variants}
 
 
-@pytest.mark.parametrize(("variant", "errors", "platform"), [
-    ("v7", [], "linux/arm/v7"),
-    ("thumb", [], "linux/arm/v7"),
-    ("v6", ["arch.arm-version"], "linux/arm/v6"),
-    ("soft", ["arch.arm-float"], "linux/arm/v7"),
-])
-def test_real_arm_binaries(arm_binaries: dict[str, Path], variant: str, errors: list[str],
-                           platform: str) -> None:
+@pytest.mark.parametrize(
+    ("variant", "errors", "platform"),
+    [
+        ("v7", [], "linux/arm/v7"),
+        ("thumb", [], "linux/arm/v7"),
+        ("v6", ["arch.arm-version"], "linux/arm/v6"),
+        ("soft", ["arch.arm-float"], "linux/arm/v7"),
+    ],
+)
+def test_real_arm_binaries(
+    arm_binaries: dict[str, Path], variant: str, errors: list[str], platform: str
+) -> None:
     verdict = verify_binary(arm_binaries[variant], ARMV7)
     assert error_ids(verdict) == errors, verdict.reason
     assert facts_of(verdict).platform == platform
@@ -533,13 +619,17 @@ def go_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: directory / name for name in variants}
 
 
-@pytest.mark.parametrize(("variant", "platform", "linkage"), [
-    ("riscv64", "linux/riscv64", Linkage.STATIC),
-    ("arm6", "linux/arm/v7", Linkage.STATIC),  # GOARM is only in the build info: accepted
-    ("pie", "linux/amd64", Linkage.DYNAMIC_PIE),
-])
-def test_real_go_binaries(go_binaries: dict[str, Path], variant: str, platform: str,
-                          linkage: Linkage) -> None:
+@pytest.mark.parametrize(
+    ("variant", "platform", "linkage"),
+    [
+        ("riscv64", "linux/riscv64", Linkage.STATIC),
+        ("arm6", "linux/arm/v7", Linkage.STATIC),  # GOARM is only in the build info: accepted
+        ("pie", "linux/amd64", Linkage.DYNAMIC_PIE),
+    ],
+)
+def test_real_go_binaries(
+    go_binaries: dict[str, Path], variant: str, platform: str, linkage: Linkage
+) -> None:
     verdict = verify_binary(go_binaries[variant], PLATFORMS[platform])
     assert facts_of(verdict).linkage is linkage
     if linkage is Linkage.STATIC:
@@ -566,9 +656,12 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 
 @FUZZ
-@given(prefix=st.sampled_from([b"", b"\x7fELF", b"\x7fELF\x01\x01\x01", b"\x7fELF\x02\x01\x01",
-                               b"\x7fELF\x02\x02\x01"]),
-       rest=st.binary(max_size=600))
+@given(
+    prefix=st.sampled_from(
+        [b"", b"\x7fELF", b"\x7fELF\x01\x01\x01", b"\x7fELF\x02\x01\x01", b"\x7fELF\x02\x02\x01"]
+    ),
+    rest=st.binary(max_size=600),
+)
 def test_random_bytes_never_raise(tmp_path: Path, prefix: bytes, rest: bytes) -> None:
     assert_well_formed(verify_binary(write(tmp_path, "random", prefix + rest), AMD64))
 
@@ -582,5 +675,5 @@ def test_mutated_static_binary_never_raises(static_bytes: bytes, tmp_path: Path,
         limit = data.draw(st.sampled_from([0x100, 0x1000, len(mutated)]), label="region")
         mutated[data.draw(st.integers(0, limit - 1), label="offset")] = data.draw(st.integers(0, 255))
     if data.draw(st.booleans(), label="truncate"):
-        del mutated[data.draw(st.integers(0, len(mutated)), label="length"):]
+        del mutated[data.draw(st.integers(0, len(mutated)), label="length") :]
     assert_well_formed(verify_binary(write(tmp_path, "mutated", bytes(mutated)), AMD64))
