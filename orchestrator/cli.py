@@ -30,9 +30,11 @@ from orchestrator.errors import (
     VerificationFailed,
 )
 from orchestrator.pipeline import BuildOptions, Runner, select_targets
-from orchestrator.platforms import PLATFORMS
+from orchestrator.platforms import PLATFORMS, host_platform
+from orchestrator.stages.package import image_tag
 from orchestrator.stages.recipe import Project, load_project
 from orchestrator.stages.report import print_failures, summary_table, to_jsonable
+from orchestrator.stages.smoke import run_image
 from orchestrator.stages.verify import verify_binary
 from orchestrator.ui import ProgressView
 
@@ -120,6 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     verify.set_defaults(command=_verify)
 
+    run = commands.add_parser("run", help="run a built image for one platform (under qemu when foreign)")
+    run.add_argument("service", metavar="SERVICE")
+    host = host_platform()
+    run.add_argument(
+        "--platform",
+        default=host.name if host else "linux/amd64",
+        metavar="P",
+        help="which platform's image (default: this machine's)",
+    )
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="arguments for the program")
+    run.set_defaults(command=_run)
+
     check = commands.add_parser(
         "doctor", help="check the engine, mmdebstrap and qemu-user for every platform"
     )
@@ -173,7 +187,8 @@ def _build(args: argparse.Namespace, console: Console) -> int:
 def _list(args: argparse.Namespace, console: Console) -> int:
     project = _load(args)
     table = Table("service", "toolchain", "platforms", "source", title_justify="left")
-    for service in sorted(project.services.values(), key=lambda s: s.name):
+    services = sorted(project.services.values(), key=lambda s: s.name)
+    for service in services:
         table.add_row(
             service.name,
             service.toolchain,
@@ -181,7 +196,30 @@ def _list(args: argparse.Namespace, console: Console) -> int:
             str(service.source.relative_to(project.root)),
         )
     console.print(table)
+    for service in services:
+        for platform, reason in service.unsupported.items():
+            console.print(f"{service.name} is not built for {platform}: {reason}", markup=False)
     return 0
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    """Run one service's image for one platform, as the smoke test does, with the given arguments."""
+    project = _load(args)
+    target = select_targets(project, [args.service], [args.platform])[0]
+    engine = Engine.connect()
+    tag = image_tag(target.service, target.platform)
+    if engine.image_id(tag) is None:
+        raise UsageError(
+            f"no image {tag} in the engine",
+            hint=f"build it first: osless build {target.service.name} --platform {target.platform.name}",
+        )
+    args_ = args.args[1:] if args.args[:1] == ["--"] else args.args
+    result = run_image(
+        engine, target.service, target.platform, tag, tuple(args_) or target.service.smoke.args
+    )
+    sys.stdout.buffer.write(result.stdout)
+    sys.stderr.buffer.write(result.stderr)
+    return result.exit_code
 
 
 def _verify(args: argparse.Namespace, console: Console) -> int:
@@ -211,7 +249,7 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
     for check in doctor.checks():
         failures += not check.ok
         table.add_row(
-            check.name, "[green]ok[/]" if check.ok else "[red]missing[/]", check.detail, check.fix or ""
+            check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail, check.fix or ""
         )
     console.print(table)
     return 1 if failures else 0

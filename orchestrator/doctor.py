@@ -5,11 +5,17 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from orchestrator import binfmt
+from orchestrator import binfmt, probe
 from orchestrator.engine import ENGINE_HINT, Engine
 from orchestrator.errors import EngineError
-from orchestrator.platforms import PLATFORMS, is_emulated
+from orchestrator.platforms import PLATFORMS, Platform, is_emulated
+
+# A handler that looks right but cannot run the probe: its interpreter is broken.
+REINSTALL_QEMU = "apt-get install --reinstall qemu-user-static"
+# Natively run platforms that a kernel can still refuse.
+NATIVE_FIXES = {"linux/386": "enable the kernel's IA32 emulation (CONFIG_IA32_EMULATION, ia32_emulation=1)"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +28,7 @@ class Check:
     fix: str | None = None
 
 
-def checks() -> Iterator[Check]:
+def checks(binfmt_dir: Path = binfmt.BINFMT_DIR) -> Iterator[Check]:
     """Every check, in the order a user would fix them."""
     yield _engine_check()
     mmdebstrap = shutil.which("mmdebstrap")
@@ -33,18 +39,25 @@ def checks() -> Iterator[Check]:
         fix=None if mmdebstrap else "apt-get install mmdebstrap",
     )
     for platform in PLATFORMS.values():
-        if not is_emulated(platform):
-            yield Check(name=f"run {platform.name}", ok=True, detail="native")
-            continue
-        problem = binfmt.problem(platform)
-        handler = binfmt.read_handler(f"qemu-{platform.qemu}")
-        detail = f"qemu-{platform.qemu} via binfmt_misc (flags {handler.flags})" if handler else ""
-        yield Check(
-            name=f"run {platform.name}",
-            ok=problem is None,
-            detail=problem.message if problem else detail,
-            fix=problem.fix if problem else None,
-        )
+        yield _platform_check(platform, binfmt_dir)
+
+
+def _platform_check(platform: Platform, binfmt_dir: Path) -> Check:
+    """binfmt_misc mounted, an enabled F-flag handler with its interpreter (emulated only), and the probe
+    really running: the first that fails is the one to fix."""
+    name = f"run {platform.name}"
+    via = "native"
+    if is_emulated(platform):
+        problem = binfmt.problem(platform, binfmt_dir)
+        if problem:
+            return Check(name=name, ok=False, detail=problem.message, fix=problem.fix)
+        handler = binfmt.read_handler(f"qemu-{platform.qemu}", binfmt_dir)
+        via = f"qemu-{platform.qemu} via binfmt_misc (flags {handler.flags if handler else '?'})"
+    result = probe.run_probe(platform)
+    if result.ok:
+        return Check(name=name, ok=True, detail=f"{via}, {result.detail}")
+    fix = REINSTALL_QEMU if is_emulated(platform) else NATIVE_FIXES.get(platform.name)
+    return Check(name=name, ok=False, detail=f"{via}, but {result.detail}", fix=fix)
 
 
 def _engine_check() -> Check:

@@ -40,6 +40,7 @@ from orchestrator.stages.report import (
     SmokeInfo,
     Status,
     TargetReport,
+    Unsupported,
     to_jsonable,
     write_json,
     write_report,
@@ -149,6 +150,12 @@ class Runner:
             },
             targets=reports,
             images=images,
+            unsupported=[
+                Unsupported(service=service.name, platform=platform, reason=reason)
+                for service in {t.service.name: t.service for t in targets}.values()
+                for platform, reason in service.unsupported.items()
+                if not self.options.platforms or platform in self.options.platforms
+            ],
         )
         write_report(report, self.options.out_root)
         return report

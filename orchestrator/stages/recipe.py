@@ -14,7 +14,9 @@ Service file:
     name        str                required, a name
     source      str                required, directory relative to the project root, inside it
     toolchain   str                required, name of a toolchain in recipes/toolchains/
-    platforms   list[str]          required, non-empty, each in PLATFORMS and in the toolchain
+    platforms   list[str]          required, non-empty, each in PLATFORMS and in the toolchain;
+                                   ["all"]: every platform the toolchain can build it for (see below)
+    exclude_platforms list[str]    default []; platforms left out of ["all"]
     [build]                        required
     command     list[str]          required, non-empty; placeholders: see below
     env         table str -> str   default {}
@@ -37,6 +39,9 @@ Service file:
 Placeholders in build.command: `{output}` is the absolute path the binary must be written to;
 `{NAME}` is the value of NAME in the build environment of the platform (see `build_env`); `{{` and
 `}}` are literal braces. Every placeholder must be defined for every platform of the service.
+With `platforms = ["all"]`, a platform that the toolchain does not target or for which it does not
+define a placeholder is left out, and the reason is kept in `Service.unsupported` (shown by
+`osless list` and in the report) instead of being an error.
 
 Toolchain file:
 
@@ -151,6 +156,7 @@ class Service:
     build: BuildSpec
     image: ImageSpec
     smoke: SmokeSpec
+    unsupported: dict[str, str] = field(default_factory=dict)  # platform -> why ["all"] left it out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -522,6 +528,7 @@ def _known_platform(file: _File, key: tuple[str, ...], platform: str) -> bool:
 
 
 _ADD_PLATFORM = 'add e.g. [toolchain.platforms."linux/amd64"]'
+ALL_PLATFORMS = "all"
 
 
 def _read_toolchain(doc: _Table, claimed: dict[str, str]) -> Toolchain | None:
@@ -589,11 +596,24 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
     source = _read_source(section, context.root)
     toolchain = _read_toolchain_name(section, context)
     platforms = _read_platforms(section, toolchain)
-    build = _read_build(doc.section("build", required=True), name or "", toolchain, platforms or ())
+    excluded = _read_excluded_platforms(section)
+    everything = platforms == (ALL_PLATFORMS,)
+    build = _read_build(
+        doc.section("build", required=True), name or "", toolchain, () if everything else platforms or ()
+    )
     image = _read_image(doc.section("image"), name or "", build.output if build else "")
     smoke = _read_smoke(doc.section("smoke"))
     if name is None or source is None or toolchain is None or platforms is None or build is None:
         return None
+    if excluded and not everything:
+        section.file.problem(
+            (*section.key, "exclude_platforms"),
+            'only applies to platforms = ["all"]',
+            "list the platforms instead",
+        )
+    unsupported: dict[str, str] = {}
+    if everything:
+        platforms, unsupported = _all_platforms(toolchain, build, excluded)
     return Service(
         name=name,
         file=doc.file.path,
@@ -603,7 +623,40 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
         build=build,
         image=image,
         smoke=smoke,
+        unsupported=unsupported,
     )
+
+
+def _read_excluded_platforms(table: _Table) -> tuple[str, ...]:
+    excluded: tuple[str, ...] = table.get("exclude_platforms", _as_str_list, ())
+    key = (*table.key, "exclude_platforms")
+    return tuple(platform for platform in excluded if _known_platform(table.file, key, platform))
+
+
+def _all_platforms(
+    toolchain: Toolchain, build: BuildSpec, excluded: tuple[str, ...]
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """`["all"]`: the platforms this service can be built for, and why each other one cannot."""
+    chosen: list[str] = []
+    unsupported: dict[str, str] = {}
+    for platform in PLATFORMS:
+        if platform in excluded:
+            continue
+        if platform not in toolchain.platforms:
+            unsupported[platform] = f"toolchain {toolchain.name} does not target {platform}"
+            continue
+        defined = build_env(toolchain, platform, build.env)
+        missing = [name for name in _used_names(build.command) if name != "output" and name not in defined]
+        if missing:
+            unsupported[platform] = f"toolchain {toolchain.name} defines no {{{missing[0]}}} for {platform}"
+        else:
+            chosen.append(platform)
+    return tuple(chosen), unsupported
+
+
+def _used_names(command: tuple[str, ...]) -> list[str]:
+    """Placeholder names of a command already checked by `_placeholder_names`."""
+    return [name for argument in command for _, name, _, _ in string.Formatter().parse(argument) if name]
 
 
 def _read_source(table: _Table, root: Path) -> Path | None:
@@ -648,9 +701,12 @@ def _read_toolchain_name(table: _Table, context: _Context) -> Toolchain | None:
 def _read_platforms(table: _Table, toolchain: Toolchain | None) -> tuple[str, ...] | None:
     """The service's platforms; each must be known, listed once, and supported by its toolchain."""
     platforms = table.required("platforms", _as_nonempty_str_list)
-    if platforms is None:
-        return None
+    if platforms is None or platforms == (ALL_PLATFORMS,):
+        return platforms
     key = (*table.key, "platforms")
+    if ALL_PLATFORMS in platforms:
+        table.file.problem(key, '"all" must be the only entry', "use exclude_platforms to leave some out")
+        return None
     for index, platform in enumerate(platforms):
         if platform in platforms[:index]:
             table.file.problem(key, f"{platform!r} is listed twice")

@@ -82,6 +82,15 @@ class ServiceImage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Unsupported:
+    """A platform that `platforms = ["all"]` left out for a selected service, and why."""
+
+    service: str
+    platform: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunReport:
     osless_version: str
     engine_version: str
@@ -90,6 +99,7 @@ class RunReport:
     toolchains: dict[str, str]  # name -> image id
     targets: list[TargetReport]
     images: list[ServiceImage]
+    unsupported: list[Unsupported]
 
     @property
     def failed(self) -> list[TargetReport]:

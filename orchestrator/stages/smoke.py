@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator import binfmt
-from orchestrator.engine import ContainerSpec, Engine
+from orchestrator.engine import ContainerResult, ContainerSpec, Engine
 from orchestrator.errors import EngineError
 from orchestrator.platforms import Platform, is_emulated
 from orchestrator.stages.recipe import Service
@@ -51,18 +52,8 @@ def smoke(engine: Engine, service: Service, platform: Platform, image: str) -> S
                 diff=None,
             )
     started = time.monotonic()
-    spec = ContainerSpec(
-        image=image,
-        command=service.smoke.args,
-        role="smoke",
-        user=service.image.user,
-        platform=platform.name,
-        timeout=service.smoke.timeout,
-        read_only_root=True,
-        drop_privileges=True,
-    )
     try:
-        result = engine.run(spec)
+        result = run_image(engine, service, platform, image, service.smoke.args)
     except EngineError as error:
         # The runtime refused to start the program: no output to judge, the reason is the error.
         what = f"qemu-{platform.qemu} could not start it" if emulated else "the container did not start"
@@ -91,6 +82,24 @@ def smoke(engine: Engine, service: Service, platform: Platform, image: str) -> S
         seconds=seconds,
         reason=reason,
         diff=diff,
+    )
+
+
+def run_image(
+    engine: Engine, service: Service, platform: Platform, image: str, args: Sequence[str]
+) -> ContainerResult:
+    """Run the image as production would: no network, read-only root, no capabilities, the recipe's user."""
+    return engine.run(
+        ContainerSpec(
+            image=image,
+            command=args,
+            role="smoke",
+            user=service.image.user,
+            platform=platform.name,
+            timeout=service.smoke.timeout,
+            read_only_root=True,
+            drop_privileges=True,
+        )
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator import oci
 from orchestrator.engine import RUN_LABEL
+from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import OslessRun, run_osless
 
@@ -22,13 +23,13 @@ pytestmark = pytest.mark.integration
 
 GO_GREETING = "Hello from OS-less container (Go edition)\n"
 C_GREETING = "Hello from OS-less container (C edition)\n"
+SEVEN = list(PLATFORMS)
 SHIPPED = {
-    ("hello-go", "linux/amd64"): GO_GREETING,
-    ("hello-go", "linux/arm64"): GO_GREETING,
-    ("hello-c", "linux/amd64"): C_GREETING,
-    ("hello-c", "linux/arm64"): C_GREETING,
+    **{("hello-go", platform): GO_GREETING for platform in SEVEN},
+    **{("hello-c", platform): C_GREETING for platform in SEVEN},
     ("hello-c-musl", "linux/amd64"): C_GREETING,
 }
+NATIVE = {"linux/amd64", "linux/386"}
 
 
 def test_build_all_passes_every_shipped_target(build_all: OslessRun) -> None:
@@ -39,9 +40,15 @@ def test_build_all_passes_every_shipped_target(build_all: OslessRun) -> None:
         key = (target["service"], target["platform"])
         assert target["status"] == "passed", target
         assert target["smoke"]["stdout"] == SHIPPED[key]
-        assert target["smoke"]["emulated"] == (target["platform"] != "linux/amd64")
+        assert target["smoke"]["emulated"] == (target["platform"] not in NATIVE)
         assert target["binary"]["linkage"] in {"static", "static-pie"}
         assert target["binary"]["platform"] == target["platform"]
+
+
+def test_platforms_a_toolchain_cannot_build_are_named_with_the_reason(build_all: OslessRun) -> None:
+    unsupported = {(u["service"], u["platform"]): u["reason"] for u in build_all.report["unsupported"]}
+    assert set(unsupported) == {("hello-c-musl", p) for p in SEVEN if p != "linux/amd64"}
+    assert "{MUSL_CC}" in unsupported["hello-c-musl", "linux/riscv64"]
 
 
 def test_each_target_keeps_its_binary_log_and_verdict(build_all: OslessRun) -> None:
@@ -73,7 +80,8 @@ def test_images_are_loaded_with_per_platform_tags(build_all: OslessRun, docker_c
         target = build_all.target(service, platform)
         image = docker_client.images.get(target["image"]["tag"])
         assert image.id == target["image"]["image_id"]
-        assert image.attrs["Architecture"] == platform.split("/")[1]
+        assert image.attrs["Architecture"] == PLATFORMS[platform].architecture
+        assert image.attrs.get("Variant") == PLATFORMS[platform].variant
         assert image.attrs["Config"]["User"] == "65534:65534"
 
 
@@ -85,6 +93,68 @@ def test_verify_cli_rejects_wrong_architecture_with_one_line(build_all: OslessRu
     accepted = run_osless(REPO_ROOT, "verify", "--platform", "linux/arm64", str(arm64_binary))
     assert accepted.returncode == 0, accepted.stdout
     assert "linux/arm64" in accepted.stdout
+
+
+def test_run_command_runs_a_foreign_image(build_all: OslessRun) -> None:
+    result = run_osless(REPO_ROOT, "run", "hello-go", "--platform", "linux/s390x")
+    assert (result.returncode, result.stdout) == (0, GO_GREETING)
+
+
+ARM_START = 'void _start(void) { __asm__ volatile("mov r7, #1\\n mov r0, #0\\n svc #0"); }\n'
+WRONG_ARCH = {
+    # service: (platform, toolchain, command, env, expected reason)
+    "amd64-as-arm64": (
+        "linux/arm64",
+        "gcc",
+        '["gcc", "-static", "-o", "{output}", "hello.c"]',
+        "{}",
+        "built for x86-64, recipe says linux/arm64",
+    ),
+    "armv6-as-armv7": (
+        "linux/arm/v7",
+        "gcc",
+        '["{CC}", "-march=armv6", "-marm", "-nostdlib", "-static", "-o", "{output}", "start.c"]',
+        "{}",
+        "ARMv6",
+    ),
+    "softfloat-as-armv7": (
+        "linux/arm/v7",
+        "gcc",
+        '["{CC}", "-mfloat-abi=soft", "-marm", "-nostdlib", "-static", "-o", "{output}", "start.c"]',
+        "{}",
+        "soft-float",
+    ),
+    "go-goarm6-as-armv7": (
+        "linux/arm/v7",
+        "go",
+        '["go", "build", "-o", "{output}", "."]',
+        '{ GOARM = "6" }',
+        "GOARM=6",
+    ),
+}
+
+
+def test_wrong_architecture_binaries_are_caught_by_verification(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    files = {
+        "sources/c/hello.c": "int main(void) { return 0; }\n",
+        "sources/c/start.c": ARM_START,
+        "sources/go/go.mod": "module example.com/arm\n\ngo 1.22\n",
+        "sources/go/main.go": "package main\n\nfunc main() {}\n",
+    }
+    for name, (platform, toolchain, command, env, _) in WRONG_ARCH.items():
+        source = "go" if toolchain == "go" else "c"
+        files[f"recipes/{name}.toml"] = (
+            f'[service]\nname = "{name}"\nsource = "sources/{source}"\ntoolchain = "{toolchain}"\n'
+            f'platforms = ["{platform}"]\n[build]\ncommand = {command}\nenv = {env}\n'
+        )
+    run = run_osless(make_project(files), "build", out=tmp_path / "out")
+    assert run.returncode == 6, run.stdout + run.stderr
+    for name, (platform, *_, reason) in WRONG_ARCH.items():
+        target = run.target(name, platform)
+        assert target["failed_stage"] == "verify", target
+        assert reason in target["reason"], target["reason"]
 
 
 def test_a_failing_target_does_not_stop_the_others(

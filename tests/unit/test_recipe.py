@@ -4,6 +4,7 @@ with file, line and key, all at once. Each test edits a tiny valid project writt
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,7 +100,7 @@ def test_shipped_recipes_load() -> None:
     assert set(project.services) == {"hello-go", "hello-c", "hello-c-musl"}
     assert set(project.toolchains) == {"go", "gcc"}
     go = project.services["hello-go"]
-    assert go.platforms == ("linux/amd64", "linux/arm64")
+    assert go.platforms == tuple(PLATFORMS)  # platforms = ["all"]
     assert go.toolchain == "go"
     assert go.source == REPO_ROOT / "sources" / "hello-go"
     assert go.build.output == "hello-go"
@@ -107,7 +108,10 @@ def test_shipped_recipes_load() -> None:
     assert (go.image.repository, go.image.tag, go.image.cmd) == ("hello-go", "latest", ())
     assert go.smoke.args == () and go.smoke.timeout == 10.0
     assert go.smoke.stdout == "Hello from OS-less container (Go edition)\n"
-    assert project.services["hello-c-musl"].platforms == ("linux/amd64",)
+    musl = project.services["hello-c-musl"]
+    assert musl.platforms == ("linux/amd64",)
+    assert set(musl.unsupported) == set(PLATFORMS) - {"linux/amd64"}
+    assert "{MUSL_CC}" in musl.unsupported["linux/arm64"]
     gcc = project.toolchains["gcc"]
     assert gcc.platforms["linux/arm64"].env == {"CC": "aarch64-linux-gnu-gcc"}
     assert gcc.platforms["linux/arm64"].packages == ("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross")
@@ -477,3 +481,41 @@ def test_project_without_services(project: Path) -> None:
     assert [str(problem) for problem in problems(project)] == [
         "recipes/: no service recipes (*.toml) (add one, see README)"
     ]
+
+
+def _all_platforms_service(extra: str = "", platforms: str = '["all"]') -> dict[str, str]:
+    return {
+        "sources/s/main.c": "int main(void) { return 0; }\n",
+        "recipes/s.toml": '[service]\nname = "s"\nsource = "sources/s"\ntoolchain = "gcc"\n'
+        f"platforms = {platforms}\n"
+        f'{extra}[build]\ncommand = ["{{MUSL_CC}}", "-o", "{{output}}", "main.c"]\n',
+    }
+
+
+def test_all_platforms_keeps_the_buildable_ones_and_says_why_not_the_others(make_project: Any) -> None:
+    service = load_project(make_project(_all_platforms_service())).services["s"]
+    assert service.platforms == ("linux/amd64",)
+    assert service.unsupported["linux/s390x"] == "toolchain gcc defines no {MUSL_CC} for linux/s390x"
+
+
+def test_excluded_platforms_are_neither_built_nor_reported(make_project: Any) -> None:
+    files = _all_platforms_service('exclude_platforms = ["linux/s390x", "linux/amd64"]\n')
+    service = load_project(make_project(files)).services["s"]
+    assert service.platforms == ()
+    assert "linux/s390x" not in service.unsupported
+
+
+@pytest.mark.parametrize(
+    ("extra", "platforms", "message"),
+    [
+        ("", '["all", "linux/amd64"]', '"all" must be the only entry'),
+        ('exclude_platforms = ["linux/amd64"]\n', '["linux/amd64"]', 'only applies to platforms = ["all"]'),
+        ('exclude_platforms = ["linux/arm65"]\n', '["all"]', "unknown platform 'linux/arm65'"),
+    ],
+)
+def test_all_platforms_misuse_is_a_problem(
+    make_project: Any, extra: str, platforms: str, message: str
+) -> None:
+    with pytest.raises(RecipeError) as raised:
+        load_project(make_project(_all_platforms_service(extra, platforms)))
+    assert any(message in str(problem) for problem in raised.value.problems), raised.value.problems
