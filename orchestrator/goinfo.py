@@ -10,10 +10,10 @@ older Go writes pointers to Go string headers, read here through the PT_LOAD map
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass
 
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
 _HEADER_SIZE = 32
@@ -65,9 +65,8 @@ class GoBuildInfo:
 
     @property
     def arm_version(self) -> int | None:
-        """The ARM architecture version GOARM asks for (its leading number); None when not recorded."""
-        match = re.match(r"[0-9]+", self.goarm or "")
-        return int(match.group()) if match else None
+        """The ARM architecture version GOARM asks for; None when not recorded."""
+        return goarm_version(self.goarm)
 
     @property
     def cgo_enabled(self) -> bool | None:
@@ -98,11 +97,17 @@ def read_go_build_info(data: bytes) -> GoBuildInfo | None:
     return _parse_module_info(_text(version), _text(modinfo))
 
 
+def goarm_version(goarm: str | None) -> int | None:
+    """The ARM version a GOARM value stands for, its leading number: 7 for "7" and "7,softfloat"."""
+    match = re.match(r"[0-9]+", goarm or "")
+    return int(match.group()) if match else None
+
+
 def format_like_go_version_m(info: GoBuildInfo, name: str) -> str:
     """The text `go version -m NAME` prints for this build info, byte for byte as Go 1.19 does."""
     head = f"{name}: {info.go_version}\n"
     body = _build_info_string(info)
-    return head + "\t" + body[:-1].replace("\n", "\n\t") + "\n" if body else head
+    return (head + "\t" + body[:-1].replace("\n", "\n\t") + "\n") if body else head
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -122,7 +127,6 @@ class _Segment:
 class _Elf:
     """The little of an ELF file build info needs: PT_LOADs and where `.go.buildinfo` is."""
 
-    order: Literal["<", ">"]
     loads: tuple[_Segment, ...]
     buildinfo: tuple[int, int] | None  # file offset and size of the .go.buildinfo section
 
@@ -223,23 +227,26 @@ def _strip_sentinels(modinfo: bytes) -> bytes:
 
 
 def _read_elf(data: bytes) -> _Elf | None:
-    """PT_LOAD segments and the `.go.buildinfo` section of an ELF file; None when not ELF."""
+    """PT_LOAD segments and the `.go.buildinfo` section of an ELF file; None when not ELF or when its
+    headers are damaged (the whole file is still scanned for inline build info then)."""
     if data[:4] != b"\x7fELF" or len(data) < 64 or data[4] not in (1, 2) or data[5] not in (1, 2):
         return None
-    order: Literal["<", ">"] = "<" if data[5] == 1 else ">"
+    try:
+        return _elf_tables(data)
+    except _DECODE_ERRORS:
+        return None
+
+
+def _elf_tables(data: bytes) -> _Elf:
+    order = "<" if data[5] == 1 else ">"
     wide = data[4] == 2
-    phoff, shoff = struct.unpack_from(order + ("QQ" if wide else "II"), data, 32 if wide else 28)
-    phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(
-        order + "HHHHH", data, 54 if wide else 42
-    )
-    phdr = "IIQQQQQQ" if wide else "IIIIIIII"
-    segments = [
-        _segment(struct.unpack_from(order + phdr, data, phoff + n * phentsize), wide) for n in range(phnum)
-    ]
+    phoff = struct.unpack_from(order + ("Q" if wide else "I"), data, 32 if wide else 28)[0]
+    phentsize, phnum = struct.unpack_from(order + "HH", data, 54 if wide else 42)
+    phdr = order + ("IIQQQQQQ" if wide else "IIIIIIII")
+    segments = [_segment(struct.unpack_from(phdr, data, phoff + n * phentsize), wide) for n in range(phnum)]
     return _Elf(
-        order=order,
         loads=tuple(s for s in segments if s.type == _PT_LOAD),
-        buildinfo=_find_section(data, order, wide, shoff, shentsize, shnum, shstrndx),
+        buildinfo=_find_section(data, order, wide),
     )
 
 
@@ -250,14 +257,17 @@ def _segment(fields: tuple[int, ...], wide: bool) -> _Segment:
     return _Segment(type=fields[0], flags=fields[6], offset=fields[1], vaddr=fields[2], filesz=fields[4])
 
 
-def _find_section(
-    data: bytes, order: str, wide: bool, shoff: int, shentsize: int, shnum: int, shstrndx: int
-) -> tuple[int, int] | None:
+def _find_section(data: bytes, order: str, wide: bool) -> tuple[int, int] | None:
     """File offset and size of `.go.buildinfo`, when there are section headers and it is among them."""
+    shoff = struct.unpack_from(order + ("Q" if wide else "I"), data, 40 if wide else 32)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 58 if wide else 46)
     if not shoff or shstrndx >= shnum:
         return None
     shdr = order + ("IIQQQQ" if wide else "IIIIII")  # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
-    headers = [struct.unpack_from(shdr, data, shoff + n * shentsize) for n in range(shnum)]
+    try:
+        headers = [struct.unpack_from(shdr, data, shoff + n * shentsize) for n in range(shnum)]
+    except struct.error:  # damaged section headers: the segments may still be fine
+        return None
     names_offset = headers[shstrndx][4]
     for name, _, _, _, offset, size in headers:
         start = names_offset + name
@@ -276,7 +286,7 @@ def _parse_module_info(go_version: str, text: str) -> GoBuildInfo:
     main: Module | None = None
     deps: list[Module] = []
     settings: dict[str, str] = {}
-    last: Literal["mod", "dep"] | None = None  # the module a `=>` line replaces
+    last: str | None = None  # the word of the module line a `=>` line replaces
     for line in text.split("\n")[:-1]:
         word, tab, rest = line.partition("\t")
         if not tab:
@@ -284,13 +294,16 @@ def _parse_module_info(go_version: str, text: str) -> GoBuildInfo:
         if word == "path":
             path = rest
         elif word in ("mod", "dep") and (module := _module(rest.split("\t"), (2, 3))) is not None:
-            last = "mod" if word == "mod" else "dep"
-            main, deps = (module, deps) if last == "mod" else (main, [*deps, module])
+            if word == "mod":
+                main = module
+            else:
+                deps.append(module)
+            last = word
         elif word == "=>" and (replacement := _module(rest.split("\t"), (3,))) is not None:
             if last == "mod" and main is not None:
-                main = replace(main, replace=replacement)
+                main = dataclasses.replace(main, replace=replacement)
             elif last == "dep":
-                deps[-1] = replace(deps[-1], replace=replacement)
+                deps[-1] = dataclasses.replace(deps[-1], replace=replacement)
             last = None
         elif word == "build" and (setting := _setting(rest)) is not None:
             settings[setting[0]] = setting[1]
@@ -308,7 +321,7 @@ def _setting(text: str) -> tuple[str, str] | None:
     """KEY=VALUE of a build line, either side possibly a quoted Go string; None when malformed."""
     if not text or text[0] == "=":
         return None
-    if text[0] in "\"`":
+    if text[0] in '"`':
         raw_key = _quoted_prefix(text)
         if raw_key is None or text[len(raw_key) : len(raw_key) + 1] != "=":
             return None
@@ -318,7 +331,7 @@ def _setting(text: str) -> tuple[str, str] | None:
         key, equals, raw_value = text.partition("=")
         if not equals or _needs_quoting(key, key=True):
             return None
-    if raw_value[:1] in ("\"", "`"):
+    if raw_value[:1] in ('"', "`"):
         value: str | None = _unquote(raw_value)
     else:
         value = None if _needs_quoting(raw_value, key=False) else raw_value
@@ -351,7 +364,7 @@ def _format_module(word: str, module: Module) -> str:
 
 
 def _needs_quoting(text: str, *, key: bool) -> bool:
-    specials = "= \t\r\n\"`" if key else " \t\r\n\"`"
+    specials = '= \t\r\n"`' if key else ' \t\r\n"`'
     return (key and not text) or any(c in specials for c in text)
 
 
@@ -381,14 +394,14 @@ def _quoted_prefix(text: str) -> str | None:
         end = text.find("`", 1)
         return None if end < 0 else text[: end + 1]
     position = 1
-    while position < len(text) and text[position] not in "\"\n":
+    while position < len(text) and text[position] not in '"\n':
         position += 2 if text[position] == "\\" else 1
     return text[: position + 1] if text[position : position + 1] == '"' else None
 
 
 def _unquote(text: str) -> str | None:
     """strconv.Unquote for "..." and `...` strings; None when not a valid quoted string."""
-    if len(text) < 2 or text[0] != text[-1] or text[0] not in "\"`":
+    if len(text) < 2 or text[0] != text[-1] or text[0] not in '"`':
         return None
     body = text[1:-1]
     if text[0] == "`":
@@ -396,7 +409,7 @@ def _unquote(text: str) -> str | None:
     out, position = bytearray(), 0
     while position < len(body):
         c = body[position]
-        if c in "\"\n":
+        if c in '"\n':
             return None
         if c != "\\":
             out += c.encode()

@@ -1,8 +1,9 @@
 """Stage 3: check that a binary can run alone in an empty (FROM scratch) image, by reading its ELF headers.
 
 Nothing here runs the file. Linkage comes from the program headers only (section headers may be missing);
-the architecture from e_ident, e_machine, e_flags and, on ARM, the `.ARM.attributes` section. Bad input
-(not ELF, truncated, corrupt) never raises out of `verify_binary`: it becomes an ERROR finding.
+the architecture from e_ident, e_machine, e_flags and, on ARM, the `.ARM.attributes` section; for Go
+binaries also from the Go build info (GOARCH, GOARM). Bad input (not ELF, truncated, corrupt) never
+raises out of `verify_binary`: it becomes an ERROR finding.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from elftools.elf.enums import ENUM_E_MACHINE
 from elftools.elf.segments import NoteSegment, Segment
 
 from orchestrator.errors import OslessError
+from orchestrator.goinfo import BUILDINFO_MAGIC, GoBuildInfo, goarm_version, read_go_build_info
 from orchestrator.platforms import EM_ARM, EM_PPC64, EM_RISCV, EM_X86_64, PLATFORMS, Platform
 
 _ELF_MAGIC = b"\x7fELF"
@@ -39,7 +41,6 @@ EF_RISCV_FLOAT_ABI = 0x6
 EF_RISCV_FLOAT_ABI_DOUBLE = 0x4
 EF_PPC64_ABI = 0x3
 _RISCV_FLOAT_ABI_NAMES = {0x0: "soft-float", 0x2: "single-float", 0x6: "quad-float"}
-_GO_BUILDINFO_MAGIC = b"\xff Go buildinf:"
 _S = TypeVar("_S", bound=Segment)
 
 # `.ARM.attributes` (ARM IHI 0045, "Addenda to the ARM ABI"), file scope of the "aeabi" vendor.
@@ -122,6 +123,7 @@ class ElfFacts:
     platform: str | None  # the platform name it identifies, see identify_platform
     arm_cpu_arch: int | None  # .ARM.attributes Tag_CPU_arch, when present
     stripped: bool  # no symbol table
+    go: GoBuildInfo | None = None  # the Go build info, for Go binaries (Go >= 1.18)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +200,7 @@ def verify_binary(path: Path, platform: Platform | None = None) -> Verdict:
             findings = (
                 *_linkage_findings(facts),
                 *_arch_findings(elf, facts, platform),
+                *_go_findings(facts.go, platform),
                 *_entry_findings(elf, facts),
                 *_info_findings(facts),
             )
@@ -209,15 +212,16 @@ def verify_binary(path: Path, platform: Platform | None = None) -> Verdict:
 
 
 def identify_platform(
-    machine: int, elf_class: int, little_endian: bool, arm_cpu_arch: int | None
+    machine: int, elf_class: int, little_endian: bool, arm_cpu_arch: int | None, go_arm: int | None = None
 ) -> str | None:
-    """The platform name an ELF header identifies; on ARM the variant comes from Tag_CPU_arch.
+    """The platform name an ELF header identifies; on ARM the variant comes from Tag_CPU_arch and, for
+    Go binaries (which have no `.ARM.attributes`), from GOARM (`go_arm`, e.g. 7).
 
     ARM names not in PLATFORMS ("linux/arm/v6", "linux/arm/v5", "linux/arm" when unknown) are returned
     anyway, so messages can say what a binary is.
     """
     if (machine, elf_class, little_endian) == (EM_ARM, 32, True):
-        return _arm_platform(arm_cpu_arch)
+        return _arm_platform(arm_cpu_arch, go_arm)
     return next(
         (
             p.name
@@ -311,6 +315,8 @@ def _facts(elf: ELFFile) -> ElfFacts:
     dynamic = _read_dynamic(elf)
     elf_type = _type_name(elf["e_type"])
     arm_cpu_arch = _arm_cpu_arch(elf) if machine == EM_ARM else None
+    go = read_go_build_info(_contents(elf))
+    go_arm = go.arm_version if go else None
     return ElfFacts(
         size=elf.stream_len,
         elf_class=elf.elfclass,
@@ -323,10 +329,18 @@ def _facts(elf: ELFFile) -> ElfFacts:
         linkage=_linkage(elf_type, elf["e_entry"], interpreter, dynamic),
         interpreter=interpreter,
         needed=dynamic.needed,
-        platform=identify_platform(machine, elf.elfclass, elf.little_endian, arm_cpu_arch),
+        platform=identify_platform(machine, elf.elfclass, elf.little_endian, arm_cpu_arch, go_arm),
         arm_cpu_arch=arm_cpu_arch,
         stripped=not any(True for _ in elf.iter_sections("SHT_SYMTAB")),
+        go=go,
     )
+
+
+def _contents(elf: ELFFile) -> bytes:
+    """The whole file, from the in-memory copy _load made (pyelftools seeks before every read)."""
+    elf.stream.seek(0)
+    data: bytes = elf.stream.read()
+    return data
 
 
 def _machine_number(e_machine: str | int) -> int:
@@ -468,12 +482,19 @@ def _uleb128(data: bytes, pos: int) -> tuple[int, int]:
     raise ValueError(".ARM.attributes: truncated ULEB128 number")
 
 
-def _arm_platform(cpu_arch: int | None) -> str:
+def _arm_platform(cpu_arch: int | None, go_arm: int | None) -> str:
+    """linux/arm/v5 to v7 by the highest ARM version the binary needs (C objects' or Go code's)."""
+    versions = [v for v in (_arm_version(cpu_arch), go_arm) if v is not None]
+    return f"linux/arm/v{min(max(*versions, 5), 7)}" if versions else "linux/arm"
+
+
+def _arm_version(cpu_arch: int | None) -> int | None:
+    """The ARMv5/6/7 level of a Tag_CPU_arch value."""
     if cpu_arch is None:
-        return "linux/arm"
+        return None
     if cpu_arch >= _ARM_V7:
-        return "linux/arm/v7"
-    return "linux/arm/v6" if cpu_arch >= _ARM_V6 else "linux/arm/v5"
+        return 7
+    return 6 if cpu_arch >= _ARM_V6 else 5
 
 
 def _arm_arch_name(cpu_arch: int) -> str:
@@ -488,7 +509,7 @@ def _is_go(elf: ELFFile) -> bool:
         for note in segment.iter_notes()
     )
     return has_go_note or any(
-        segment["p_flags"] & PF_W and _GO_BUILDINFO_MAGIC in segment.data()
+        segment["p_flags"] & PF_W and BUILDINFO_MAGIC in segment.data()
         for segment in elf.iter_segments("PT_LOAD")
     )
 
@@ -670,6 +691,38 @@ _FLAG_CHECKS: dict[int, Callable[[ELFFile, ElfFacts, Platform], tuple[Finding, .
 }
 
 
+def _go_findings(go: GoBuildInfo | None, platform: Platform | None) -> tuple[Finding, ...]:
+    """What the Go build info says the binary was built for: GOARCH, and GOARM on ARM.
+
+    A GOARCH mismatch is also an e_machine, class or byte-order mismatch; it is reported as well because
+    it names the setting to change. GOARM is compared only when recorded (Go >= 1.18 records it).
+    """
+    if go is None or platform is None:
+        return ()
+    if go.goarch is not None and go.goarch != platform.goarch:
+        return (
+            _error(
+                "arch.go-goarch",
+                _one_line(
+                    f"built with GOARCH={go.goarch}, recipe says {platform.name} "
+                    f"— set GOARCH={platform.goarch}"
+                ),
+            ),
+        )
+    needed = goarm_version(platform.goarm)
+    if needed is not None and go.arm_version is not None and go.arm_version < needed:
+        return (
+            _error(
+                "arch.arm-version",
+                _one_line(
+                    f"built with GOARM={go.goarm} (ARMv{go.arm_version}), {platform.name} needs "
+                    f"ARMv{needed} or later — set GOARM={platform.goarm}"
+                ),
+            ),
+        )
+    return ()
+
+
 def _entry_findings(elf: ELFFile, facts: ElfFacts) -> tuple[Finding, ...]:
     """A program's entry point must be code the loader maps executable, or it dies at its first step."""
     if facts.elf_type not in _PROGRAM_TYPES or facts.linkage is Linkage.SHARED_OBJECT:
@@ -697,9 +750,18 @@ def _info_findings(facts: ElfFacts) -> tuple[Finding, ...]:
         "no known platform"
     )
     findings = [_info("arch.identified", f"built for {identified}")]
+    if facts.go is not None:
+        findings.append(_info("go.buildinfo", _go_summary(facts.go)))
     if facts.stripped:
         findings.append(_info("elf.stripped", "stripped (no symbol table)"))
     return tuple(findings)
+
+
+def _go_summary(go: GoBuildInfo) -> str:
+    """The go.buildinfo message: Go version, then the main module (or main package when no module)."""
+    main = go.main.path if go.main and go.main.path else None
+    where = f", module {main}" if main else f", package {go.path}" if go.path else ""
+    return _one_line(f"Go {go.go_version}{where}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -731,6 +793,11 @@ def _text(raw: bytes) -> str:
     """Bytes from the file as printable text on one line: bad UTF-8 and control characters escaped."""
     text = raw.decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _one_line(text: str) -> str:
+    """Text from the file's Go build info, printable on one line (see _text)."""
+    return _text(text.encode())
 
 
 def _exception_text(exc: BaseException) -> str:

@@ -14,7 +14,12 @@ from typing import Any
 import docker
 import pytest
 
+from orchestrator import binfmt
+from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
+
+RISCV64 = PLATFORMS["linux/riscv64"]
+RISCV_HANDLER = binfmt.BINFMT_DIR / f"qemu-{RISCV64.qemu}"
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +80,16 @@ def build_all(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> O
     """The shipped samples built once, as `nox -s build-all` would, into a temporary out/."""
     out = tmp_path_factory.mktemp("out")
     return run_osless(REPO_ROOT, "build", out=out)
+
+
+@pytest.fixture
+def riscv64_disabled() -> Iterator[Path]:
+    """The real qemu-riscv64 handler disabled for the test, and re-enabled whatever happens."""
+    handler = binfmt.read_handler(RISCV_HANDLER.name)
+    if handler is None or not handler.enabled:
+        pytest.fail(f"{RISCV_HANDLER} must be registered and enabled: run `sudo scripts/setup-host`")
+    try:
+        RISCV_HANDLER.write_text("0")
+        yield RISCV_HANDLER
+    finally:
+        RISCV_HANDLER.write_text("1")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +14,9 @@ from orchestrator import binfmt
 from orchestrator.platforms import PLATFORMS, Platform
 from orchestrator.probe import ProbeResult, run_probe
 from tests.conftest import REPO_ROOT
+from tests.integration.conftest import RISCV64, RISCV_HANDLER
 
 pytestmark = pytest.mark.integration
-
-RISCV64 = PLATFORMS["linux/riscv64"]
-RISCV_HANDLER = binfmt.BINFMT_DIR / f"qemu-{RISCV64.qemu}"
 
 
 def doctor() -> tuple[int, dict[str, list[str]], str]:
@@ -39,19 +36,6 @@ def doctor() -> tuple[int, dict[str, list[str]], str]:
         if cells and cells[0].startswith("run "):
             rows[cells[0]] = cells[1:]
     return completed.returncode, rows, completed.stdout + completed.stderr
-
-
-@pytest.fixture
-def riscv64_disabled() -> Iterator[Path]:
-    """The real qemu-riscv64 handler disabled for the test, and re-enabled whatever happens."""
-    handler = binfmt.read_handler(RISCV_HANDLER.name)
-    if handler is None or not handler.enabled:
-        pytest.fail(f"{RISCV_HANDLER} must be registered and enabled: run `sudo scripts/setup-host`")
-    try:
-        RISCV_HANDLER.write_text("0")
-        yield RISCV_HANDLER
-    finally:
-        RISCV_HANDLER.write_text("1")
 
 
 @pytest.mark.parametrize("platform", list(PLATFORMS.values()), ids=lambda p: p.name)

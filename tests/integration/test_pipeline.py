@@ -157,6 +157,15 @@ def test_wrong_architecture_binaries_are_caught_by_verification(
         assert reason in target["reason"], target["reason"]
 
 
+def test_a_missing_emulator_is_reported_as_such_with_its_fix(riscv64_disabled: Path, tmp_path: Path) -> None:
+    run = run_osless(REPO_ROOT, "build", "hello-c", "--platform", "linux/riscv64", out=tmp_path / "out")
+    assert run.returncode == 6
+    target = run.target("hello-c", "linux/riscv64")
+    assert target["failed_stage"] == "smoke"
+    assert "handler qemu-riscv64 is disabled" in target["reason"]
+    assert f"echo 1 > {riscv64_disabled}" in target["reason"]
+
+
 def test_a_failing_target_does_not_stop_the_others(
     make_project: Callable[[dict[str, str]], Path], tmp_path: Path
 ) -> None:

@@ -611,6 +611,8 @@ def go_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     variants = {
         "riscv64": {"GOARCH": "riscv64"},
         "arm6": {"GOARCH": "arm", "GOARM": "6"},
+        "arm7": {"GOARCH": "arm", "GOARM": "7"},
+        "amd64": {"GOARCH": "amd64"},
         "pie": {"GOARCH": "amd64", "GOFLAGS": "-buildmode=pie"},
     }
     for name, env in variants.items():
@@ -623,7 +625,7 @@ def go_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ("variant", "platform", "linkage"),
     [
         ("riscv64", "linux/riscv64", Linkage.STATIC),
-        ("arm6", "linux/arm/v7", Linkage.STATIC),  # GOARM is only in the build info: accepted
+        ("arm7", "linux/arm/v7", Linkage.STATIC),  # no .ARM.attributes: the variant comes from GOARM
         ("pie", "linux/amd64", Linkage.DYNAMIC_PIE),
     ],
 )
@@ -632,12 +634,38 @@ def test_real_go_binaries(
 ) -> None:
     verdict = verify_binary(go_binaries[variant], PLATFORMS[platform])
     assert facts_of(verdict).linkage is linkage
+    assert facts_of(verdict).platform == platform
+    assert "go.buildinfo" in [f.id for f in verdict.findings]
     if linkage is Linkage.STATIC:
         assert verdict.ok, verdict.reason
     else:  # PT_INTERP and no DT_NEEDED: `ldd` says "statically linked", the kernel says ENOENT
         assert facts_of(verdict).needed == ()
         assert verdict.reason is not None and verdict.reason.startswith("has an ELF interpreter (/lib")
         assert "-buildmode=pie" in verdict.reason
+
+
+def test_go_goarm_6_fails_for_armv7(go_binaries: dict[str, Path]) -> None:
+    verdict = verify_binary(go_binaries["arm6"], ARMV7)
+    assert error_ids(verdict) == ["arch.arm-version"]
+    assert verdict.reason is not None and "GOARM=6" in verdict.reason and "set GOARM=7" in verdict.reason
+    facts = facts_of(verdict)
+    assert facts.platform == "linux/arm/v6"
+    assert facts.go is not None and facts.go.goarm == "6"
+
+
+def test_go_goarch_mismatch_names_the_setting(go_binaries: dict[str, Path]) -> None:
+    verdict = verify_binary(go_binaries["amd64"], ARM64)
+    assert error_ids(verdict) == ["arch.machine", "arch.go-goarch"]  # the header's verdict comes first
+    go_finding = next(f for f in verdict.errors if f.id == "arch.go-goarch")
+    assert go_finding.message == "built with GOARCH=amd64, recipe says linux/arm64 — set GOARCH=arm64"
+
+
+def test_go_build_info_message(go_binaries: dict[str, Path]) -> None:
+    verdict = verify_binary(go_binaries["amd64"], AMD64)
+    assert verdict.ok, verdict.reason
+    info = next(f for f in verdict.findings if f.id == "go.buildinfo")
+    assert info.severity is Severity.INFO
+    assert info.message.startswith("Go go1.") and info.message.endswith(", module example.com/hello")
 
 
 # ---------------------------------------------------------------------------------------------------
