@@ -239,7 +239,7 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
                 console.print(f"{escape(verdict.path)}: [red]FAIL[/] — {escape(verdict.reason or '')}")
     failed = [v for v in verdicts if not v.ok]
     if failed:
-        raise VerificationFailed(f"{len(failed)} of {len(verdicts)} files would not run in an empty image")
+        raise VerificationFailed(f"{len(failed)} of {len(verdicts)} files failed verification")
     return 0
 
 

@@ -113,7 +113,7 @@ WRONG_ARCH = {
     "armv6-as-armv7": (
         "linux/arm/v7",
         "gcc",
-        '["{CC}", "-march=armv6", "-marm", "-nostdlib", "-static", "-o", "{output}", "start.c"]',
+        '["{CC}", "-march=armv6+fp", "-marm", "-nostdlib", "-static", "-o", "{output}", "start.c"]',
         "{}",
         "ARMv6",
     ),
