@@ -1,7 +1,7 @@
 """The `osless` command line: parses arguments, runs one command, turns errors into exit codes.
 
 Exit codes: 0 success, 2 usage, 3 invalid recipes, 4 engine unavailable, 5 toolchain, 6 a target
-failed, 7 `verify` rejected a file, 130 interrupted.
+failed, 7 `verify` or `inspect` rejected a file, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from orchestrator.errors import (
     UsageError,
     VerificationFailed,
 )
+from orchestrator.inspect import run as inspect_target
 from orchestrator.pipeline import BuildOptions, Runner, select_targets
 from orchestrator.platforms import PLATFORMS, host_platform
 from orchestrator.stages.package import image_tag
@@ -121,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     verify.set_defaults(command=_verify)
+
+    show = commands.add_parser("inspect", help="show a binary's or an image's contents and verdicts")
+    show.add_argument("target", metavar="PATH|IMAGE", help="a binary, an image tar, an OCI layout or a tag")
+    show.add_argument("--platform", metavar="P", help="which platform (binary: verify for it)")
+    show.add_argument("--json", action="store_true", help="print the report as JSON")
+    show.set_defaults(command=_inspect)
 
     run = commands.add_parser("run", help="run a built image for one platform (under qemu when foreign)")
     run.add_argument("service", metavar="SERVICE")
@@ -241,6 +248,11 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
     if failed:
         raise VerificationFailed(f"{len(failed)} of {len(verdicts)} files failed verification")
     return 0
+
+
+def _inspect(args: argparse.Namespace, console: Console) -> int:
+    """What a binary or an image holds and whether it would run; exit 7 when it would not."""
+    return inspect_target(args.target, platform=args.platform, as_json=args.json, console=console)
 
 
 def _doctor(args: argparse.Namespace, console: Console) -> int:

@@ -116,6 +116,19 @@ class Engine:
         finally:
             self._remove(container)
 
+    def read_from_image(self, image: str, path: str) -> bytes:
+        """A tar of `path` inside an image (`docker cp` from a created, never started, container)."""
+        container = self._create(ContainerSpec(image=image, command=["true"], role="copy"))
+        try:
+            stream, _ = container.get_archive(path)
+            return b"".join(stream)
+        except docker.errors.NotFound as error:
+            raise EngineError(f"{path} does not exist in {image}") from error
+        except docker.errors.APIError as error:
+            raise EngineError(f"cannot read {path} from {image}: {_first_line(error)}") from error
+        finally:
+            self._remove(container)
+
     def load_image(self, archive: bytes) -> None:
         """Load an image archive (`docker load`)."""
         try:

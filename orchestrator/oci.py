@@ -42,11 +42,12 @@ def canonical_json(value: object) -> bytes:
 
 @dataclass(frozen=True, kw_only=True)
 class FileEntry:
-    """A regular file in the image; its parent directories are implied."""
+    """A regular file (or, with is_dir, a directory) in the image; parent directories are implied (0755)."""
 
     path: str  # absolute path in the image, e.g. "/hello-go"
-    data: bytes
+    data: bytes = b""
     mode: int = 0o755
+    is_dir: bool = False  # e.g. a writable /tmp (mode 0o1777)
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or self.path.startswith("//") or self.path == "/":
@@ -121,14 +122,14 @@ class Image:
         return sum(blob.size for blob in self.blobs())
 
 
-def _ustar(files: Mapping[str, tuple[int, bytes]], mtime: int) -> bytes:
-    """A tar of relative paths -> (mode, data), with explicit parent directories, in path order.
+def _ustar(files: Mapping[str, tuple[int, bytes | None]], mtime: int) -> bytes:
+    """A tar of relative paths -> (mode, data or None for a directory), with explicit parents, in path order.
 
     USTAR only (no PAX headers), root-owned with empty owner names and one mtime: nothing in the
     bytes depends on the machine, the user or the clock.
     """
     directories = {path.rsplit("/", depth)[0] for path in files for depth in range(1, path.count("/") + 1)}
-    clashes = sorted(directories & files.keys())
+    clashes = sorted(path for path in directories & files.keys() if files[path][1] is not None)
     if clashes:
         raise ValueError(f"paths are both a file and a directory: {', '.join(clashes)}")
     buffer = io.BytesIO()
@@ -138,11 +139,12 @@ def _ustar(files: Mapping[str, tuple[int, bytes]], mtime: int) -> bytes:
             info.mtime = mtime
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            if path in directories:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
+            mode, data = files.get(path, (0o755, None))
+            info.mode = mode
+            if data is None:
+                info.type = tarfile.DIRTYPE
                 tar.addfile(info)
             else:
-                info.mode, data = files[path]
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
@@ -184,7 +186,7 @@ def build_image(
     duplicates = sorted({path for path in paths if paths.count(path) > 1})
     if duplicates:
         raise ValueError(f"duplicate image paths: {', '.join(duplicates)}")
-    tree = {entry.path[1:]: (entry.mode, entry.data) for entry in files}
+    tree = {entry.path[1:]: (entry.mode, None if entry.is_dir else entry.data) for entry in files}
     layer = Blob(media_type=MEDIA_TYPE_LAYER, data=_ustar(tree, config.created))
     config_json = canonical_json(_config_json(config, [layer.digest]))
     config_blob = Blob(media_type=MEDIA_TYPE_CONFIG, data=config_json)

@@ -31,6 +31,7 @@ from orchestrator.stages import build as build_stage
 from orchestrator.stages import package as package_stage
 from orchestrator.stages import smoke as smoke_stage
 from orchestrator.stages import verify as verify_stage
+from orchestrator.stages.extras import extra_files
 from orchestrator.stages.recipe import Project, Service
 from orchestrator.stages.report import (
     BinaryInfo,
@@ -129,6 +130,8 @@ class Runner:
         self._toolchains: dict[str, ToolchainImage | OslessError] = {}
         self._provenance: dict[str, Provenance] = {}
         self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
+        self._extras: dict[str, list[oci.FileEntry]] = {}  # service name -> its image extras
+        self._extras_lock = threading.Lock()
 
     def run(self, targets: Sequence[Target]) -> RunReport:
         started = datetime.now(timezone.utc)
@@ -273,6 +276,7 @@ class Runner:
                 binary=built.binary,
                 provenance=provenance_,
                 output_dir=output_dir,
+                extras=self._extras_for(service, toolchain.reference),
             )
             tracker.image = ImageInfo(
                 tag=packaged.tag,
@@ -301,6 +305,15 @@ class Runner:
             if not result.passed:
                 raise StageFailed("smoke", result.reason or "smoke test failed")
         self._images[target.name] = packaged.image
+
+    def _extras_for(self, service: Service, toolchain_image: str) -> list[oci.FileEntry]:
+        """The service's image extras, read from its toolchain image once per run."""
+        with self._extras_lock:
+            if service.name not in self._extras:
+                self._extras[service.name] = extra_files(
+                    self.engine, toolchain_image, service.image, service.source
+                )
+            return self._extras[service.name]
 
     def _write_layouts(
         self, targets: Sequence[Target], reports: Sequence[TargetReport]

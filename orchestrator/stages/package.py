@@ -45,8 +45,14 @@ def image_annotations(service: Service, provenance: Provenance) -> dict[str, str
     return values
 
 
-def build_image(service: Service, platform: Platform, binary: Path, provenance: Provenance) -> oci.Image:
-    """The scratch image for one target: the binary at /<output>, config from the recipe."""
+def build_image(
+    service: Service,
+    platform: Platform,
+    binary: Path,
+    provenance: Provenance,
+    extras: Sequence[oci.FileEntry] = (),
+) -> oci.Image:
+    """The scratch image for one target: the binary at /<output>, the recipe's extras, its config."""
     labels = {**image_annotations(service, provenance), **service.image.labels}
     config = oci.ImageConfig(
         platform=platform,
@@ -57,7 +63,7 @@ def build_image(service: Service, platform: Platform, binary: Path, provenance: 
         labels=labels,
         created=provenance.source_date_epoch,
     )
-    files = [oci.FileEntry(path=f"/{service.build.output}", data=binary.read_bytes(), mode=0o755)]
+    files = [oci.FileEntry(path=f"/{service.build.output}", data=binary.read_bytes(), mode=0o755), *extras]
     return oci.build_image(files, config, annotations=image_annotations(service, provenance))
 
 
@@ -69,9 +75,10 @@ def package(
     binary: Path,
     provenance: Provenance,
     output_dir: Path,
+    extras: Sequence[oci.FileEntry] = (),
 ) -> PackageResult:
     """Build the image, keep its archive in output_dir and load it into the engine under its tag."""
-    image = build_image(service, platform, binary, provenance)
+    image = build_image(service, platform, binary, provenance, extras)
     tag = image_tag(service, platform)
     archive = oci.docker_archive(image, [tag])
     (output_dir / "image.tar").write_bytes(archive)

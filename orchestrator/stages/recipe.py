@@ -30,6 +30,13 @@ Service file:
     user        str                default "65534:65534", numeric `uid[:gid]`
     env         table str -> str   default {}
     labels      table str -> str   default {}
+    extras      list[str]          default []; of "ca-certificates", "tzdata", "passwd", "tmp"
+    zones       list[str]          default: all; with tzdata, e.g. ["Europe/Paris", "UTC"]
+    files       table str -> str   default {}; image path -> file relative to the source
+    [verify]                       optional: the verification policy
+    errors      list[str]          default []; finding ids that fail the target (e.g. "needs.tzdata")
+    allow       table str -> str   default {}; finding id -> the reason it is acceptable here
+    max_size    size               default: none; "800KiB", "2MiB" or bytes: a larger binary fails
     [smoke]                        optional
     args        list[str]          default []
     stdout      str                default: not checked; else the exact expected stdout
@@ -63,6 +70,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import posixpath
 import re
 import string
 import sys
@@ -132,6 +140,18 @@ class ImageSpec:
     user: str
     env: dict[str, str]
     labels: dict[str, str]
+    extras: tuple[str, ...] = ()  # of IMAGE_EXTRAS
+    zones: tuple[str, ...] = ()  # with the tzdata extra: only these zones (default: all)
+    files: dict[str, str] = field(default_factory=dict)  # image path -> file relative to the source
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifySpec:
+    """The service's verification policy: which findings fail the target and which are accepted."""
+
+    errors: tuple[str, ...] = ()  # finding ids raised to errors
+    allow: dict[str, str] = field(default_factory=dict)  # finding id -> why it is acceptable here
+    max_size: int | None = None  # bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +176,7 @@ class Service:
     build: BuildSpec
     image: ImageSpec
     smoke: SmokeSpec
+    verify: VerifySpec = field(default_factory=VerifySpec)
     unsupported: dict[str, str] = field(default_factory=dict)  # platform -> why ["all"] left it out
 
 
@@ -220,6 +241,17 @@ _REPOSITORY_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"(?:[A-Za-z0-9.-]+(?::\d+)?/)?{_REPOSITORY_PATH}(?:/{_REPOSITORY_PATH})*")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)")
+_BYTES_PER_UNIT = {
+    "B": 1,
+    "kB": 1000,
+    "KB": 1000,
+    "KiB": 1024,
+    "MB": 1000**2,
+    "MiB": 1024**2,
+    "GB": 1000**3,
+    "GiB": 1024**3,
+}
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TOML_TYPES: tuple[tuple[type, str], ...] = (
     (bool, "boolean"),
@@ -529,6 +561,7 @@ def _known_platform(file: _File, key: tuple[str, ...], platform: str) -> bool:
 
 _ADD_PLATFORM = 'add e.g. [toolchain.platforms."linux/amd64"]'
 ALL_PLATFORMS = "all"
+IMAGE_EXTRAS = ("ca-certificates", "tzdata", "passwd", "tmp")
 
 
 def _read_toolchain(doc: _Table, claimed: dict[str, str]) -> Toolchain | None:
@@ -601,8 +634,9 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
     build = _read_build(
         doc.section("build", required=True), name or "", toolchain, () if everything else platforms or ()
     )
-    image = _read_image(doc.section("image"), name or "", build.output if build else "")
+    image = _read_image(doc.section("image"), name or "", build.output if build else "", source)
     smoke = _read_smoke(doc.section("smoke"))
+    verify = _read_verify(doc.section("verify"))
     if name is None or source is None or toolchain is None or platforms is None or build is None:
         return None
     if excluded and not everything:
@@ -623,6 +657,7 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
         build=build,
         image=image,
         smoke=smoke,
+        verify=verify,
         unsupported=unsupported,
     )
 
@@ -778,7 +813,13 @@ def _placeholder_names(file: _File, key: tuple[str, ...], command: tuple[str, ..
     return list(names)
 
 
-def _read_image(table: _Table, name: str, output: str) -> ImageSpec:
+def _read_image(table: _Table, name: str, output: str, source: Path | None) -> ImageSpec:
+    extras: tuple[str, ...] = table.get("extras", _as_extras, ())
+    zones: tuple[str, ...] = table.get("zones", _as_str_list, ())
+    if zones and "tzdata" not in extras:
+        table.file.problem(
+            (*table.key, "zones"), "only applies with the tzdata extra", 'add "tzdata" to extras'
+        )
     return ImageSpec(
         repository=table.get("repository", _as_repository, name),
         tag=table.get("tag", _as_tag, "latest"),
@@ -787,7 +828,56 @@ def _read_image(table: _Table, name: str, output: str) -> ImageSpec:
         user=table.get("user", _as_user, "65534:65534"),
         env=table.get("env", _as_env, {}),
         labels=table.get("labels", _as_str_table, {}),
+        extras=extras,
+        zones=zones,
+        files=_read_image_files(table, source, output),
     )
+
+
+def _as_extras(value: object) -> tuple[str, ...]:
+    extras = _as_str_list(value)
+    for extra in extras:
+        if extra not in IMAGE_EXTRAS:
+            hint = _hints(_did_you_mean(extra, IMAGE_EXTRAS), f"known: {', '.join(IMAGE_EXTRAS)}")
+            raise _Invalid(f"unknown extra {extra!r}", hint)
+    return extras
+
+
+def _read_image_files(table: _Table, source: Path | None, output: str) -> dict[str, str]:
+    """`files = { "/etc/app.toml" = "config/app.toml" }`: from the service's source to an image path."""
+    files: dict[str, str] = table.get("files", _as_str_table, {})
+    key = (*table.key, "files")
+    for target, relative in files.items():
+        if not target.startswith("/") or posixpath.normpath(target) != target or target == f"/{output}":
+            table.file.problem(
+                key, f"{target!r} is not an absolute, normalized image path other than the binary"
+            )
+        elif source is not None and not _inside_file(source, relative):
+            table.file.problem(key, f"{relative!r} is not a file inside the service's source {source}")
+    return files
+
+
+def _inside_file(directory: Path, relative: str) -> bool:
+    path = (directory / relative).resolve()
+    return path.is_relative_to(directory) and path.is_file()
+
+
+def _read_verify(table: _Table) -> VerifySpec:
+    return VerifySpec(
+        errors=table.get("errors", _as_str_list, ()),
+        allow=table.get("allow", _as_str_table, {}),
+        max_size=table.optional("max_size", _as_size),
+    )
+
+
+def _as_size(value: object) -> int:
+    """Bytes, from "800KiB", "2MiB", "1.5MB", "500kB" or a plain number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise _Invalid(f"{value!r} is not a size", 'use e.g. "800KiB", "2MiB" or a number of bytes')
+    return int(float(match[1]) * _BYTES_PER_UNIT[match[2]])
 
 
 def _read_smoke(table: _Table) -> SmokeSpec:
