@@ -259,7 +259,7 @@ class ImageReport:
     total_size: int
     binaries: tuple[BinaryReport, ...]
     needs: tuple[NeedCheck, ...]
-    problems: tuple[str, ...]  # why it fails, besides the binaries' own errors
+    problems: tuple[str, ...]  # why it fails: errors the image does not make up for, entrypoint, platform
 
     @property
     def ok(self) -> bool:
@@ -275,10 +275,12 @@ def run(target: str, *, platform: str | None, as_json: bool, console: Console) -
     path = Path(target)
     if path.is_file() and not _is_image_archive(path):
         report: BinaryReport | ImageReport = inspect_binary(path, _known_platform(platform))
+    elif path.exists():
+        report = inspect_image(read_image_path(path, platform))
+    elif _looks_like_a_path(target):
+        raise UsageError(f"{target}: no such file or directory", hint=_INPUT_HINT)
     else:
-        local = path.exists() or _looks_like_a_path(target)
-        contents = read_image_path(path, platform) if local else read_engine_image(target, platform)
-        report = inspect_image(contents)
+        report = inspect_image(read_engine_image(target, platform))
     if as_json:
         kind = "binary" if isinstance(report, BinaryReport) else "image"
         document = {"kind": kind, **to_jsonable(report), "ok": report.ok}
@@ -287,9 +289,11 @@ def run(target: str, *, platform: str | None, as_json: bool, console: Console) -
         _print_binary(console, report)
     else:
         _print_image(console, report)
-    if not report.ok:
-        what = "binary" if isinstance(report, BinaryReport) else "image"
-        raise VerificationFailed(f"{target}: the {what} would not run as it is")
+    if isinstance(report, BinaryReport) and not report.ok:
+        raise VerificationFailed(f"{target}: {report.verdict.reason}")
+    if isinstance(report, ImageReport) and not report.ok:
+        count = len(report.problems)
+        raise VerificationFailed(f"{target}: {count} problem{'s' if count != 1 else ''}: {report.problems[0]}")
     return 0
 
 
@@ -315,7 +319,6 @@ def inspect_image(contents: ImageContents) -> ImageReport:
     problems = [
         f"{b.path}: {f.message}" for b in binaries for f in b.verdict.errors if (b.path, f.id) not in provided
     ]
-    problems += [n.message for n in needs if not n.provided and n.message not in problems]
     problems += _entrypoint_problems(contents)
     if platform is None:
         problems.append(f"platform {contents.settings.platform} is not one osless knows")

@@ -259,3 +259,60 @@ stdout = "{stdout}"
 exit_code = {exit_code}
 timeout = "20s"
 """
+
+
+TLS_BARE = """
+[service]
+name = "tls-bare"
+source = "sources/tls"
+toolchain = "go"
+platforms = ["linux/amd64"]
+
+[build]
+command = ["go", "build", "-trimpath", "-o", "{output}", "."]
+
+[smoke]
+stdout = "no trusted CA certificates: HTTPS requests would fail\\n"
+exit_code = 1
+"""
+
+
+def test_runtime_traps_and_needs_follow_the_recipe(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    """glibc getpwuid fails verification (NSS) where musl passes; the CA warning goes with the extra."""
+    whoami = (REPO_ROOT / "sources" / "whoami-c" / "whoami.c").read_text()
+    tls = {
+        f"sources/tls/{name}": (REPO_ROOT / "sources" / "tls-go" / name).read_text()
+        for name in ("go.mod", "main.go")
+    }
+    recipe = (REPO_ROOT / "recipes" / "tls-go.toml").read_text().replace("sources/tls-go", "sources/tls")
+    project = make_project(
+        {
+            "sources/whoami/whoami.c": whoami,
+            "recipes/whoami-glibc.toml": _c_recipe("whoami-glibc", "whoami", stdout="", exit_code=0).replace(
+                "hello.c", "whoami.c"
+            ),
+            "recipes/whoami-musl.toml": (REPO_ROOT / "recipes" / "whoami-c-musl.toml")
+            .read_text()
+            .replace("sources/whoami-c", "sources/whoami"),
+            **tls,
+            "recipes/tls-bare.toml": TLS_BARE,
+            "recipes/tls-extra.toml": recipe.replace('name = "tls-go"', 'name = "tls-extra"').replace(
+                'platforms = ["linux/amd64", "linux/arm64"]', 'platforms = ["linux/amd64"]'
+            ),
+        }
+    )
+    run = run_osless(project, "build", out=tmp_path / "out")
+    glibc = run.target("whoami-glibc", "linux/amd64")
+    assert glibc["failed_stage"] == "verify", glibc
+    assert "getpwuid" in glibc["reason"]
+    assert run.target("whoami-musl", "linux/amd64")["status"] == "passed"
+
+    def severity(service: str, finding: str) -> str:
+        target = run.target(service, "linux/amd64")
+        assert target["status"] == "passed", target
+        return str(next(f["severity"] for f in target["verify_findings"] if f["id"] == finding))
+
+    assert severity("tls-bare", "needs.ca-certificates") == "warning"
+    assert severity("tls-extra", "needs.ca-certificates") == "info"
