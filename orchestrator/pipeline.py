@@ -38,7 +38,6 @@ from orchestrator.stages.report import (
     ImageInfo,
     RunReport,
     ServiceImage,
-    SmokeInfo,
     Status,
     TargetReport,
     Unsupported,
@@ -46,6 +45,7 @@ from orchestrator.stages.report import (
     write_json,
     write_report,
 )
+from orchestrator.stages.smoke import SmokeResult
 from orchestrator.stages.toolchain import ToolchainImage, provision
 from orchestrator.ui import ProgressView
 
@@ -293,15 +293,7 @@ class Runner:
                     result = smoke_stage.smoke(self.engine, service, platform, packaged.tag)
             else:
                 result = smoke_stage.smoke(self.engine, service, platform, packaged.tag)
-            tracker.smoke = SmokeInfo(
-                passed=result.passed,
-                emulated=result.emulated,
-                exit_code=result.exit_code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                seconds=round(result.seconds, 2),
-                diff=result.diff,
-            )
+            tracker.smoke = result
             if not result.passed:
                 raise StageFailed("smoke", result.reason or "smoke test failed")
         self._images[target.name] = packaged.image
@@ -354,7 +346,7 @@ class _StageTracker:
         self.binary: BinaryInfo | None = None
         self.verify_findings: list[dict[str, object]] = []
         self.image: ImageInfo | None = None
-        self.smoke: SmokeInfo | None = None
+        self.smoke: SmokeResult | None = None
         self.log: str | None = None
 
     @contextlib.contextmanager

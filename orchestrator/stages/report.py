@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.stages.smoke import SmokeResult
+
 REPORT_SCHEMA = 1
 
 
@@ -45,17 +47,6 @@ class ImageInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SmokeInfo:
-    passed: bool
-    emulated: bool
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    seconds: float
-    diff: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
 class TargetReport:
     """One (service, platform): how far it got, why it stopped, and what it produced."""
 
@@ -68,7 +59,7 @@ class TargetReport:
     binary: BinaryInfo | None
     verify_findings: list[dict[str, Any]]
     image: ImageInfo | None
-    smoke: SmokeInfo | None
+    smoke: SmokeResult | None
     seconds: dict[str, float]  # per stage
     log: str | None
 

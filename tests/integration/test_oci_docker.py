@@ -10,12 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from orchestrator import oci
 from orchestrator.platforms import PLATFORMS, Platform
-
-docker = pytest.importorskip("docker")
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +23,9 @@ PROGRAM = f'#include <stdio.h>\nint main(void) {{ puts("{GREETING}"); return 0; 
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    try:
-        engine = docker.from_env()
-        engine.ping()
-    except docker.errors.DockerException as error:
-        pytest.skip(f"no Docker engine: {error}")
-    yield engine
-    engine.close()
+def client(docker_client: Any) -> Any:
+    """The shared engine connection (tests fail, never skip, without an engine)."""
+    return docker_client
 
 
 @pytest.fixture(scope="module")
