@@ -5,7 +5,7 @@ findings). An image (an OCI layout directory, a docker-archive or OCI tar, or an
 engine) is read without Docker's help: its config, every file its layers leave (whiteouts applied), the
 verdict for each ELF inside, and which of the extras its binaries need (`needs.*` findings) it lacks.
 
-Reading images is pure (`read_image_path`, `read_store`): files and tars in, `ImageContents` out. Only
+Reading images is pure (`read_image_path`): files and tars in, `ImageContents` out. Only
 `read_engine_image` talks to Docker, through `docker save` (Docker 20.10 writes the legacy format:
 `manifest.json` with `<id>/layer.tar` paths; newer engines add an OCI `index.json`).
 """
@@ -37,7 +37,14 @@ from orchestrator.errors import EngineError, UsageError, VerificationFailed
 from orchestrator.goinfo import format_like_go_version_m
 from orchestrator.platforms import PLATFORMS, Platform, host_platform
 from orchestrator.stages.report import human_size, to_jsonable
-from orchestrator.stages.verify import Finding, Severity, Verdict, verify_binary
+from orchestrator.stages.verify import (
+    DEFAULT_POLICY,
+    Finding,
+    Severity,
+    Verdict,
+    VerifyPolicy,
+    verify_binary,
+)
 
 _ELF_MAGIC = b"\x7fELF"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -152,13 +159,25 @@ class ImageContents:
         return sum(f.size for f in self.files.values() if f.type is FileType.FILE)
 
     def resolve(self, path: str) -> FileInfo | None:
-        """The entry at `path`, symbolic links followed (within the image), or None."""
-        for _ in range(40):
-            entry = self.files.get(path)
-            if entry is None or entry.type is not FileType.SYMLINK or entry.link is None:
-                return entry
-            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.link))
-        return None
+        """The entry at `path` with symbolic links followed in every component, as the kernel would
+        inside the container (the image root is `/`); None when it does not exist or links loop."""
+        parts, current, hops = [p for p in path.split("/") if p], "/", 0
+        while parts:
+            part = parts.pop(0)
+            if part in (".", ".."):
+                current = posixpath.dirname(current) if part == ".." else current
+                continue
+            candidate = posixpath.join(current, part)
+            entry = self.files.get(candidate)
+            if entry is not None and entry.type is FileType.SYMLINK and entry.link:
+                hops += 1
+                if hops > 40:
+                    return None
+                parts = [p for p in entry.link.split("/") if p] + parts
+                current = "/" if entry.link.startswith("/") else current
+                continue
+            current = candidate
+        return self.files.get(current)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,14 +312,22 @@ def run(target: str, *, platform: str | None, as_json: bool, console: Console) -
         raise VerificationFailed(f"{target}: {report.verdict.reason}")
     if isinstance(report, ImageReport) and not report.ok:
         count = len(report.problems)
-        raise VerificationFailed(f"{target}: {count} problem{'s' if count != 1 else ''}: {report.problems[0]}")
+        raise VerificationFailed(
+            f"{target}: {count} problem{'s' if count != 1 else ''}: {report.problems[0]}"
+        )
     return 0
 
 
-def inspect_binary(path: Path, platform: Platform | None, *, shown_as: str | None = None) -> BinaryReport:
+def inspect_binary(
+    path: Path,
+    platform: Platform | None,
+    *,
+    shown_as: str | None = None,
+    policy: VerifyPolicy = DEFAULT_POLICY,
+) -> BinaryReport:
     """The verifier's report on one file, named `shown_as` (default: its path)."""
     name = shown_as or str(path)
-    verdict = dataclasses.replace(verify_binary(path, platform), path=name)
+    verdict = dataclasses.replace(verify_binary(path, platform, policy), path=name)
     go = verdict.facts.go if verdict.facts else None
     return BinaryReport(
         path=name,
@@ -311,14 +338,13 @@ def inspect_binary(path: Path, platform: Platform | None, *, shown_as: str | Non
 
 
 def inspect_image(contents: ImageContents) -> ImageReport:
-    """Verify every ELF in the image for its config's platform, and check what the binaries need."""
+    """Verify every ELF in the image for its config's platform, the extras the image holds counting as
+    provided (as the build does), and check what the binaries need against the image."""
     platform = _config_platform(contents.settings)
-    binaries = _verify_elves(contents, platform)
+    provided = frozenset(name for name, extra in EXTRA_CHECKS.items() if extra.provided_by(contents))
+    binaries = _verify_elves(contents, platform, VerifyPolicy(provided=provided))
     needs = check_needs(contents, [(b.path, f) for b in binaries for f in b.verdict.findings])
-    provided = {(n.binary, n.finding) for n in needs if n.provided}
-    problems = [
-        f"{b.path}: {f.message}" for b in binaries for f in b.verdict.errors if (b.path, f.id) not in provided
-    ]
+    problems = [f"{b.path}: {f.message}" for b in binaries for f in b.verdict.errors]
     problems += _entrypoint_problems(contents)
     if platform is None:
         problems.append(f"platform {contents.settings.platform} is not one osless knows")
@@ -350,7 +376,7 @@ def check_needs(contents: ImageContents, findings: Sequence[tuple[str, Finding]]
         message = (
             f"provided: {what}"
             if provided
-            else f'missing: {what} — add extras = ["{name}"] to [image] ({binary}: {finding.message})'
+            else f'missing: {what} — add extras = ["{name}"] to [image] (needed by {binary})'
         )
         checks.append(
             NeedCheck(extra=name, finding=finding.id, binary=binary, provided=provided, message=message)
@@ -414,14 +440,14 @@ def read_image_path(path: Path, platform: str | None = None) -> ImageContents:
             )
         names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
         store = _Store(names, lambda name: (path / name).open("rb"))
-        return read_store(store, str(path), platform)
+        return _read_store(store, str(path), platform)
     if not path.is_file():
         raise UsageError(f"{path}: no such file or directory", hint=_INPUT_HINT)
     try:
         with tarfile.open(path, "r:*") as tar:
             members = {_normalize(m.name): m for m in tar.getmembers() if m.isfile()}
             store = _Store(list(members), lambda name: _extract(tar, members[name]))
-            return read_store(store, str(path), platform)
+            return _read_store(store, str(path), platform)
     except (tarfile.TarError, OSError, EOFError) as error:
         raise UsageError(f"cannot read {path} as an image archive: {error}", hint=_INPUT_HINT) from error
 
@@ -444,7 +470,7 @@ def read_engine_image(reference: str, platform: str | None = None) -> ImageConte
             with tarfile.open(fileobj=archive, mode="r:") as tar:
                 members = {_normalize(m.name): m for m in tar.getmembers() if m.isfile()}
                 store = _Store(list(members), lambda name: _extract(tar, members[name]))
-                return read_store(store, reference, platform)
+                return _read_store(store, reference, platform)
     except (docker.errors.ImageNotFound, docker.errors.NullResource) as error:
         raise UsageError(
             f"{reference}: no such file or directory, and no image {reference} in the engine",
@@ -459,7 +485,7 @@ def read_engine_image(reference: str, platform: str | None = None) -> ImageConte
         raise EngineError(f"cannot read image {reference} from the engine: {error}") from error
 
 
-def read_store(store: _Store, source: str, platform: str | None = None) -> ImageContents:
+def _read_store(store: _Store, source: str, platform: str | None = None) -> ImageContents:
     """The image for `platform` in a layout or archive (default: the host's if there, else the first)."""
     try:
         candidates = _candidates(store)
@@ -630,7 +656,9 @@ def _settings(config: Any) -> ImageSettings:
 # Checking images
 
 
-def _verify_elves(contents: ImageContents, platform: Platform | None) -> list[BinaryReport]:
+def _verify_elves(
+    contents: ImageContents, platform: Platform | None, policy: VerifyPolicy
+) -> list[BinaryReport]:
     """verify_binary on every ELF in the image, each written to a temporary file first."""
     reports = []
     with tempfile.TemporaryDirectory(prefix="osless-inspect-") as work:
@@ -639,7 +667,7 @@ def _verify_elves(contents: ImageContents, platform: Platform | None) -> list[Bi
                 continue
             copy = Path(work) / f"{number}-{posixpath.basename(entry.path)}"
             copy.write_bytes(entry.data)
-            reports.append(inspect_binary(copy, platform, shown_as=entry.path))
+            reports.append(inspect_binary(copy, platform, shown_as=entry.path, policy=policy))
     return reports
 
 

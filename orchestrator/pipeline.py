@@ -112,6 +112,16 @@ def select_targets(project: Project, services: Sequence[str], platforms: Sequenc
     return targets
 
 
+def verify_policy(service: Service) -> verify_stage.VerifyPolicy:
+    """The recipe's [verify] table, plus the image extras that satisfy `needs.*` findings."""
+    return verify_stage.VerifyPolicy(
+        errors=frozenset(service.verify.errors),
+        allowed=service.verify.allow,
+        max_size=service.verify.max_size,
+        provided=frozenset(service.image.extras),
+    )
+
+
 def _suggest(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -253,7 +263,7 @@ class Runner:
                 raise StageFailed("build", build_stage.failure_reason(built))
 
         with tracker.stage_("verify"):
-            verdict = verify_stage.verify_binary(built.binary, platform)
+            verdict = verify_stage.verify_binary(built.binary, platform, verify_policy(service))
             write_json(output_dir / "verify.json", verdict)
             tracker.verify_findings = [to_jsonable(f) for f in verdict.findings]
             data = built.binary.read_bytes()

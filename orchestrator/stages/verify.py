@@ -4,15 +4,21 @@ Nothing here runs the file. Linkage comes from the program headers only (section
 the architecture from e_ident, e_machine, e_flags and, on ARM, the `.ARM.attributes` section; for Go
 binaries also from the Go build info (GOARCH, GOARM). Bad input (not ELF, truncated, corrupt) never
 raises out of `verify_binary`: it becomes an ERROR finding.
+
+Beyond starting, the contents (see elfscan) tell what the program will look for once running: glibc's NSS
+and gconv modules (`runtime.*`), and files a scratch image lacks unless the recipe adds an image extra
+(`needs.*`, WARNING, naming the extra). Hardening and hygiene follow (`hardening.*`, `elf.*`). A
+VerifyPolicy, applied last, raises findings to errors, accepts them with a reason, marks needs as
+provided by the image's extras, and sets a size budget.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -23,11 +29,13 @@ from elftools.elf.descriptions import describe_e_machine
 from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_E_MACHINE
-from elftools.elf.segments import NoteSegment, Segment
+from elftools.elf.segments import Segment
 
 from orchestrator.errors import OslessError
 from orchestrator.goinfo import BUILDINFO_MAGIC, GoBuildInfo, goarm_version, read_go_build_info
 from orchestrator.platforms import EM_ARM, EM_PPC64, EM_RISCV, EM_X86_64, PLATFORMS, Platform
+from orchestrator.stages import elfscan
+from orchestrator.stages.elfscan import Contents
 
 _ELF_MAGIC = b"\x7fELF"
 _IDENT_SIZE = 16
@@ -35,6 +43,8 @@ _HEADER_SIZE = {1: 52, 2: 64}  # by EI_CLASS: ELFCLASS32, ELFCLASS64
 _PROGRAM_TYPES = ("ET_EXEC", "ET_DYN")
 PF_X, PF_W = 0x1, 0x2
 DF_1_PIE = 0x08000000
+DF_1_NOW = 0x1
+DF_TEXTREL, DF_BIND_NOW = 0x4, 0x8
 EF_ARM_EABI_VERSION_5 = 5  # e_flags >> 24
 EF_ARM_ABI_FLOAT_SOFT = 0x200
 EF_RISCV_FLOAT_ABI = 0x6
@@ -88,12 +98,33 @@ class Severity(str, Enum):
 
 @dataclass(frozen=True, kw_only=True)
 class Finding:
-    """One thing the verifier noticed; `id` is stable (e.g. "linkage.dynamic"), `message` one line."""
+    """One thing the verifier noticed; `id` is stable (e.g. "linkage.dynamic"), `message` one line.
+
+    `extra` names the image extra that satisfies a `needs.*` finding ("ca-certificates", "tzdata",
+    "passwd", "tmp"); `allowed` is the policy's reason when it accepted an error or warning.
+    """
 
     id: str
     severity: Severity
     message: str
     hint: str | None = None
+    extra: str | None = None
+    allowed: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyPolicy:
+    """A recipe's [verify] table plus the image's extras, applied to the findings last."""
+
+    # Finding ids whose WARNINGs become ERRORs (e.g. "needs.tzdata"). INFOs stay: some ids are INFO when
+    # all is well (hardening.nx-stack, hardening.relro) and must not fail then.
+    errors: frozenset[str] = frozenset()
+    allowed: Mapping[str, str] = field(default_factory=dict)  # id -> reason: ERROR/WARNING become INFO
+    max_size: int | None = None  # bytes; a larger binary gets the ERROR "size.budget"
+    provided: frozenset[str] = frozenset()  # image extras present: their needs.* findings become INFO
+
+
+DEFAULT_POLICY = VerifyPolicy()
 
 
 class Linkage(str, Enum):
@@ -175,7 +206,11 @@ class _Dynamic:
 
     needed: tuple[str, ...] = ()
     has_soname: bool = False
-    flags_1: int = 0
+    flags: int = 0  # DT_FLAGS
+    flags_1: int = 0  # DT_FLAGS_1
+    bind_now: bool = False  # DT_BIND_NOW
+    textrel: bool = False  # DT_TEXTREL
+    search_paths: tuple[tuple[str, str], ...] = ()  # ("DT_RPATH" or "DT_RUNPATH", value)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -188,27 +223,41 @@ def read_elf_facts(path: Path) -> ElfFacts:
         return _facts(_load(path))
 
 
-def verify_binary(path: Path, platform: Platform | None = None) -> Verdict:
-    """Whether `path` can run alone in an empty image for `platform` (any platform when None).
+def verify_binary(
+    path: Path, platform: Platform | None = None, policy: VerifyPolicy = DEFAULT_POLICY
+) -> Verdict:
+    """Whether `path` can run alone in an empty image for `platform` (any platform when None), under
+    `policy`.
 
     Never raises for bad input: unreadable, non-ELF and corrupt files become ERROR findings.
     """
-    try:
-        with _parse_errors_as_corrupt():
-            elf = _load(path)
-            facts = _facts(elf)
-            findings = (
-                *_linkage_findings(facts),
-                *_arch_findings(elf, facts, platform),
-                *_go_findings(facts.go, platform),
-                *_entry_findings(elf, facts),
-                *_info_findings(facts),
-            )
-    except VerifyError as exc:
-        return _unreadable(path, exc.finding_id, exc.message)
-    except Exception as exc:  # last resort: bad input must never end in a traceback
-        return _unreadable(path, "elf.corrupt", f"truncated or corrupt ELF: {_exception_text(exc)}")
-    return Verdict(path=str(path), facts=facts, findings=findings)
+    return apply_policy(_verify(path, platform), policy)
+
+
+def apply_policy(verdict: Verdict, policy: VerifyPolicy) -> Verdict:
+    """The verdict as `policy` sees it: the size budget checked, then each finding in turn, by precedence:
+    a need the image provides becomes INFO, an allowed ERROR or WARNING becomes INFO (with the reason),
+    a WARNING whose id is in `errors` becomes ERROR.
+    """
+    findings = list(verdict.findings)
+    size = verdict.facts.size if verdict.facts else None
+    if policy.max_size is not None and size is not None and size > policy.max_size:
+        shown, budget = _sizes_apart(size, policy.max_size)
+        findings.append(_error("size.budget", f"binary is {shown}, budget {budget} (max_size)"))
+
+    def judged(finding: Finding) -> Finding:
+        if finding.extra is not None and finding.extra in policy.provided:
+            message = f"{finding.message} (provided by the image extra {finding.extra})"
+            return replace(finding, severity=Severity.INFO, message=message)
+        reason = policy.allowed.get(finding.id)
+        if reason is not None and finding.severity is not Severity.INFO:
+            message = f"{finding.message} (allowed: {_one_line(reason)})"
+            return replace(finding, severity=Severity.INFO, message=message, allowed=reason)
+        if finding.id in policy.errors and finding.severity is Severity.WARNING:
+            return replace(finding, severity=Severity.ERROR)
+        return finding
+
+    return replace(verdict, findings=tuple(judged(f) for f in findings))
 
 
 def identify_platform(
@@ -230,6 +279,31 @@ def identify_platform(
         ),
         None,
     )
+
+
+def _verify(path: Path, platform: Platform | None) -> Verdict:
+    """The findings before any policy."""
+    try:
+        with _parse_errors_as_corrupt():
+            elf = _load(path)
+            facts = _facts(elf)
+            contents = elfscan.read_contents(elf, _contents(elf))
+            go = facts.go is not None or _is_go(elf)
+            findings = (
+                *_linkage_findings(facts),
+                *_arch_findings(elf, facts, platform),
+                *_go_findings(facts.go, platform),
+                *_entry_findings(elf, facts),
+                *_runtime_findings(contents),
+                *(_go_needs(contents) if go else _c_needs(contents)),
+                *_hardening_findings(elf, facts),
+                *_info_findings(facts, contents),
+            )
+    except VerifyError as exc:
+        return _unreadable(path, exc.finding_id, exc.message)
+    except Exception as exc:  # last resort: bad input must never end in a traceback
+        return _unreadable(path, "elf.corrupt", f"truncated or corrupt ELF: {_exception_text(exc)}")
+    return Verdict(path=str(path), facts=facts, findings=findings)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -378,21 +452,29 @@ def _interpreter(elf: ELFFile) -> str | None:
 
 
 def _read_dynamic(elf: ELFFile) -> _Dynamic:
-    """DT_NEEDED names, DT_SONAME and DT_FLAGS_1, found through PT_DYNAMIC and PT_LOAD only."""
+    """The PT_DYNAMIC entries verification uses, found through PT_DYNAMIC and PT_LOAD only."""
     entries = [
         entry
         for segment in _segments(elf, "PT_DYNAMIC", DynamicSegment)
         for entry in _dynamic_entries(elf, segment)
     ]
     strtab = next((value for tag, value in entries if tag == "DT_STRTAB"), None)
-    flags_1 = 0
+    flags = {"DT_FLAGS": 0, "DT_FLAGS_1": 0}
     for tag, value in entries:
-        if tag == "DT_FLAGS_1":
-            flags_1 |= value
+        if tag in flags:
+            flags[str(tag)] |= value
     return _Dynamic(
         needed=tuple(_dynamic_string(elf, strtab, value) for tag, value in entries if tag == "DT_NEEDED"),
         has_soname=any(tag == "DT_SONAME" for tag, _ in entries),
-        flags_1=flags_1,
+        flags=flags["DT_FLAGS"],
+        flags_1=flags["DT_FLAGS_1"],
+        bind_now=any(tag == "DT_BIND_NOW" for tag, _ in entries),
+        textrel=any(tag == "DT_TEXTREL" for tag, _ in entries),
+        search_paths=tuple(
+            (str(tag), _dynamic_string(elf, strtab, value))
+            for tag, value in entries
+            if tag in ("DT_RPATH", "DT_RUNPATH")
+        ),
     )
 
 
@@ -410,7 +492,7 @@ def _dynamic_entries(elf: ELFFile, segment: DynamicSegment) -> Iterator[tuple[st
 def _dynamic_string(elf: ELFFile, strtab: int | None, offset: int) -> str:
     """A string of the dynamic string table, located by its address (DT_STRTAB) as the loader does."""
     if strtab is None:
-        raise CorruptElf("DT_NEEDED without DT_STRTAB")
+        raise CorruptElf("DT_NEEDED, DT_RPATH or DT_RUNPATH without DT_STRTAB")
     file_offset = next(elf.address_offsets(strtab + offset), None)
     raw = None if file_offset is None else parse_cstring_from_stream(elf.stream, file_offset)
     if raw is None:
@@ -503,11 +585,7 @@ def _arm_arch_name(cpu_arch: int) -> str:
 
 def _is_go(elf: ELFFile) -> bool:
     """A Go binary: a note owned by "Go" (its build ID), or Go's build-info magic in a writable segment."""
-    has_go_note = any(
-        note["n_name"] == "Go"
-        for segment in _segments(elf, "PT_NOTE", NoteSegment)
-        for note in segment.iter_notes()
-    )
+    has_go_note = any(note.owner == b"Go" for note in elfscan.read_notes(elf, _contents(elf)))
     return has_go_note or any(
         segment["p_flags"] & PF_W and BUILDINFO_MAGIC in segment.data()
         for segment in elf.iter_segments("PT_LOAD")
@@ -742,7 +820,239 @@ def _entry_findings(elf: ELFFile, facts: ElfFacts) -> tuple[Finding, ...]:
     )
 
 
-def _info_findings(facts: ElfFacts) -> tuple[Finding, ...]:
+# Runtime traps of static glibc. dlopen is no evidence of any: since glibc 2.34 it is linked into every
+# static binary (and its strings "gconv", "GCONV_PATH", "ld.so.cache" too). musl and pure Go binaries
+# have neither NSS nor gconv, and are recognised as not glibc (no GLIBC_TUNABLES, no ABI-tag note).
+
+_MUSL_HINT = "link against musl ({MUSL_CC} in the gcc toolchain), use a pure implementation"
+_NSS_HINT = f"{_MUSL_HINT}, or allow it in [verify] with a reason"
+
+
+def _runtime_findings(contents: Contents) -> tuple[Finding, ...]:
+    if not contents.glibc:
+        return ()
+    return (*_nss_findings(contents), *_gconv_findings(contents))
+
+
+def _nss_use(contents: Contents) -> tuple[str, ...] | None:
+    """The NSS functions a glibc binary defines (unstripped: the symbols decide), () for a stripped one
+    linking NSS (the dlopen name pattern `libnss_`), None when it does not use NSS."""
+    if not contents.glibc:
+        return None
+    if contents.functions is not None:
+        return contents.called(elfscan.NSS_FUNCTIONS) or None
+    return () if contents.contains(elfscan.NSS_STRING) else None
+
+
+def _nss_findings(contents: Contents) -> tuple[Finding, ...]:
+    """Before glibc 2.34 every NSS lookup loads libnss_<service>.so: it fails in scratch (ERROR).
+
+    Since 2.34 the files and dns services are built into static binaries: lookups work in scratch once the
+    files exist (a static getpwuid, run here in scratch with the passwd extra, found its user), so NSS
+    is only INFO, and the user and group functions need the passwd extra.
+    """
+    calls = _nss_use(contents)
+    if calls is None:
+        return ()
+    what = f"calls {_names(calls)}" if calls else "uses glibc's NSS (stripped; it holds libnss_)"
+    if not any(contents.contains(marker) for marker in elfscan.NSS_BUILTIN_STRINGS):
+        message = f"{what}, which loads libnss_*.so at run time (absent in scratch): the lookup fails"
+        return (_error("runtime.nss", message, hint=_NSS_HINT),)
+    findings = [
+        _info(
+            "runtime.nss",
+            f"{what}: glibc >= 2.34 answers with its built-in files and dns services; other services "
+            "an /etc/nsswitch.conf names would load libnss_*.so, absent in scratch",
+        )
+    ]
+    users = tuple(name for name in calls if name in elfscan.NSS_USER_FUNCTIONS)
+    if users or not calls:
+        findings.append(
+            _need(
+                "passwd",
+                f"{f'calls {_names(users)}' if users else what}: user and group lookups read "
+                "/etc/passwd and /etc/group",
+            )
+        )
+    return tuple(findings)
+
+
+def _gconv_findings(contents: Contents) -> tuple[Finding, ...]:
+    """iconv_open, from the symbol table only: the gconv strings are in every static glibc binary."""
+    if not contents.called((elfscan.ICONV_FUNCTION,)):
+        return ()
+    return (
+        _error(
+            "runtime.gconv",
+            "uses iconv_open: conversions other than UTF-8/ASCII/UCS need gconv modules absent in scratch",
+            hint=f"convert only between UTF-8, ASCII and UCS-2/UCS-4, {_MUSL_HINT}, "
+            "or allow it in [verify] with a reason",
+        ),
+    )
+
+
+# Needs: files a scratch image lacks, each satisfied by one image extra (WARNING until provided).
+
+
+def _c_needs(contents: Contents) -> tuple[Finding, ...]:
+    """C, C++, Rust...: the paths the program's strings name, and libc's temporary-file functions."""
+    findings: list[Finding] = []
+    ca = contents.first_string(elfscan.CA_STRINGS)
+    if ca:
+        findings.append(
+            _need("ca-certificates", f"refers to {ca}: TLS peers are verified against a CA bundle")
+        )
+    zones = contents.first_string(elfscan.ZONEINFO_STRINGS)
+    if zones:
+        findings.append(
+            _need(
+                "tzdata",
+                f"refers to {zones}: a TZ naming a zone (TZ=Europe/Paris) reads the zone database, "
+                "else times are UTC",
+            )
+        )
+    users = contents.first_string(elfscan.USER_DATABASE_STRINGS)
+    if users and _nss_use(contents) is None:  # with glibc's NSS, _nss_findings decides
+        findings.append(_need("passwd", f"refers to {users}: user and group lookups read it"))
+    tmp_calls = contents.called(elfscan.TMP_FUNCTIONS)
+    tmp = f"calls {_names(tmp_calls)}" if tmp_calls else _refers(contents.first_string(elfscan.TMP_STRINGS))
+    if tmp:
+        findings.append(_need("tmp", f"{tmp}: temporary files go to /tmp (or $TMPDIR)"))
+    return tuple(findings)
+
+
+def _go_needs(contents: Contents) -> tuple[Finding, ...]:
+    """Go: function names (pclntab keeps them in stripped binaries), never bare paths: "/usr/share/zoneinfo"
+    is in every binary using time.Local, which needs no zone database in scratch (it is then UTC)."""
+    findings: list[Finding] = []
+    ca = contents.first_go_function(elfscan.GO_CA_FUNCTIONS)
+    if ca and contents.first_go_function((elfscan.GO_FALLBACK_ROOTS,)):
+        findings.append(
+            _info(
+                "go.fallback-roots",
+                f"uses {ca} with fallback roots (crypto/x509.SetFallbackRoots): "
+                "TLS works without a CA bundle",
+            )
+        )
+    elif ca:
+        message = f"uses {ca}: the system CA pool is read from /etc/ssl/certs"
+        findings.append(_need("ca-certificates", message))
+    zones = contents.first_go_function(elfscan.GO_ZONE_FUNCTIONS)
+    if zones and contents.first_go_function((elfscan.GO_EMBEDDED_ZONES,)):
+        findings.append(
+            _info("go.tzdata-embedded", f"calls {zones} with the zone database embedded (time/tzdata)")
+        )
+    elif zones:
+        findings.append(
+            _need(
+                "tzdata",
+                f"calls {zones}: zones are read from /usr/share/zoneinfo",
+                alternative='embed them: import _ "time/tzdata"',
+            )
+        )
+    user = contents.first_go_function(elfscan.GO_USER_FUNCTIONS)
+    if user:
+        findings.append(_need("passwd", f"uses os/user ({user}): it reads /etc/passwd and /etc/group"))
+    tmp = contents.first_go_function(elfscan.GO_TMP_FUNCTIONS)
+    if tmp:
+        findings.append(_need("tmp", f"calls {tmp}: temporary files go to $TMPDIR, else /tmp"))
+    return tuple(findings)
+
+
+def _need(extra: str, message: str, alternative: str | None = None) -> Finding:
+    hint = f'add extras = ["{extra}"] to [image]' + (f", or {alternative}" if alternative else "")
+    return Finding(
+        id=f"needs.{extra}",
+        severity=Severity.WARNING,
+        message=f"{message} — absent in scratch",
+        hint=hint,
+        extra=extra,
+    )
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """Function names for a message, without the variants of a name also listed (getpwnam_r, mkstemp64)."""
+    names = tuple(n for n in names if n.removesuffix("_r").removesuffix("64") == n or n[:-2] not in names)
+    shown = ", ".join(names[:3])
+    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
+
+
+def _refers(string: str | None) -> str | None:
+    return f"refers to {string}" if string else None
+
+
+# Hardening and hygiene
+
+
+def _hardening_findings(elf: ELFFile, facts: ElfFacts) -> tuple[Finding, ...]:
+    if facts.elf_type not in _PROGRAM_TYPES:
+        return ()
+    dynamic = _read_dynamic(elf)
+    return (*_stack_findings(elf), *_relro_findings(elf, facts, dynamic), *_dynamic_hygiene(facts, dynamic))
+
+
+def _stack_findings(elf: ELFFile) -> tuple[Finding, ...]:
+    """PT_GNU_STACK without PF_X keeps the stack non-executable. gcc, musl-gcc and Go (1.19, 1.24) all
+    write it RW, so Go needs no exception; without it the kernel may map the stack executable
+    (READ_IMPLIES_EXEC on 32-bit x86)."""
+    stack = next(elf.iter_segments("PT_GNU_STACK"), None)
+    hint = "link with -Wl,-z,noexecstack"
+    if stack is None:
+        message = "no PT_GNU_STACK header: the kernel may map the stack executable"
+        return (_warning("hardening.nx-stack", message, hint=hint),)
+    if stack["p_flags"] & PF_X:
+        hint += " and find the object asking for it (assembly without .note.GNU-stack, nested functions)"
+        return (_warning("hardening.nx-stack", "executable stack (PT_GNU_STACK has PF_X)", hint=hint),)
+    return (_info("hardening.nx-stack", "non-executable stack (PT_GNU_STACK without PF_X)"),)
+
+
+def _relro_findings(elf: ELFFile, facts: ElfFacts, dynamic: _Dynamic) -> tuple[Finding, ...]:
+    """A static-pie relocates itself at startup, then makes PT_GNU_RELRO read-only; the GOT is in it only
+    with BIND_NOW (gcc's default -static-pie has RELRO without BIND_NOW: partial)."""
+    if facts.linkage is not Linkage.STATIC_PIE:
+        return ()
+    if not any(True for _ in elf.iter_segments("PT_GNU_RELRO")):
+        return (
+            _warning(
+                "hardening.relro",
+                "static-pie without RELRO (no PT_GNU_RELRO): relocated data stays writable",
+                hint="drop -Wl,-z,norelro; link with -Wl,-z,relro,-z,now",
+            ),
+        )
+    if dynamic.bind_now or dynamic.flags & DF_BIND_NOW or dynamic.flags_1 & DF_1_NOW:
+        return (_info("hardening.relro", "full RELRO (PT_GNU_RELRO and BIND_NOW)"),)
+    return (
+        _info(
+            "hardening.relro",
+            "partial RELRO: PT_GNU_RELRO without BIND_NOW, the GOT stays writable",
+            hint="link with -Wl,-z,now for full RELRO",
+        ),
+    )
+
+
+def _dynamic_hygiene(facts: ElfFacts, dynamic: _Dynamic) -> tuple[Finding, ...]:
+    findings: list[Finding] = []
+    if dynamic.search_paths:
+        paths = ", ".join(f"{tag} {value}" for tag, value in dynamic.search_paths)
+        findings.append(
+            _warning(
+                "elf.rpath",
+                f"library search path ({paths}): meaningless without shared libraries",
+                hint="drop -Wl,-rpath (and LD_RUN_PATH) from the link",
+            )
+        )
+    if dynamic.textrel or dynamic.flags & DF_TEXTREL:
+        hint = "compile every object with -fPIE (assembly: no absolute addresses in .text), or link -static"
+        if facts.linkage is Linkage.STATIC_PIE:  # measured: glibc's static-pie start-up segfaults
+            message = "text relocations (DT_TEXTREL) in a static-pie: start-up writes to read-only code"
+            findings.append(_error("elf.textrel", message, hint=hint))
+        else:
+            message = "text relocations (DT_TEXTREL): code pages are written at start-up"
+            findings.append(_warning("elf.textrel", message, hint=hint))
+    return tuple(findings)
+
+
+def _info_findings(facts: ElfFacts, contents: Contents) -> tuple[Finding, ...]:
     identified = (
         facts.platform
         if facts.platform
@@ -752,8 +1062,21 @@ def _info_findings(facts: ElfFacts) -> tuple[Finding, ...]:
     findings = [_info("arch.identified", f"built for {identified}")]
     if facts.go is not None:
         findings.append(_info("go.buildinfo", _go_summary(facts.go)))
+    findings.append(_info("elf.size", f"{facts.size} bytes ({_size_text(facts.size)})"))
     if facts.stripped:
         findings.append(_info("elf.stripped", "stripped (no symbol table)"))
+    if contents.debug_sections:
+        size = sum(size for _, size in contents.debug_sections)
+        findings.append(
+            _info(
+                "elf.debug-info",
+                f"debug information: {len(contents.debug_sections)} .debug_* sections, {_size_text(size)}",
+                hint="strip it (-s, or strip --strip-debug) for a smaller image",
+            )
+        )
+    if contents.build_ids:
+        ids = "; ".join(f"{kind} build ID {_one_line(value)}" for kind, value in contents.build_ids)
+        findings.append(_info("elf.build-id", ids))
     return tuple(findings)
 
 
@@ -772,8 +1095,26 @@ def _error(id: str, message: str, hint: str | None = None) -> Finding:
     return Finding(id=id, severity=Severity.ERROR, message=message, hint=hint)
 
 
-def _info(id: str, message: str) -> Finding:
-    return Finding(id=id, severity=Severity.INFO, message=message)
+def _warning(id: str, message: str, hint: str | None = None) -> Finding:
+    return Finding(id=id, severity=Severity.WARNING, message=message, hint=hint)
+
+
+def _info(id: str, message: str, hint: str | None = None) -> Finding:
+    return Finding(id=id, severity=Severity.INFO, message=message, hint=hint)
+
+
+def _size_text(size: int) -> str:
+    """A size as people read it: 660.4 KiB, 2.1 MiB."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def _sizes_apart(size: int, budget: int) -> tuple[str, str]:
+    """Both sizes readable, in bytes when rounding would make them look equal."""
+    shown, limit = _size_text(size), _size_text(budget)
+    return (shown, limit) if shown != limit else (f"{size} bytes", f"{budget} bytes")
 
 
 def _unreadable(path: Path, finding_id: str, message: str) -> Verdict:

@@ -97,7 +97,7 @@ def project(tmp_path: Path) -> Path:
 def test_shipped_recipes_load() -> None:
     project = load_project(REPO_ROOT)
 
-    assert set(project.services) == {"hello-go", "hello-c", "hello-c-musl"}
+    assert set(project.services) == {"hello-go", "hello-c", "hello-c-musl", "tls-go", "whoami-c-musl"}
     assert set(project.toolchains) == {"go", "gcc"}
     go = project.services["hello-go"]
     assert go.platforms == tuple(PLATFORMS)  # platforms = ["all"]

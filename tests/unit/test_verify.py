@@ -1,8 +1,10 @@
 """The ELF verifier on real binaries built here (gcc; arm-linux-gnueabihf-gcc and go when present), on
-byte-patched copies of them, on small crafted ELF files, and on random garbage (hypothesis)."""
+byte-patched copies of them, on small crafted ELF files, and on random garbage (hypothesis). Runtime traps,
+needs, hardening findings and the policy are checked on real programs that do what each finding is about."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import struct
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,13 +27,16 @@ from orchestrator.platforms import (
     EM_X86_64,
     PLATFORMS,
 )
+from orchestrator.stages import elfscan
 from orchestrator.stages.verify import (
     CorruptElf,
     ElfFacts,
+    Finding,
     Linkage,
     NotAnElf,
     Severity,
     Verdict,
+    VerifyPolicy,
     read_elf_facts,
     verify_binary,
 )
@@ -45,7 +51,7 @@ GO = shutil.which("go")
 
 AMD64, ARM64, ARMV7 = PLATFORMS["linux/amd64"], PLATFORMS["linux/arm64"], PLATFORMS["linux/arm/v7"]
 ET_EXEC, ET_DYN, ET_REL = 2, 3, 1
-PT_LOAD, PT_NOTE = 1, 4
+PT_NULL, PT_LOAD, PT_NOTE = 0, 1, 4
 PF_X, PF_W, PF_R = 1, 2, 4
 LOAD_ADDRESS = 0x10000
 CORRUPT = "truncated or corrupt ELF: "
@@ -59,6 +65,17 @@ def run_compiler(command: Sequence[str], cwd: Path, env: dict[str, str] | None =
 
 def error_ids(verdict: Verdict) -> list[str]:
     return [f.id for f in verdict.findings if f.severity is Severity.ERROR]
+
+
+def problems(verdict: Verdict) -> dict[str, Severity]:
+    """The findings that are not INFO, by id."""
+    return {f.id: f.severity for f in verdict.findings if f.severity is not Severity.INFO}
+
+
+def finding(verdict: Verdict, finding_id: str) -> Finding:
+    matches = [f for f in verdict.findings if f.id == finding_id]
+    assert len(matches) == 1, (finding_id, verdict.findings)
+    return matches[0]
 
 
 def facts_of(verdict: Verdict) -> ElfFacts:
@@ -666,6 +683,331 @@ def test_go_build_info_message(go_binaries: dict[str, Path]) -> None:
     info = next(f for f in verdict.findings if f.id == "go.buildinfo")
     assert info.severity is Severity.INFO
     assert info.message.startswith("Go go1.") and info.message.endswith(", module example.com/hello")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Runtime traps, needs and hardening on real programs (host gcc: glibc >= 2.34; host go)
+
+W, E, INFO = Severity.WARNING, Severity.ERROR, Severity.INFO
+
+
+def fopen_c(path: str) -> str:
+    return f'#include <stdio.h>\nint main(void) {{ printf("%d\\n", fopen("{path}", "r") != 0); return 0; }}\n'
+
+
+def call_c(header: str, call: str) -> str:
+    return (
+        f'#include <{header}>\n#include <stdio.h>\nint main(void) {{ printf("%d\\n", {call}); return 0; }}\n'
+    )
+
+
+GETPWNAM_C = call_c("pwd.h", 'getpwnam("root") != 0')
+GETADDRINFO_C = call_c("netdb.h", 'getaddrinfo("localhost", 0, 0, (struct addrinfo **)0)')
+ICONV_C = call_c("iconv.h", 'iconv_open("UTF-8", "ISO-8859-1") == (iconv_t)-1')
+MKSTEMP_C = call_c("stdlib.h", "mkstemp((char[]){'x', 'X', 'X', 'X', 'X', 'X', 'X', 0})")
+# An absolute address in .text: a text relocation in a PIE (-z notext lets the link through).
+TEXTREL_C = (
+    "#include <stdio.h>\nextern const void *table[];\n"
+    '__asm__(".section .text\\n.globl table\\n.p2align 3\\ntable: .quad puts\\n.previous\\n");\n'
+    'int main(void) { printf("%p\\n", table[0]); return 0; }\n'
+)
+STATIC, STRIPPED, PIE = ["-static"], ["-static", "-s"], ["-static-pie"]
+
+# name: (source, flags, findings that are not INFO, INFO findings that must be there)
+C_PROGRAMS: dict[str, tuple[str, list[str], dict[str, Severity], set[str]]] = {
+    "hello": (HELLO_C, STRIPPED, {}, {"hardening.nx-stack", "elf.stripped", "elf.size", "elf.build-id"}),
+    "getpwnam": (GETPWNAM_C, STATIC, {"needs.passwd": W}, {"runtime.nss"}),
+    "getpwnam-stripped": (GETPWNAM_C, STRIPPED, {"needs.passwd": W}, {"runtime.nss"}),
+    "getaddrinfo": (GETADDRINFO_C, STATIC, {}, {"runtime.nss"}),
+    "iconv": (ICONV_C, STATIC, {"runtime.gconv": E}, set()),
+    "iconv-stripped": (ICONV_C, STRIPPED, {}, set()),  # no reliable sign left: gconv strings are everywhere
+    "ca-bundle": (
+        fopen_c("/etc/ssl/certs/ca-certificates.crt"),
+        STRIPPED,
+        {"needs.ca-certificates": W},
+        set(),
+    ),
+    "zoneinfo": (fopen_c("/usr/share/zoneinfo/Europe/Paris"), STRIPPED, {"needs.tzdata": W}, set()),
+    "passwd-file": (fopen_c("/etc/passwd"), STRIPPED, {"needs.passwd": W}, set()),
+    "mkstemp": (MKSTEMP_C, STATIC, {"needs.tmp": W}, set()),
+    "tmp-path": (fopen_c("/tmp/app.lock"), STRIPPED, {"needs.tmp": W}, set()),
+    "debug": (HELLO_C, [*STATIC, "-g"], {}, {"elf.debug-info"}),
+    "execstack": (HELLO_C, [*STATIC, "-Wl,-z,execstack"], {"hardening.nx-stack": W}, set()),
+    "static-pie": (HELLO_C, PIE, {}, {"hardening.relro"}),
+    "static-pie-now": (HELLO_C, [*PIE, "-Wl,-z,now"], {}, {"hardening.relro"}),
+    "static-pie-norelro": (HELLO_C, [*PIE, "-Wl,-z,norelro"], {"hardening.relro": W}, set()),
+    "rpath": (HELLO_C, [*PIE, "-Wl,--disable-new-dtags,-rpath,/opt/lib"], {"elf.rpath": W}, set()),
+    "runpath": (HELLO_C, [*PIE, "-Wl,--enable-new-dtags,-rpath,/opt/lib"], {"elf.rpath": W}, set()),
+    "textrel": (TEXTREL_C, [*PIE, "-Wl,-z,notext"], {"elf.textrel": E}, set()),
+}
+
+
+@pytest.fixture(scope="session")
+def c_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if GCC is None:
+        pytest.skip("gcc is not installed (apt-get install -y gcc libc6-dev)")
+    directory = tmp_path_factory.mktemp("programs")
+    for name, (source, flags, _, _) in C_PROGRAMS.items():
+        (directory / f"{name}.c").write_text(source)
+        run_compiler([GCC, *flags, "-o", name, f"{name}.c"], directory)
+    return {name: directory / name for name in C_PROGRAMS}
+
+
+@pytest.mark.parametrize("name", C_PROGRAMS)
+def test_c_program_findings(c_programs: dict[str, Path], name: str) -> None:
+    _, _, expected, infos = C_PROGRAMS[name]
+    verdict = verify_binary(c_programs[name], AMD64)
+    assert problems(verdict) == expected
+    assert infos <= {f.id for f in verdict.findings if f.severity is Severity.INFO}
+
+
+@pytest.mark.parametrize(
+    ("name", "finding_id", "message"),
+    [
+        (
+            "getpwnam",
+            "needs.passwd",
+            "calls getpwnam: user and group lookups read /etc/passwd and /etc/group",
+        ),
+        ("getpwnam", "runtime.nss", "calls getpwnam: glibc >= 2.34 answers with its built-in files and dns"),
+        (
+            "getpwnam-stripped",
+            "needs.passwd",
+            "uses glibc's NSS (stripped; it holds libnss_): user and group",
+        ),
+        ("getaddrinfo", "runtime.nss", "calls getaddrinfo"),
+        (
+            "iconv",
+            "runtime.gconv",
+            "uses iconv_open: conversions other than UTF-8/ASCII/UCS need gconv modules absent in scratch",
+        ),
+        ("ca-bundle", "needs.ca-certificates", "refers to /etc/ssl/certs/ca-certificates.crt: TLS peers"),
+        ("zoneinfo", "needs.tzdata", "refers to /usr/share/zoneinfo/Europe/Paris: a TZ naming a zone"),
+        ("passwd-file", "needs.passwd", "refers to /etc/passwd: user and group lookups read it"),
+        ("mkstemp", "needs.tmp", "calls mkstemp: temporary files go to /tmp (or $TMPDIR)"),
+        ("tmp-path", "needs.tmp", "refers to /tmp/app.lock: temporary files"),
+        ("hello", "elf.build-id", "GNU build ID "),
+        ("hello", "hardening.nx-stack", "non-executable stack"),
+        ("debug", "elf.debug-info", "debug information: "),
+        ("execstack", "hardening.nx-stack", "executable stack (PT_GNU_STACK has PF_X)"),
+        ("static-pie", "hardening.relro", "partial RELRO: PT_GNU_RELRO without BIND_NOW"),
+        ("static-pie-now", "hardening.relro", "full RELRO (PT_GNU_RELRO and BIND_NOW)"),
+        ("static-pie-norelro", "hardening.relro", "static-pie without RELRO"),
+        ("rpath", "elf.rpath", "library search path (DT_RPATH /opt/lib)"),
+        ("runpath", "elf.rpath", "library search path (DT_RUNPATH /opt/lib)"),
+        ("textrel", "elf.textrel", "text relocations (DT_TEXTREL) in a static-pie"),
+    ],
+)
+def test_c_finding_messages(c_programs: dict[str, Path], name: str, finding_id: str, message: str) -> None:
+    assert finding(verify_binary(c_programs[name]), finding_id).message.startswith(message)
+
+
+def test_size_is_reported(c_programs: dict[str, Path]) -> None:
+    size = c_programs["hello"].stat().st_size
+    assert finding(verify_binary(c_programs["hello"]), "elf.size").message.startswith(f"{size} bytes (")
+
+
+def test_dlopen_alone_is_no_nss_evidence(gcc_binaries: dict[str, Path]) -> None:
+    """Every static glibc >= 2.34 binary defines dlopen, hello world too: it must not count as NSS."""
+    data = gcc_binaries["static"].read_bytes()
+    contents = elfscan.read_contents(ELFFile(io.BytesIO(data)), data)
+    assert contents.glibc and contents.functions is not None and "dlopen" in contents.functions
+    assert not [f for f in verify_binary(gcc_binaries["static"]).findings if f.id.startswith("runtime.")]
+
+
+@pytest.mark.parametrize(
+    ("name", "what"), [("getpwnam", "calls getpwnam"), ("getpwnam-stripped", "uses glibc's NSS (stripped")]
+)
+def test_nss_without_built_in_services_is_an_error(
+    c_programs: dict[str, Path], tmp_path: Path, name: str, what: str
+) -> None:
+    """glibc < 2.34 (simulated: the built-in files service and libc's dlopen blanked out) loads every NSS
+    service with dlopen, so the lookup fails in scratch whatever files the image has."""
+    data = c_programs[name].read_bytes()
+    for marker in elfscan.NSS_BUILTIN_STRINGS:
+        assert marker in data
+        data = data.replace(marker, b"X" * len(marker))
+    verdict = verify_binary(write(tmp_path, "old-glibc", data), AMD64)
+    assert problems(verdict) == {"runtime.nss": E}
+    nss = finding(verdict, "runtime.nss")
+    assert nss.message.startswith(what)
+    assert nss.message.endswith(", which loads libnss_*.so at run time (absent in scratch): the lookup fails")
+    assert nss.hint is not None and nss.hint.startswith("link against musl ({MUSL_CC} in the gcc toolchain)")
+
+
+GO_PROGRAMS = {
+    "hello": ('"fmt"', 'fmt.Println("hello")'),
+    "local-time": ('"fmt"\n\t"time"', "fmt.Println(time.Now().Format(time.Kitchen), time.Local)"),
+    "certs": ('"crypto/x509"\n\t"fmt"', "fmt.Println(x509.SystemCertPool())"),
+    "zones": ('"fmt"\n\t"time"', 'fmt.Println(time.LoadLocation("Europe/Paris"))'),
+    "zones-embedded": (
+        '"fmt"\n\t"time"\n\t_ "time/tzdata"',
+        'fmt.Println(time.LoadLocation("Europe/Paris"))',
+    ),
+    "user": ('"fmt"\n\t"os/user"', "fmt.Println(user.Current())"),
+    "tmp": ('"fmt"\n\t"os"', 'fmt.Println(os.CreateTemp("", "x"))'),
+}
+# name: (findings that are not INFO, first words of the message, INFO findings that must be there)
+GO_EXPECTED: dict[str, tuple[dict[str, Severity], str | None, set[str]]] = {
+    "hello": ({}, None, {"elf.stripped", "hardening.nx-stack"}),
+    "local-time": ({}, None, set()),  # holds /usr/share/zoneinfo and time.loadLocation: not a need
+    "certs": ({"needs.ca-certificates": W}, "uses crypto/x509.SystemCertPool: the system CA pool", set()),
+    "zones": ({"needs.tzdata": W}, "calls time.LoadLocation: zones are read from /usr/share/zoneinfo", set()),
+    "zones-embedded": ({}, None, {"go.tzdata-embedded"}),
+    "user": (
+        {"needs.passwd": W},
+        "uses os/user (os/user.Current): it reads /etc/passwd and /etc/group",
+        set(),
+    ),
+    "tmp": ({"needs.tmp": W}, "calls os.CreateTemp: temporary files go to $TMPDIR, else /tmp", set()),
+}
+
+
+@pytest.fixture(scope="session")
+def go_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Stripped the way recipes build them (-s -w): Go function names survive in pclntab."""
+    if GO is None:
+        pytest.skip("go is not installed (apt-get install -y golang-go)")
+    directory = tmp_path_factory.mktemp("goprograms")
+    (directory / "go.mod").write_text("module example.com/programs\n\ngo 1.19\n")
+    for name, (imports, body) in GO_PROGRAMS.items():
+        (directory / name).mkdir()
+        (directory / name / "main.go").write_text(
+            f"package main\n\nimport (\n\t{imports}\n)\n\nfunc main() {{ {body} }}\n"
+        )
+    env = {"HOME": str(directory), **os.environ, "CGO_ENABLED": "0", "GOARCH": "amd64", "GOFLAGS": ""}
+    command = [GO, "build", "-trimpath", "-ldflags=-s -w", "-o", str(directory / "bin") + "/", "./..."]
+    run_compiler(command, directory, env)
+    return {name: directory / "bin" / name for name in GO_PROGRAMS}
+
+
+@pytest.mark.parametrize("name", GO_PROGRAMS)
+def test_go_program_findings(go_programs: dict[str, Path], name: str) -> None:
+    expected, message, infos = GO_EXPECTED[name]
+    verdict = verify_binary(go_programs[name], AMD64)
+    assert problems(verdict) == expected
+    assert infos <= {f.id for f in verdict.findings if f.severity is Severity.INFO}
+    if message is not None:
+        [need] = expected
+        assert finding(verdict, need).message.startswith(message)
+
+
+def test_every_need_names_its_extra(c_programs: dict[str, Path], go_programs: dict[str, Path]) -> None:
+    needs = [
+        f for path in [*c_programs.values(), *go_programs.values()] for f in verify_binary(path).findings
+    ]
+    needs = [f for f in needs if f.id.startswith("needs.")]
+    assert {f.id for f in needs} == {"needs.ca-certificates", "needs.tzdata", "needs.passwd", "needs.tmp"}
+    for need in needs:
+        extra = need.id.removeprefix("needs.")
+        assert (need.extra, need.severity, need.allowed) == (extra, Severity.WARNING, None)
+        assert need.message.endswith(" — absent in scratch")
+        assert need.hint is not None and need.hint.startswith(f'add extras = ["{extra}"] to [image]')
+
+
+# ---------------------------------------------------------------------------------------------------
+# Policy
+
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("name", "policy", "changed"),
+    [
+        # errors: a WARNING becomes an ERROR; an INFO never does (it can mean all is well)
+        ("zoneinfo", VerifyPolicy(errors=frozenset({"needs.tzdata"})), {"needs.tzdata": E}),
+        ("static-pie", VerifyPolicy(errors=frozenset({"hardening.relro", "hardening.nx-stack"})), {}),
+        # allowed: an ERROR or WARNING becomes INFO, with the reason
+        ("iconv", VerifyPolicy(allowed={"runtime.gconv": "UTF-8 only"}), {"runtime.gconv": INFO}),
+        ("execstack", VerifyPolicy(allowed={"hardening.nx-stack": "JIT"}), {"hardening.nx-stack": INFO}),
+        # provided: the image carries the extra
+        ("ca-bundle", VerifyPolicy(provided=frozenset({"ca-certificates"})), {"needs.ca-certificates": INFO}),
+        ("ca-bundle", VerifyPolicy(provided=frozenset({"tzdata"})), {"needs.ca-certificates": W}),
+        # provided wins over errors, allowed over errors
+        (
+            "zoneinfo",
+            VerifyPolicy(errors=frozenset({"needs.tzdata"}), provided=frozenset({"tzdata"})),
+            {"needs.tzdata": INFO},
+        ),
+        (
+            "zoneinfo",
+            VerifyPolicy(errors=frozenset({"needs.tzdata"}), allowed={"needs.tzdata": "UTC is fine"}),
+            {"needs.tzdata": INFO},
+        ),
+    ],
+)
+def test_policy_changes_severities(
+    c_programs: dict[str, Path], name: str, policy: VerifyPolicy, changed: dict[str, Severity]
+) -> None:
+    before = verify_binary(c_programs[name], AMD64)
+    after = verify_binary(c_programs[name], AMD64, policy)
+    assert [f.id for f in after.findings] == [f.id for f in before.findings]  # same findings, same order
+    severities = {f.id: f.severity for f in after.findings}
+    assert {key: severities[key] for key in changed} == changed
+    assert after.ok is (Severity.ERROR not in severities.values())
+
+
+def test_allowed_finding_keeps_its_reason(c_programs: dict[str, Path]) -> None:
+    policy = VerifyPolicy(allowed={"runtime.gconv": "converts UTF-8 only"})
+    verdict = verify_binary(c_programs["iconv"], AMD64, policy)
+    gconv = finding(verdict, "runtime.gconv")
+    assert (gconv.severity, gconv.allowed) == (Severity.INFO, "converts UTF-8 only")
+    assert gconv.message.endswith(" (allowed: converts UTF-8 only)")
+    assert verdict.ok
+
+
+def test_provided_need_says_so(go_programs: dict[str, Path]) -> None:
+    verdict = verify_binary(
+        go_programs["certs"], AMD64, VerifyPolicy(provided=frozenset({"ca-certificates"}))
+    )
+    need = finding(verdict, "needs.ca-certificates")
+    assert (need.severity, need.extra, need.allowed) == (Severity.INFO, "ca-certificates", None)
+    assert need.message.endswith("(provided by the image extra ca-certificates)")
+    assert not problems(verdict)
+
+
+@pytest.mark.parametrize(
+    ("size", "max_size", "message"),
+    [
+        (2_202_009, 2 * MiB, "binary is 2.1 MiB, budget 2.0 MiB (max_size)"),
+        (2 * MiB + 1, 2 * MiB, f"binary is {2 * MiB + 1} bytes, budget {2 * MiB} bytes (max_size)"),
+        (3 * MiB, 500 << 10, "binary is 3.0 MiB, budget 500.0 KiB (max_size)"),
+        (2 * MiB, 2 * MiB, None),
+    ],
+)
+def test_size_budget(tmp_path: Path, size: int, max_size: int, message: str | None) -> None:
+    data = craft_elf(machine=EM_X86_64, elf_class=64)
+    data = craft_elf(
+        machine=EM_X86_64, elf_class=64, segments=[(PT_NULL, PF_R, b"\0" * (size - len(data) - 56))]
+    )
+    assert len(data) == size
+    verdict = verify_bytes_with(tmp_path, data, VerifyPolicy(max_size=max_size))
+    assert [f.message for f in verdict.errors] == ([message] if message else [])
+    assert [f.id for f in verdict.errors] == (["size.budget"] if message else [])
+
+
+def test_size_budget_can_be_allowed(tmp_path: Path) -> None:
+    policy = VerifyPolicy(max_size=100, allowed={"size.budget": "debug build"})
+    verdict = verify_bytes_with(tmp_path, craft_elf(machine=EM_X86_64, elf_class=64), policy)
+    assert verdict.ok and finding(verdict, "size.budget").allowed == "debug build"
+
+
+@pytest.mark.parametrize(
+    ("variant", "finding_id"), [("dynamic", "linkage.dynamic"), ("shared", "linkage.shared-object")]
+)
+def test_linkage_errors_can_be_allowed(gcc_binaries: dict[str, Path], variant: str, finding_id: str) -> None:
+    verdict = verify_binary(gcc_binaries[variant], AMD64, VerifyPolicy(allowed={finding_id: "host tool"}))
+    assert verdict.ok and finding(verdict, finding_id).allowed == "host tool"
+
+
+def test_policy_applies_to_unreadable_files(tmp_path: Path) -> None:
+    path = write(tmp_path, "script", b"#!/bin/sh\n")
+    assert not verify_binary(path).ok
+    assert verify_binary(path, policy=VerifyPolicy(allowed={"elf.not-elf": "a shell script"})).ok
+
+
+def verify_bytes_with(tmp_path: Path, data: bytes, policy: VerifyPolicy) -> Verdict:
+    return verify_binary(write(tmp_path, "crafted", data), AMD64, policy)
 
 
 # ---------------------------------------------------------------------------------------------------
