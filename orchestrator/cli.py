@@ -29,6 +29,7 @@ from orchestrator.errors import (
     UsageError,
     VerificationFailed,
 )
+from orchestrator.goinfo import format_like_go_version_m
 from orchestrator.inspect import run as inspect_target
 from orchestrator.pipeline import BuildOptions, Runner, select_targets
 from orchestrator.platforms import PLATFORMS, host_platform
@@ -244,6 +245,9 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
                 console.print(f"{escape(verdict.path)}: [green]ok[/] ({identified})")
             else:
                 console.print(f"{escape(verdict.path)}: [red]FAIL[/] — {escape(verdict.reason or '')}")
+            if facts and facts.go:
+                # Byte for byte what `go version -m` prints (rich would expand its tabs).
+                console.file.write(format_like_go_version_m(facts.go, verdict.path))
     failed = [v for v in verdicts if not v.ok]
     if failed:
         raise VerificationFailed(f"{len(failed)} of {len(verdicts)} files failed verification")

@@ -88,7 +88,8 @@ def test_inspect_lists_exactly_the_files_of_every_shipped_image(build_all: Osles
         assert f"/{service}" in text.stdout and "-rwxr-xr-x" in text.stdout
 
 
-def test_inspect_a_go_binary_prints_what_go_version_m_prints(build_all: OslessRun) -> None:
+@pytest.mark.parametrize("command", ["inspect", "verify"])
+def test_a_go_binary_shows_what_go_version_m_prints(build_all: OslessRun, command: str) -> None:
     targets = [t for t in passed_targets(build_all) if t["service"] == "hello-go"]
     assert {t["platform"] for t in targets} == set(PLATFORMS)
     for target in targets:
@@ -100,7 +101,7 @@ def test_inspect_a_go_binary_prints_what_go_version_m_prints(build_all: OslessRu
             text=True,
             check=True,
         ).stdout
-        result = run_osless(REPO_ROOT, "inspect", str(binary))
+        result = run_osless(REPO_ROOT, command, str(binary))
         assert result.returncode == 0, result.stdout + result.stderr
         first, *rest = go.splitlines()
         assert first.startswith("/b/hello-go: go")
