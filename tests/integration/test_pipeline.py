@@ -23,11 +23,15 @@ pytestmark = pytest.mark.integration
 
 GO_GREETING = "Hello from OS-less container (Go edition)\n"
 C_GREETING = "Hello from OS-less container (C edition)\n"
+TLS_GREETING = "TLS client ready (minimum TLS 1.2, system CA pool loaded)\n"
 SEVEN = list(PLATFORMS)
 SHIPPED = {
     **{("hello-go", platform): GO_GREETING for platform in SEVEN},
     **{("hello-c", platform): C_GREETING for platform in SEVEN},
     ("hello-c-musl", "linux/amd64"): C_GREETING,
+    ("tls-go", "linux/amd64"): TLS_GREETING,
+    ("tls-go", "linux/arm64"): TLS_GREETING,
+    ("whoami-c-musl", "linux/amd64"): "running as nobody (uid 65534)\n",
 }
 NATIVE = {"linux/amd64", "linux/386"}
 
@@ -295,7 +299,8 @@ def test_runtime_traps_and_needs_follow_the_recipe(
             ),
             "recipes/whoami-musl.toml": (REPO_ROOT / "recipes" / "whoami-c-musl.toml")
             .read_text()
-            .replace("sources/whoami-c", "sources/whoami"),
+            .replace("sources/whoami-c", "sources/whoami")
+            .replace('name = "whoami-c-musl"', 'name = "whoami-musl"'),
             **tls,
             "recipes/tls-bare.toml": TLS_BARE,
             "recipes/tls-extra.toml": recipe.replace('name = "tls-go"', 'name = "tls-extra"').replace(
