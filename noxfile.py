@@ -1,4 +1,4 @@
-"""Developer entry points: `nox -s build-all`, `nox -s tests`, `nox -s lint`."""
+"""Developer entry points: `nox -s build-all`, `nox -s tests`, `nox -s lint`, `nox -s bench`."""
 
 from __future__ import annotations
 
@@ -33,3 +33,13 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "--strict", "orchestrator")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Time osless against per-target Dockerfiles and bare compiles (figures, not a test; not run by default).
+
+    Options after `--`: --services N, --platforms P,P, --jobs J, --json PATH, --keep.
+    """
+    session.install("-e", ".")
+    session.run("python", "bench/benchmark.py", *session.posargs)

@@ -31,7 +31,7 @@ from orchestrator.errors import (
 )
 from orchestrator.goinfo import format_like_go_version_m
 from orchestrator.inspect import run as inspect_target
-from orchestrator.pipeline import BuildOptions, Runner, select_targets
+from orchestrator.pipeline import BuildOptions, Runner, changed_services, select_targets
 from orchestrator.platforms import PLATFORMS, host_platform
 from orchestrator.stages.package import image_tag
 from orchestrator.stages.recipe import Project, load_project
@@ -108,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"emulated (qemu) smoke tests at once (default: {max(1, cores // 2)})",
     )
     build.add_argument(
+        "--changed-since",
+        metavar="GIT_REF",
+        help="only services whose recipe, sources or toolchain recipe changed since this git revision",
+    )
+    build.add_argument(
+        "--rebuild", action="store_true", help="rebuild every target, even those whose inputs are unchanged"
+    )
+    build.add_argument(
         "--fail-fast", action="store_true", help="stop starting targets after the first failure"
     )
     build.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
@@ -167,14 +175,22 @@ def _load(args: argparse.Namespace) -> Project:
 
 def _build(args: argparse.Namespace, console: Console) -> int:
     project = _load(args)
-    targets = select_targets(project, args.services, args.platform)
+    services = list(args.services)
+    if args.changed_since:
+        changed = changed_services(project, args.changed_since)
+        services = [name for name in services or project.services if name in changed]
+        if not services:
+            console.print(f"nothing to build: no service changed since {args.changed_since}", markup=False)
+            return 0
+    targets = select_targets(project, services, args.platform)
     engine = Engine.connect()
     options = BuildOptions(
-        services=tuple(args.services),
+        services=tuple(services),
         platforms=tuple(args.platform),
         jobs=args.jobs,
         emulated_jobs=args.emulated_jobs,
         fail_fast=args.fail_fast,
+        rebuild=args.rebuild,
         out_root=(args.out or project.root / "out").resolve(),
     )
     with ProgressView(console) as view:

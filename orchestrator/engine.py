@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import docker
@@ -39,6 +39,7 @@ class ContainerSpec:
     role: str  # "build" or "smoke": shown in labels and errors
     env: Mapping[str, str] = field(default_factory=dict)
     mounts: Sequence[Mount] = ()
+    volumes: Mapping[str, str] = field(default_factory=dict)  # named volume -> mount point
     working_dir: str | None = None
     user: str | None = None
     platform: str | None = None
@@ -116,6 +117,54 @@ class Engine:
         finally:
             self._remove(container)
 
+    def start_long_lived(self, spec: ContainerSpec) -> Any:
+        """Start a container that idles until this run ends (or is cancelled), for `exec` to use."""
+        if self._cancelled.is_set():
+            raise EngineError("run cancelled")
+        container = self._create(replace(spec, command=["sleep", "infinity"]))
+        try:
+            container.start()
+        except docker.errors.APIError as error:
+            self._remove(container)
+            raise EngineError(f"cannot start the {spec.role} container: {_first_line(error)}") from error
+        return container
+
+    def exec(
+        self,
+        container: Any,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        working_dir: str,
+        user: str,
+        timeout: float,
+    ) -> ContainerResult:
+        """Run a command in a long-lived container; coreutils `timeout` bounds it (exit 124 when it fires)."""
+        if self._cancelled.is_set():
+            raise EngineError("run cancelled")
+        bounded = ["timeout", "--kill-after=10", f"{timeout:g}", *command]
+        try:
+            created = self.client.api.exec_create(
+                container.id, bounded, environment=dict(env), workdir=working_dir, user=user
+            )
+            stdout, stderr = self.client.api.exec_start(created["Id"], demux=True)
+            exit_code = int(self.client.api.exec_inspect(created["Id"]).get("ExitCode") or 0)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+            raise EngineError(
+                f"exec in the {container.name} container failed: {_first_line(error)}"
+            ) from error
+        return ContainerResult(
+            exit_code=exit_code, stdout=stdout or b"", stderr=stderr or b"", timed_out=exit_code == 124
+        )
+
+    def ensure_volume(self, name: str) -> str:
+        """A named volume (created when missing): caches that outlive runs."""
+        try:
+            self.client.volumes.get(name)
+        except docker.errors.NotFound:
+            self.client.volumes.create(name, labels={ROLE_LABEL: "cache"})
+        return name
+
     def read_from_image(self, image: str, path: str) -> bytes:
         """A tar of `path` inside an image (`docker cp` from a created, never started, container)."""
         container = self._create(ContainerSpec(image=image, command=["true"], role="copy"))
@@ -159,7 +208,8 @@ class Engine:
             "privileged": False,
             "read_only": spec.read_only_root,
             "volumes": {
-                m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts
+                **{m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts},
+                **{name: {"bind": target, "mode": "rw"} for name, target in spec.volumes.items()},
             },
         }
         if spec.working_dir:

@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from orchestrator.platforms import Platform
+from orchestrator.platforms import PLATFORMS, Platform
 
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -89,7 +89,7 @@ class Blob:
     @property
     def path(self) -> str:
         """Where the blob lives inside a layout: `blobs/sha256/<hex>`."""
-        return f"{BLOBS_DIR}/{self.digest.removeprefix('sha256:')}"
+        return _blob_path(self.digest)
 
     def descriptor(self, **extra: object) -> dict[str, object]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size, **extra}
@@ -263,6 +263,39 @@ def docker_archive(image: Image, repo_tags: Sequence[str]) -> bytes:
     legacy = {"Config": image.config.path, "RepoTags": list(repo_tags), "Layers": layers}
     files["manifest.json"] = canonical_json([legacy])
     return _ustar({path: (0o644, data) for path, data in files.items()}, mtime=0)
+
+
+def read_archive(data: bytes) -> Image:
+    """The image inside an archive written by `docker_archive`, with its blobs' bytes unchanged.
+
+    Lets a cached target join its service's index without being rebuilt.
+    """
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        files = {member.name: _member_bytes(tar, member) for member in tar.getmembers() if member.isfile()}
+
+    def blob(descriptor: Mapping[str, Any]) -> Blob:
+        return Blob(media_type=descriptor["mediaType"], data=files[_blob_path(descriptor["digest"])])
+
+    (entry,) = json.loads(files["index.json"])["manifests"]
+    manifest = blob(entry)
+    layout = json.loads(manifest.data)
+    platform = entry["platform"]
+    name = "/".join(filter(None, (platform["os"], platform["architecture"], platform.get("variant"))))
+    return Image(
+        config=blob(layout["config"]),
+        layers=tuple(blob(layer) for layer in layout["layers"]),
+        manifest=manifest,
+        platform=PLATFORMS[name],
+    )
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = tar.extractfile(member)
+    return extracted.read() if extracted else b""
+
+
+def _blob_path(digest: str) -> str:
+    return f"{BLOBS_DIR}/{digest.removeprefix('sha256:')}"
 
 
 def _read_json(path: Path, label: str, problems: list[str]) -> Any:

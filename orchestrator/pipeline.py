@@ -26,8 +26,9 @@ from orchestrator import __version__, oci
 from orchestrator.engine import Engine
 from orchestrator.errors import EngineError, OslessError, UsageError
 from orchestrator.platforms import PLATFORMS, Platform, is_emulated
-from orchestrator.provenance import Provenance, provenance
+from orchestrator.provenance import Provenance, changed_files, provenance
 from orchestrator.stages import build as build_stage
+from orchestrator.stages import cache
 from orchestrator.stages import package as package_stage
 from orchestrator.stages import smoke as smoke_stage
 from orchestrator.stages import verify as verify_stage
@@ -59,6 +60,7 @@ class BuildOptions:
     jobs: int = 2
     emulated_jobs: int = 1
     fail_fast: bool = False
+    rebuild: bool = False  # ignore cached results
     out_root: Path
 
 
@@ -84,6 +86,26 @@ class StageFailed(Exception):
         super().__init__(reason)
         self.stage = stage
         self.reason = reason
+
+
+def changed_services(project: Project, ref: str) -> list[str]:
+    """Services whose recipe, source or toolchain recipe changed since the git revision `ref`."""
+    changed = changed_files(project.root, ref)
+    if changed is None:
+        raise UsageError(
+            f"git cannot compare with {ref!r}", hint="give a commit, branch or tag of this repository"
+        )
+
+    def touched(path: Path) -> bool:
+        return any(file == path or file.is_relative_to(path) for file in changed)
+
+    return sorted(
+        name
+        for name, service in project.services.items()
+        if touched(service.file)
+        or touched(service.source)
+        or touched(project.toolchains[service.toolchain].file)
+    )
 
 
 def select_targets(project: Project, services: Sequence[str], platforms: Sequence[str]) -> list[Target]:
@@ -139,16 +161,20 @@ class Runner:
         self._stop = threading.Event()
         self._toolchains: dict[str, ToolchainImage | OslessError] = {}
         self._provenance: dict[str, Provenance] = {}
+        self._source_digests: dict[str, str] = {}
         self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
         self._extras: dict[str, list[oci.FileEntry]] = {}  # service name -> its image extras
         self._extras_lock = threading.Lock()
+        self._builders = build_stage.Builders(engine, project.root, options.out_root)
 
     def run(self, targets: Sequence[Target]) -> RunReport:
         started = datetime.now(timezone.utc)
         clock = time.monotonic()
+        self.options.out_root.mkdir(parents=True, exist_ok=True)
         self._provision_toolchains(targets)
         for service in {t.service.name: t.service for t in targets}.values():
             self._provenance[service.name] = provenance(service.source)
+            self._source_digests[service.name] = cache.source_digest(service.source)
         reports = self._run_targets(targets)
         images = self._write_layouts(targets, reports)
         report = RunReport(
@@ -215,6 +241,7 @@ class Runner:
             self.engine.remove_run_containers()
             raise
         pool.shutdown(wait=True)
+        self.engine.remove_run_containers()  # the warm builders
         return [future.result() for future in futures]
 
     def _run_target(self, target: Target) -> TargetReport:
@@ -225,7 +252,11 @@ class Runner:
                 Status.CANCELLED, "queued", "not started: the run was stopped (--fail-fast)"
             )
         output_dir = target.output_dir(self.options.out_root)
-        shutil.rmtree(output_dir, ignore_errors=True)
+        key = self._key(target)
+        reused = None if key is None or self.options.rebuild else self._reuse(target, output_dir, key)
+        if reused is not None:
+            return reused
+        shutil.rmtree(output_dir, ignore_errors=True)  # also the old result: nothing half-done looks valid
         output_dir.mkdir(parents=True)
         try:
             self._stages(target, output_dir, tracker)
@@ -238,7 +269,38 @@ class Runner:
                 f"internal error: {type(error).__name__}: {error} (traceback: {output_dir / 'error.log'})"
             )
             return tracker.report(Status.FAILED, tracker.stage, reason)
-        return tracker.report(Status.PASSED, None, None)
+        report = tracker.report(Status.PASSED, None, None)
+        if key is not None:
+            cache.save(output_dir, key, report)
+        return report
+
+    def _key(self, target: Target) -> str | None:
+        """The target's cache key; None when its toolchain is not available."""
+        toolchain_image = self._toolchains[target.service.toolchain]
+        if not isinstance(toolchain_image, ToolchainImage):
+            return None
+        return cache.target_key(
+            cache.KeyInputs(
+                service=target.service,
+                toolchain=self.project.toolchains[target.service.toolchain],
+                toolchain_image_id=toolchain_image.image_id,
+                platform=target.platform,
+                source_digest=self._source_digests[target.service.name],
+                provenance=self._provenance[target.service.name],
+            )
+        )
+
+    def _reuse(self, target: Target, output_dir: Path, key: str) -> TargetReport | None:
+        """A passed result with the same key, its image back in the engine if it was removed."""
+        report = cache.load(output_dir, key)
+        if report is None or report.image is None:
+            return None
+        archive = (output_dir / "image.tar").read_bytes()
+        if self.engine.image_id(report.image.tag) != report.image.image_id:
+            self.engine.load_image(archive)
+        self._images[target.name] = oci.read_archive(archive)
+        self.view.step(target.name, "cached: inputs unchanged", done=True)
+        return report
 
     def _stages(self, target: Target, output_dir: Path, tracker: _StageTracker) -> None:
         service, platform = target.service, target.platform
@@ -250,7 +312,7 @@ class Runner:
 
         with tracker.stage_("build"):
             built = build_stage.build(
-                self.engine,
+                self._builders,
                 service,
                 toolchain=self.project.toolchains[service.toolchain],
                 toolchain_image=toolchain.reference,

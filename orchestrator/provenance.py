@@ -16,20 +16,17 @@ from pathlib import Path
 class Provenance:
     """The facts about a service's source that go into labels and build environments."""
 
-    revision: str | None  # git commit of the project, None outside a repository
+    revision: str | None  # the last git commit that touched the source, None outside a repository
     source_date_epoch: int
 
 
 def provenance(source: Path) -> Provenance:
-    """SOURCE_DATE_EPOCH from the environment, else the source's last commit time, else 0."""
-    revision = _git(source, "rev-parse", "HEAD")
+    """The last commit that touched the source, and SOURCE_DATE_EPOCH: from the environment, else that
+    commit's time, else 0. Commits elsewhere in the project change neither, so they rebuild nothing."""
+    revision, _, committed = (_git(source, "log", "-1", "--format=%H %ct", "--", ".") or "").partition(" ")
     from_env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if from_env.isdigit():
-        epoch = int(from_env)
-    else:
-        committed = _git(source, "log", "-1", "--format=%ct", "--", ".")
-        epoch = int(committed) if committed and committed.isdigit() else 0
-    return Provenance(revision=revision, source_date_epoch=epoch)
+    epoch = next((int(value) for value in (from_env, committed) if value.isdigit()), 0)
+    return Provenance(revision=revision or None, source_date_epoch=epoch)
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -41,3 +38,13 @@ def _git(cwd: Path, *args: str) -> str | None:
         return None
     output = completed.stdout.strip()
     return output if completed.returncode == 0 and output else None
+
+
+def changed_files(root: Path, ref: str) -> list[Path] | None:
+    """Files changed since `ref` (committed or not, and untracked new ones); None if git cannot say."""
+    diff = _git(root, "diff", "--name-only", "--relative", ref, "--")
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard")
+    if diff is None and _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
+        return None
+    names = (diff or "").splitlines() + (untracked or "").splitlines()
+    return [(root / name).resolve() for name in names if name]

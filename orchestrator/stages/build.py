@@ -1,28 +1,35 @@
-"""Stage 2: compile one (service, platform) inside its toolchain container.
+"""Stage 2: compile one (service, platform) inside its toolchain's warm builder container.
 
-The source is mounted read-only, only the target's output directory is writable, there is no network,
-and the compiler runs as the invoking user so that files in out/ belong to them.
+One builder container per toolchain image lives for the whole run and every build is a `docker exec`
+in it: starting a container per target costs more than many compiles. The project is mounted
+read-only, only the output directory is writable, there is no network, the compiler runs as the
+invoking user (files in out/ belong to them), and compiler caches live in a named volume per
+toolchain that outlives runs (Go's build cache is safe for concurrent builds).
 """
 
 from __future__ import annotations
 
 import os
 import string
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orchestrator.engine import ContainerSpec, Engine, Mount
 from orchestrator.platforms import Platform
 from orchestrator.stages.recipe import Service, Toolchain, build_env
 
-SOURCE_DIR = "/src"
-OUTPUT_DIR = "/out"
-# Compilers want a writable home and cache; the container's own /tmp serves, and nothing is fetched.
+PROJECT_DIR = "/project"
+OUTPUT_DIR = "/osless-out"
+CACHE_DIR = "/cache"
+CACHE_VOLUME = "osless-cache-{toolchain}"
+# Compilers want a writable home and cache, and must never fetch anything.
 BUILD_ENV_DEFAULTS = {
     "HOME": "/tmp",
-    "XDG_CACHE_HOME": "/tmp/.cache",
-    "GOCACHE": "/tmp/.cache/go-build",
+    "XDG_CACHE_HOME": CACHE_DIR,
+    "GOCACHE": f"{CACHE_DIR}/go-build",
     "GOPATH": "/tmp/go",
     "GOTOOLCHAIN": "local",
     "GOPROXY": "off",
@@ -53,15 +60,52 @@ def container_env(
     }
 
 
-def build_command(service: Service, env: dict[str, str]) -> list[str]:
+def build_command(service: Service, env: dict[str, str], output: str) -> list[str]:
     """The recipe's command with `{output}` and `{ENV_NAME}` placeholders filled in."""
-    values = {**env, "output": f"{OUTPUT_DIR}/{service.build.output}"}
+    values = {**env, "output": output}
     formatter = string.Formatter()
     return [formatter.vformat(argument, (), values) for argument in service.build.command]
 
 
+class Builders:
+    """The run's warm builder containers, one per toolchain image, started on first use."""
+
+    def __init__(self, engine: Engine, project_root: Path, out_root: Path) -> None:
+        self.engine = engine
+        self.project_root = project_root
+        self.out_root = out_root
+        self._containers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def container(self, toolchain: Toolchain, image: str) -> Any:
+        with self._lock:
+            if image not in self._containers:
+                self._containers[image] = self._start(toolchain, image)
+            return self._containers[image]
+
+    def _start(self, toolchain: Toolchain, image: str) -> Any:
+        volume = self.engine.ensure_volume(CACHE_VOLUME.format(toolchain=toolchain.name))
+        container = self.engine.start_long_lived(
+            ContainerSpec(
+                image=image,
+                command=(),
+                role="builder",
+                mounts=(
+                    Mount(source=str(self.project_root), target=PROJECT_DIR, read_only=True),
+                    Mount(source=str(self.out_root), target=OUTPUT_DIR, read_only=False),
+                ),
+                volumes={volume: CACHE_DIR},
+            )
+        )
+        # The cache volume is created root-owned; builds run as the invoking user.
+        self.engine.exec(
+            container, ["chmod", "1777", CACHE_DIR], env={}, working_dir="/", user="0:0", timeout=30
+        )
+        return container
+
+
 def build(
-    engine: Engine,
+    builders: Builders,
     service: Service,
     *,
     toolchain: Toolchain,
@@ -76,22 +120,16 @@ def build(
     binary = bin_dir / service.build.output
     log = output_dir / "build.log"
     env = container_env(service, toolchain, platform, source_date_epoch)
-    command = build_command(service, env)
+    inside = f"{OUTPUT_DIR}/{binary.relative_to(builders.out_root)}"
+    command = build_command(service, env, inside)
     started = time.monotonic()
-    result = engine.run(
-        ContainerSpec(
-            image=toolchain_image,
-            command=command,
-            role="build",
-            env=env,
-            mounts=(
-                Mount(source=str(service.source), target=SOURCE_DIR, read_only=True),
-                Mount(source=str(bin_dir.resolve()), target=OUTPUT_DIR, read_only=False),
-            ),
-            working_dir=SOURCE_DIR,
-            user=f"{os.getuid()}:{os.getgid()}",
-            timeout=service.build.timeout,
-        )
+    result = builders.engine.exec(
+        builders.container(toolchain, toolchain_image),
+        command,
+        env=env,
+        working_dir=f"{PROJECT_DIR}/{service.source.relative_to(builders.project_root)}",
+        user=f"{os.getuid()}:{os.getgid()}",
+        timeout=service.build.timeout,
     )
     seconds = time.monotonic() - started
     log.write_bytes(

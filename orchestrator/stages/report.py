@@ -62,6 +62,25 @@ class TargetReport:
     smoke: SmokeResult | None
     seconds: dict[str, float]  # per stage
     log: str | None
+    cached: bool = False  # reused from an earlier run whose inputs were the same
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TargetReport:
+        """Read back what `to_jsonable` wrote (a cached result), marked as cached."""
+
+        def nested(kind: Any, value: dict[str, Any] | None) -> Any:
+            return kind(**value) if value is not None else None
+
+        return cls(
+            **{
+                **data,
+                "status": Status(data["status"]),
+                "binary": nested(BinaryInfo, data["binary"]),
+                "image": nested(ImageInfo, data["image"]),
+                "smoke": nested(SmokeResult, data["smoke"]),
+                "cached": True,
+            }
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +160,8 @@ def summary_table(targets: Sequence[TargetReport]) -> Table:
         if target.smoke:
             smoke = ("ok" if target.smoke.passed else "FAIL") + (" (qemu)" if target.smoke.emulated else "")
         result = "[green]passed[/]" if target.status is Status.PASSED else f"[red]{target.status.value}[/]"
+        if target.cached:
+            result += " [dim](cached)[/]"
         if target.failed_stage:
             result += f" [red]at {target.failed_stage}[/]"
         table.add_row(

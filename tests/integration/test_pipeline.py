@@ -170,6 +170,32 @@ def test_a_missing_emulator_is_reported_as_such_with_its_fix(riscv64_disabled: P
     assert f"echo 1 > {riscv64_disabled}" in target["reason"]
 
 
+def test_unchanged_targets_are_cached_and_changed_or_failed_ones_rebuilt(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    hello = '#include <stdio.h>\nint main(void) {{ puts("{}"); return 0; }}\n'
+    project = make_project(
+        {
+            "sources/a/hello.c": hello.format("a"),
+            "sources/b/hello.c": hello.format("b"),
+            "recipes/a.toml": _c_recipe("a", "a", stdout="a\\n", exit_code=0),
+            "recipes/b.toml": _c_recipe("b", "b", stdout="not b\\n", exit_code=0),
+        }
+    )
+    out = tmp_path / "out"
+
+    def build(*extra: str) -> dict[str, tuple[str, bool]]:
+        run = run_osless(project, "build", *extra, out=out)
+        return {t["service"]: (t["status"], t["cached"]) for t in run.report["targets"]}
+
+    assert build() == {"a": ("passed", False), "b": ("failed", False)}
+    assert build() == {"a": ("passed", True), "b": ("failed", False)}  # a failure is never reused
+    (project / "sources" / "a" / "hello.c").write_text(hello.format("a") + "/* changed */\n")
+    assert build("a") == {"a": ("passed", False)}
+    assert build("a") == {"a": ("passed", True)}
+    assert build("a", "--rebuild") == {"a": ("passed", False)}
+
+
 def test_a_failing_target_does_not_stop_the_others(
     make_project: Callable[[dict[str, str]], Path], tmp_path: Path
 ) -> None:
@@ -223,6 +249,7 @@ def test_ctrl_c_leaves_no_container(
             ),
         }
     )
+    ours = {"label": RUN_LABEL, "volume": str(project)}  # this run's builder mounts the project
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "-C", str(project), "build", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE,
@@ -231,7 +258,7 @@ def test_ctrl_c_leaves_no_container(
     )
     try:
         deadline = time.monotonic() + 300
-        while not docker_client.containers.list(filters={"label": RUN_LABEL}):
+        while not docker_client.containers.list(filters=ours):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the build container never started"
             time.sleep(0.2)
@@ -240,7 +267,8 @@ def test_ctrl_c_leaves_no_container(
     finally:
         process.kill()
     assert process.returncode == 130
-    assert docker_client.containers.list(all=True, filters={"label": RUN_LABEL}) == []
+    assert docker_client.containers.list(all=True, filters=ours) == []
+    assert list((tmp_path / "out").rglob("result.json")) == [], "an interrupted target must not look valid"
 
 
 def _c_recipe(
