@@ -1,7 +1,8 @@
 """The `osless` command line: parses arguments, runs one command, turns errors into exit codes.
 
 Exit codes: 0 success, 2 usage, 3 invalid recipes, 4 engine unavailable, 5 toolchain, 6 a target
-failed, 7 `verify` or `inspect` rejected a file, 130 interrupted.
+failed, 7 `verify` or `inspect` rejected a file, 8 `push` failed (broken layout, registry unreachable or
+refused), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import __version__, doctor
+from orchestrator import __version__, doctor, registry
 from orchestrator.engine import Engine
 from orchestrator.errors import (
     Interrupted,
@@ -31,11 +32,18 @@ from orchestrator.errors import (
 )
 from orchestrator.goinfo import format_like_go_version_m
 from orchestrator.inspect import run as inspect_target
-from orchestrator.pipeline import BuildOptions, Runner, changed_services, select_targets
+from orchestrator.pipeline import (
+    BuildOptions,
+    ReproducibilityReport,
+    Runner,
+    changed_services,
+    check_reproducible,
+    select_targets,
+)
 from orchestrator.platforms import PLATFORMS, host_platform
 from orchestrator.stages.package import image_tag
 from orchestrator.stages.recipe import Project, load_project
-from orchestrator.stages.report import print_failures, summary_table, to_jsonable
+from orchestrator.stages.report import human_size, print_failures, summary_table, to_jsonable
 from orchestrator.stages.smoke import run_image
 from orchestrator.stages.verify import verify_binary
 from orchestrator.ui import ProgressView
@@ -113,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         help="only services whose recipe, sources or toolchain recipe changed since this git revision",
     )
     build.add_argument(
+        "--check-reproducible",
+        action="store_true",
+        help="build every target twice from clean state and compare binaries and image digests",
+    )
+    build.add_argument(
         "--rebuild", action="store_true", help="rebuild every target, even those whose inputs are unchanged"
     )
     build.add_argument(
@@ -149,6 +162,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="arguments for the program")
     run.set_defaults(command=_run)
+
+    push = commands.add_parser("push", help="push a service's OCI layout to a registry, digests unchanged")
+    push.add_argument("service", metavar="SERVICE")
+    push.add_argument("--to", required=True, metavar="REGISTRY/REPO[:TAG]", help="default tag: the recipe's")
+    push.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    push.add_argument(
+        "--insecure", action="store_true", help="plain http (always so for 127.0.0.1/localhost)"
+    )
+    push.set_defaults(command=_push)
 
     check = commands.add_parser(
         "doctor", help="check the engine, mmdebstrap and qemu-user for every platform"
@@ -196,7 +218,10 @@ def _build(args: argparse.Namespace, console: Console) -> int:
     with ProgressView(console) as view:
         runner = Runner(project, options, engine, view)
         try:
-            report = runner.run(targets)
+            if args.check_reproducible:
+                report, reproducibility = check_reproducible(project, options, engine, view, targets)
+            else:
+                report, reproducibility = runner.run(targets), None
         except KeyboardInterrupt:
             runner.cancel()
             raise
@@ -205,6 +230,25 @@ def _build(args: argparse.Namespace, console: Console) -> int:
     console.print(f"report: {options.out_root / 'report.json'}", markup=False)
     if report.failed:
         raise TargetsFailed(f"{len(report.failed)} of {len(report.targets)} targets failed")
+    if reproducibility is not None:
+        return _print_reproducibility(console, reproducibility, options.out_root)
+    return 0
+
+
+def _print_reproducibility(console: Console, report: ReproducibilityReport, out_root: Path) -> int:
+    for comparison in report.targets:
+        if not comparison.same:
+            console.print(
+                f"✗ {comparison.service} {comparison.platform}: {comparison.difference}", markup=False
+            )
+    for service, (first, second) in report.indexes.items():
+        if first != second:
+            console.print(f"✗ {service}: index {first} vs {second}", markup=False)
+    verdict = "reproducible" if report.reproducible else "NOT reproducible"
+    details = out_root / "reproducible.json"
+    console.print(f"{len(report.targets)} targets built twice from clean state: {verdict} ({details})")
+    if not report.reproducible:
+        raise TargetsFailed("the two clean builds differ")
     return 0
 
 
@@ -273,6 +317,30 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
 def _inspect(args: argparse.Namespace, console: Console) -> int:
     """What a binary or an image holds and whether it would run; exit 7 when it would not."""
     return inspect_target(args.target, platform=args.platform, as_json=args.json, console=console)
+
+
+def _push(args: argparse.Namespace, console: Console) -> int:
+    """Push out/<service>/oci as it is: the registry's digest for the tag is the local index digest."""
+    project = _load(args)
+    service = select_targets(project, [args.service], [])[0].service
+    target = registry.parse_reference(args.to)
+    target = target if target.tag else target.with_tag(service.image.tag)
+    layout = (args.out or project.root / "out").resolve() / service.name / "oci"
+    if not (layout / "index.json").is_file():
+        raise UsageError(f"no OCI layout at {layout}", hint=f"build it first: osless build {service.name}")
+
+    def line(t: registry.Transfer) -> None:
+        state = "uploaded" if t.uploaded else "skipped "
+        console.print(f"{state} {t.kind:8} {t.digest[:19]} {human_size(t.size):>9}  {t.what}", markup=False)
+
+    result = registry.push(layout, target, insecure=args.insecure, progress=line)
+    console.print(
+        f"pushed {result.reference}@{result.digest} ({result.platforms} platforms): "
+        f"{result.blobs_uploaded} blobs uploaded ({human_size(result.bytes_uploaded)}), "
+        f"{result.blobs_skipped} skipped ({human_size(result.bytes_skipped)})",
+        markup=False,
+    )
+    return 0
 
 
 def _doctor(args: argparse.Namespace, console: Console) -> int:

@@ -165,6 +165,12 @@ class Engine:
             self.client.volumes.create(name, labels={ROLE_LABEL: "cache"})
         return name
 
+    def remove_volumes(self, *, containing: str) -> None:
+        """Remove the named volumes whose names contain the text (throw-away caches)."""
+        for volume in self.client.volumes.list():
+            if containing in volume.name:
+                volume.remove(force=True)
+
     def read_from_image(self, image: str, path: str) -> bytes:
         """A tar of `path` inside an image (`docker cp` from a created, never started, container)."""
         container = self._create(ContainerSpec(image=image, command=["true"], role="copy"))

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,6 +46,7 @@ from orchestrator.stages.report import (
     write_json,
     write_report,
 )
+from orchestrator.stages.reproduce import Comparison, compare_targets
 from orchestrator.stages.smoke import SmokeResult
 from orchestrator.stages.toolchain import ToolchainImage, provision
 from orchestrator.ui import ProgressView
@@ -61,6 +62,7 @@ class BuildOptions:
     emulated_jobs: int = 1
     fail_fast: bool = False
     rebuild: bool = False  # ignore cached results
+    cache_namespace: str = ""  # suffix of the compiler cache volumes: a fresh one means a clean build
     out_root: Path
 
 
@@ -165,7 +167,7 @@ class Runner:
         self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
         self._extras: dict[str, list[oci.FileEntry]] = {}  # service name -> its image extras
         self._extras_lock = threading.Lock()
-        self._builders = build_stage.Builders(engine, project.root, options.out_root)
+        self._builders = build_stage.Builders(engine, project.root, options.out_root, options.cache_namespace)
 
     def run(self, targets: Sequence[Target]) -> RunReport:
         started = datetime.now(timezone.utc)
@@ -451,3 +453,47 @@ class _StageTracker:
             seconds=self.seconds,
             log=self.log,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReproducibilityReport:
+    """Two clean builds of the same targets compared: targets and service indexes."""
+
+    targets: list[Comparison]
+    indexes: dict[str, tuple[str, str]]  # service -> (first, second) index digests
+
+    @property
+    def reproducible(self) -> bool:
+        return all(c.same for c in self.targets) and all(a == b for a, b in self.indexes.values())
+
+
+def check_reproducible(
+    project: Project, options: BuildOptions, engine: Engine, view: ProgressView, targets: Sequence[Target]
+) -> tuple[RunReport, ReproducibilityReport]:
+    """Build every target twice, each time from clean state (no cached result, empty compiler caches)."""
+    namespace = f"-check-{engine.run_id}"
+    runs = []
+    try:
+        for label, out_root in (("a", options.out_root), ("b", options.out_root / ".reproducible")):
+            clean = replace(options, rebuild=True, out_root=out_root, cache_namespace=f"{namespace}-{label}")
+            view.step("reproducibility", f"clean build {label} of 2")
+            runs.append(Runner(project, clean, engine, view).run(targets))
+    finally:
+        engine.remove_volumes(containing=namespace)
+    first, second = runs
+    comparison = ReproducibilityReport(
+        targets=[
+            compare_targets(
+                a, b, t.output_dir(options.out_root), t.output_dir(options.out_root / ".reproducible")
+            )
+            for a, b, t in zip(first.targets, second.targets, targets, strict=True)
+        ],
+        indexes={
+            a.service: (a.index_digest, b.index_digest)
+            for a, b in zip(first.images, second.images, strict=False)
+            if a.service == b.service
+        },
+    )
+    write_json(options.out_root / "reproducible.json", comparison)
+    view.step("reproducibility", "same" if comparison.reproducible else "DIFFERENT", done=True)
+    return first, comparison

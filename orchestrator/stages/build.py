@@ -24,7 +24,7 @@ from orchestrator.stages.recipe import Service, Toolchain, build_env
 PROJECT_DIR = "/project"
 OUTPUT_DIR = "/osless-out"
 CACHE_DIR = "/cache"
-CACHE_VOLUME = "osless-cache-{toolchain}"
+CACHE_VOLUME = "osless-cache-{toolchain}{namespace}"
 # Compilers want a writable home and cache, and must never fetch anything.
 BUILD_ENV_DEFAULTS = {
     "HOME": "/tmp",
@@ -70,8 +70,9 @@ def build_command(service: Service, env: dict[str, str], output: str) -> list[st
 class Builders:
     """The run's warm builder containers, one per toolchain image, started on first use."""
 
-    def __init__(self, engine: Engine, project_root: Path, out_root: Path) -> None:
+    def __init__(self, engine: Engine, project_root: Path, out_root: Path, cache_namespace: str = "") -> None:
         self.engine = engine
+        self.cache_namespace = cache_namespace
         self.project_root = project_root
         self.out_root = out_root
         self._containers: dict[str, Any] = {}
@@ -84,7 +85,9 @@ class Builders:
             return self._containers[image]
 
     def _start(self, toolchain: Toolchain, image: str) -> Any:
-        volume = self.engine.ensure_volume(CACHE_VOLUME.format(toolchain=toolchain.name))
+        volume = self.engine.ensure_volume(
+            CACHE_VOLUME.format(toolchain=toolchain.name, namespace=self.cache_namespace)
+        )
         container = self.engine.start_long_lived(
             ContainerSpec(
                 image=image,

@@ -1,0 +1,62 @@
+"""Reproducible builds: the same source gives the same binaries and image digests, from any clone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import OslessRun, run_osless
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def clone_checked(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> OslessRun:
+    """A fresh clone of the repository, built twice from clean state by `--check-reproducible`."""
+    clone = tmp_path_factory.mktemp("clone") / "osless"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
+    return run_osless(clone, "build", "--check-reproducible", out=clone / "out")
+
+
+def test_two_clean_builds_of_a_clone_are_identical(clone_checked: OslessRun) -> None:
+    assert clone_checked.returncode == 0, clone_checked.stdout + clone_checked.stderr
+    comparison = json.loads((clone_checked.out / "reproducible.json").read_text())
+    assert all(target["same"] for target in comparison["targets"]), comparison
+    assert comparison["indexes"] and all(a == b for a, b in comparison["indexes"].values())
+
+
+def test_a_clone_builds_what_the_repository_builds(clone_checked: OslessRun, build_all: OslessRun) -> None:
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "status", "--porcelain"], capture_output=True, text=True
+    )
+    if dirty.stdout.strip():
+        pytest.skip("the working tree has uncommitted changes: a clone holds other sources")
+
+    def digests(run: OslessRun) -> dict[str, Any]:
+        report = run.report
+        binaries = {(t["service"], t["platform"]): t["binary"]["sha256"] for t in report["targets"]}
+        return {"binaries": binaries, "indexes": {i["service"]: i["index_digest"] for i in report["images"]}}
+
+    assert digests(clone_checked) == digests(build_all)
+
+
+def test_a_nondeterministic_build_is_located(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    project = make_project(
+        {
+            "sources/c/main.c": "int main(void) { return 0; }\n",
+            "recipes/uuid.toml": '[service]\nname = "uuid"\nsource = "sources/c"\ntoolchain = "gcc"\n'
+            'platforms = ["linux/amd64"]\n[build]\n'
+            'command = ["{CC}", "-static", "-Wl,--build-id=uuid", "-o", "{output}", "main.c"]\n',
+        }
+    )
+    run = run_osless(project, "build", "--check-reproducible", out=tmp_path / "out")
+    assert run.returncode == 6
+    assert "uuid linux/amd64: binary differs: section .note.gnu.build-id differs" in run.stdout
