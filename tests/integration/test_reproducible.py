@@ -33,7 +33,7 @@ def test_two_clean_builds_of_a_clone_are_identical(clone_checked: OslessRun) -> 
 
 def test_a_clone_builds_what_the_repository_builds(clone_checked: OslessRun, build_all: OslessRun) -> None:
     dirty = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "status", "--porcelain"], capture_output=True, text=True
+        ["git", "-C", str(REPO_ROOT), "status", "--porcelain"], capture_output=True, text=True, check=True
     )
     if dirty.stdout.strip():
         pytest.skip("the working tree has uncommitted changes: a clone holds other sources")
