@@ -42,13 +42,14 @@ from orchestrator.stages.report import (
     Status,
     TargetReport,
     Unsupported,
+    human_size,
     to_jsonable,
     write_json,
     write_report,
 )
 from orchestrator.stages.reproduce import Comparison, compare_targets
 from orchestrator.stages.smoke import SmokeResult
-from orchestrator.stages.toolchain import ToolchainImage, provision
+from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
 from orchestrator.ui import ProgressView
 
 
@@ -164,6 +165,7 @@ class Runner:
         self._toolchains: dict[str, ToolchainImage | OslessError] = {}
         self._provenance: dict[str, Provenance] = {}
         self._source_digests: dict[str, str] = {}
+        self._slim_size: int | None = None
         self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
         self._extras: dict[str, list[oci.FileEntry]] = {}  # service name -> its image extras
         self._extras_lock = threading.Lock()
@@ -225,6 +227,14 @@ class Runner:
             self._toolchains[name] = image
             how = "bootstrapped" if image.bootstrapped else "present"
             self.view.step(subject, f"{how}: {image.reference} ({image.image_id[7:19]})", done=True)
+        subject = "base debian-slim, for size comparison"
+        try:
+            self._slim_size = debian_slim_size(
+                self.engine, self.options.out_root / ".toolchains", functools.partial(self.view.step, subject)
+            )
+            self.view.step(subject, human_size(self._slim_size), done=True)
+        except OslessError as error:  # only a comparison is lost
+            self.view.step(subject, f"skipped: {error.message}", done=True)
 
     def _run_targets(self, targets: Sequence[Target]) -> list[TargetReport]:
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="osless-target")
@@ -350,6 +360,7 @@ class Runner:
                 binary=built.binary,
                 provenance=provenance_,
                 output_dir=output_dir,
+                toolchain_image_id=toolchain.image_id,
                 extras=self._extras_for(service, toolchain.reference),
             )
             tracker.image = ImageInfo(
@@ -357,6 +368,9 @@ class Runner:
                 image_id=packaged.image.image_id,
                 manifest_digest=packaged.image.digest,
                 size=packaged.image.size,
+                on_debian_slim=self._slim_size + tracker.binary.size
+                if self._slim_size and tracker.binary
+                else None,
             )
 
         emulated = is_emulated(platform)

@@ -18,6 +18,7 @@ class Provenance:
 
     revision: str | None  # the last git commit that touched the source, None outside a repository
     source_date_epoch: int
+    source_url: str | None = None  # the repository's remote URL, when it has one
 
 
 def provenance(source: Path) -> Provenance:
@@ -26,7 +27,9 @@ def provenance(source: Path) -> Provenance:
     revision, _, committed = (_git(source, "log", "-1", "--format=%H %ct", "--", ".") or "").partition(" ")
     from_env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     epoch = next((int(value) for value in (from_env, committed) if value.isdigit()), 0)
-    return Provenance(revision=revision or None, source_date_epoch=epoch)
+    remote = _git(source, "config", "--get", "remote.origin.url")
+    url = remote if remote and ("://" in remote or "@" in remote) else None  # not a local clone's path
+    return Provenance(revision=revision or None, source_date_epoch=epoch, source_url=url)
 
 
 def _git(cwd: Path, *args: str) -> str | None:

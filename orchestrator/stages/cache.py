@@ -26,6 +26,18 @@ CACHE_FORMAT = 1
 RESULT_FILE = "result.json"
 
 
+def osless_fingerprint() -> str:
+    """osless's version plus a hash of its own code: a development change also invalidates results."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
+
+
+OSLESS_FINGERPRINT = osless_fingerprint()
+
+
 @dataclass(frozen=True, kw_only=True)
 class KeyInputs:
     """Everything a target's key is made of, named so that tests can vary each part."""
@@ -36,7 +48,7 @@ class KeyInputs:
     platform: Platform
     source_digest: str
     provenance: Provenance
-    osless_version: str = __version__
+    osless_version: str = OSLESS_FINGERPRINT
 
 
 def source_digest(source: Path) -> str:

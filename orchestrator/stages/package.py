@@ -27,6 +27,10 @@ class PackageResult:
     tag: str
 
 
+# Which toolchain image built the binary: the image id pins compiler and libc versions.
+TOOLCHAIN_ANNOTATION = "dev.osless.toolchain.image"
+
+
 def image_tag(service: Service, platform: Platform) -> str:
     """`<repository>:<tag>-<arch>`: Docker 20.10 holds one platform per tag."""
     return f"{service.image.repository}:{service.image.tag}-{platform.tag_suffix}"
@@ -38,10 +42,13 @@ def image_annotations(service: Service, provenance: Provenance) -> dict[str, str
     values = {
         "org.opencontainers.image.title": service.name,
         "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.version": service.image.tag,
         "org.opencontainers.image.base.name": "scratch",
     }
     if provenance.revision:
         values["org.opencontainers.image.revision"] = provenance.revision
+    if provenance.source_url:
+        values["org.opencontainers.image.source"] = provenance.source_url
     return values
 
 
@@ -50,10 +57,13 @@ def build_image(
     platform: Platform,
     binary: Path,
     provenance: Provenance,
+    *,
+    toolchain_image_id: str,
     extras: Sequence[oci.FileEntry] = (),
 ) -> oci.Image:
     """The scratch image for one target: the binary at /<output>, the recipe's extras, its config."""
-    labels = {**image_annotations(service, provenance), **service.image.labels}
+    annotations = {**image_annotations(service, provenance), TOOLCHAIN_ANNOTATION: toolchain_image_id}
+    labels = {**annotations, **service.image.labels}
     config = oci.ImageConfig(
         platform=platform,
         entrypoint=service.image.entrypoint,
@@ -64,7 +74,7 @@ def build_image(
         created=provenance.source_date_epoch,
     )
     files = [oci.FileEntry(path=f"/{service.build.output}", data=binary.read_bytes(), mode=0o755), *extras]
-    return oci.build_image(files, config, annotations=image_annotations(service, provenance))
+    return oci.build_image(files, config, annotations=annotations)
 
 
 def package(
@@ -75,10 +85,13 @@ def package(
     binary: Path,
     provenance: Provenance,
     output_dir: Path,
+    toolchain_image_id: str,
     extras: Sequence[oci.FileEntry] = (),
 ) -> PackageResult:
     """Build the image, keep its archive in output_dir and load it into the engine under its tag."""
-    image = build_image(service, platform, binary, provenance, extras)
+    image = build_image(
+        service, platform, binary, provenance, toolchain_image_id=toolchain_image_id, extras=extras
+    )
     tag = image_tag(service, platform)
     archive = oci.docker_archive(image, [tag])
     (output_dir / "image.tar").write_bytes(archive)

@@ -97,6 +97,7 @@ class Bootstrap:
     packages: tuple[str, ...]
     mirror: str | None = None  # None: mmdebstrap's default mirror for the suite
     components: tuple[str, ...] = ("main",)
+    variant: str = "apt"  # mmdebstrap's package set before `packages`: "apt" (with apt), "minbase"
 
 
 @dataclass(frozen=True, kw_only=True)

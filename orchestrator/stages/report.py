@@ -44,6 +44,7 @@ class ImageInfo:
     image_id: str  # config digest: what `docker images` shows
     manifest_digest: str
     size: int  # bytes of config, layers and manifest
+    on_debian_slim: int | None = None  # bytes the same binary would take on a Debian slim base image
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,8 +154,10 @@ def write_report(report: RunReport, out_root: Path) -> Path:
 def summary_table(targets: Sequence[TargetReport]) -> Table:
     """Service, platform, sizes, linkage, smoke result and time, one row per target."""
     table = Table(title="osless build", title_justify="left")
-    for column in ("service", "platform", "binary", "image", "linkage", "smoke", "time", "result"):
-        table.add_column(column, justify="right" if column in {"binary", "image", "time"} else "left")
+    for column in ("service", "platform", "binary", "image", "on slim", "linkage", "smoke", "time", "result"):
+        table.add_column(
+            column, justify="right" if column in {"binary", "image", "on slim", "time"} else "left"
+        )
     for target in targets:
         smoke = "-"
         if target.smoke:
@@ -169,6 +172,7 @@ def summary_table(targets: Sequence[TargetReport]) -> Table:
             target.platform,
             human_size(target.binary.size) if target.binary else "-",
             human_size(target.image.size) if target.image else "-",
+            human_size(target.image.on_debian_slim) if target.image and target.image.on_debian_slim else "-",
             target.binary.linkage or "-" if target.binary else "-",
             smoke,
             f"{sum(target.seconds.values()):.1f}s",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orchestrator.engine import Engine
 from orchestrator.errors import ToolchainError
-from orchestrator.stages.recipe import Toolchain
+from orchestrator.stages.recipe import Bootstrap, Toolchain
 
 # Bump when the way images are bootstrapped changes, so old images are not reused.
 BOOTSTRAP_FORMAT = 1
@@ -59,6 +59,8 @@ def spec_hash(toolchain: Toolchain) -> str:
         "components": sorted(toolchain.bootstrap.components),
         "packages": bootstrap_packages(toolchain),
     }
+    if toolchain.bootstrap.variant != "apt":  # left out for "apt" so that existing tags stay valid
+        spec["variant"] = toolchain.bootstrap.variant
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]
 
@@ -71,12 +73,13 @@ def image_reference(toolchain: Toolchain) -> str:
 def mmdebstrap_command(toolchain: Toolchain, output: Path) -> list[str]:
     """The mmdebstrap call that writes the toolchain's root filesystem as a tarball."""
     assert toolchain.bootstrap is not None
+    packages = bootstrap_packages(toolchain)
     command = [
         "mmdebstrap",
-        "--variant=apt",
+        f"--variant={toolchain.bootstrap.variant}",
         "--mode=auto",
         f"--components={','.join(toolchain.bootstrap.components)}",
-        f"--include={','.join(bootstrap_packages(toolchain))}",
+        *([f"--include={','.join(packages)}"] if packages else []),
         *(f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES),
         toolchain.bootstrap.suite,
         str(output),
@@ -163,3 +166,20 @@ def _run_mmdebstrap(toolchain: Toolchain, tarball: Path, log_path: Path, progres
             if toolchain.bootstrap
             else None,
         )
+
+
+# What teams would otherwise ship on: Debian's slim image is minbase without docs, man pages, locales.
+DEBIAN_SLIM = Toolchain(
+    name="debian-slim",
+    file=Path("<osless: the base images are compared with>"),
+    image=None,
+    bootstrap=Bootstrap(suite="trixie", packages=(), variant="minbase"),
+    env={},
+    platforms={},
+)
+
+
+def debian_slim_size(engine: Engine, work_dir: Path, progress: Progress) -> int:
+    """Bytes of a Debian slim base image, bootstrapped once like a toolchain, for size comparisons."""
+    image = provision(engine, DEBIAN_SLIM, work_dir, progress)
+    return int(engine.client.images.get(image.image_id).attrs["Size"])

@@ -47,6 +47,14 @@ def test_build_all_passes_every_shipped_target(build_all: OslessRun) -> None:
         assert target["smoke"]["emulated"] == (target["platform"] not in NATIVE)
         assert target["binary"]["linkage"] in {"static", "static-pie"}
         assert target["binary"]["platform"] == target["platform"]
+        assert target["image"]["on_debian_slim"] > 50 * 2**20 + target["binary"]["size"]
+
+
+def test_images_cost_the_binary_and_extras_plus_a_few_kilobytes(build_all: OslessRun) -> None:
+    extras = {"tls-go": 256 * 1024, "whoami-c-musl": 1024}  # the CA bundle; /etc/passwd and /etc/group
+    for target in build_all.report["targets"]:
+        overhead = target["image"]["size"] - target["binary"]["size"] - extras.get(target["service"], 0)
+        assert overhead <= 16 * 1024, target
 
 
 def test_platforms_a_toolchain_cannot_build_are_named_with_the_reason(build_all: OslessRun) -> None:
@@ -87,6 +95,11 @@ def test_images_are_loaded_with_per_platform_tags(build_all: OslessRun, docker_c
         assert image.attrs["Architecture"] == PLATFORMS[platform].architecture
         assert image.attrs.get("Variant") == PLATFORMS[platform].variant
         assert image.attrs["Config"]["User"] == "65534:65534"
+        labels = image.attrs["Config"]["Labels"]
+        assert labels["org.opencontainers.image.title"] == service
+        assert labels["org.opencontainers.image.base.name"] == "scratch"
+        assert labels["org.opencontainers.image.version"] == "latest"
+        assert labels["dev.osless.toolchain.image"] == target["toolchain_image"]
 
 
 def test_verify_cli_rejects_wrong_architecture_with_one_line(build_all: OslessRun) -> None:
