@@ -82,6 +82,12 @@ class VerificationFailed(OslessError):
     exit_code = 7
 
 
+class RegistryError(OslessError):
+    """`osless push` failed: a broken layout, an unreachable registry, or one that refused the image."""
+
+    exit_code = 8
+
+
 class Interrupted(OslessError):
     """The run was interrupted (Ctrl-C or SIGTERM); its containers were removed."""
 

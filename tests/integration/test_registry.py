@@ -1,0 +1,201 @@
+"""`osless push` to a real registry (Debian's docker-registry); Docker 20.10 pulls and runs every platform."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+
+from orchestrator import oci
+from orchestrator.platforms import PLATFORMS
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import OslessRun, run_osless
+
+pytestmark = pytest.mark.integration
+
+SERVICE = "hello-go"
+GREETING = "Hello from OS-less container (Go edition)"
+REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+@pytest.fixture(scope="module")
+def registry_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real registry on 127.0.0.1 (plain http, no auth, storage in tmp) for this module."""
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not Path(binary).is_file():
+        pytest.fail("docker-registry is not installed: run `sudo scripts/setup-host`")
+    work = tmp_path_factory.mktemp("registry")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = work / "config.yml"
+    config.write_text(REGISTRY_CONFIG.format(root=work / "data", port=port))
+    log = (work / "registry.log").open("wb")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"docker-registry exited with {process.returncode}: {_tail(work / 'registry.log')}"
+                )
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"docker-registry did not answer within 30 s: {_tail(work / 'registry.log')}")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-2000:]
+
+
+@pytest.fixture(scope="module")
+def reference(registry_address: str) -> str:
+    return f"{registry_address}/team/{SERVICE}:v1"
+
+
+@pytest.fixture(scope="module")
+def pushed(build_all: OslessRun, reference: str) -> OslessRun:
+    """hello-go, as build_all wrote it, pushed once."""
+    run = run_osless(REPO_ROOT, "push", SERVICE, "--to", reference, out=build_all.out, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def _layout(run: OslessRun) -> Path:
+    return run.out / SERVICE / "oci"
+
+
+def _local_digest(run: OslessRun) -> str:
+    return "sha256:" + hashlib.sha256((_layout(run) / "index.json").read_bytes()).hexdigest()
+
+
+def _index_platforms(run: OslessRun) -> list[str]:
+    index = json.loads((_layout(run) / "index.json").read_bytes())
+    return [
+        "/".join(filter(None, (p["os"], p["architecture"], p.get("variant"))))
+        for p in (entry["platform"] for entry in index["manifests"])
+    ]
+
+
+def test_the_registry_digest_is_the_local_index_digest(pushed: OslessRun, registry_address: str) -> None:
+    response = requests.get(
+        f"http://{registry_address}/v2/team/{SERVICE}/manifests/v1",
+        headers={"Accept": oci.MEDIA_TYPE_INDEX},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == oci.MEDIA_TYPE_INDEX
+    remote = "sha256:" + hashlib.sha256(response.content).hexdigest()
+    (image,) = [image for image in pushed.report["images"] if image["service"] == SERVICE]
+    assert remote == response.headers["Docker-Content-Digest"] == _local_digest(pushed)
+    assert remote == image["index_digest"]
+    assert f"@{remote}" in pushed.stdout
+    assert f"({len(image['platforms'])} platforms)" in pushed.stdout
+
+
+def test_a_second_push_uploads_nothing(pushed: OslessRun, reference: str) -> None:
+    again = run_osless(REPO_ROOT, "push", SERVICE, "--to", reference, out=pushed.out, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "0 blobs uploaded (0 B)" in again.stdout, again.stdout
+    assert not [line for line in again.stdout.splitlines() if line.startswith("uploaded")], again.stdout
+    assert f"@{_local_digest(pushed)}" in again.stdout
+
+
+def test_every_shipped_platform_is_in_the_index(pushed: OslessRun) -> None:
+    assert sorted(_index_platforms(pushed)) == sorted(PLATFORMS)
+
+
+@contextmanager
+def _not_in_engine(client: Any, image_id: str, archive: Path) -> Iterator[None]:
+    """The image (same id as the pushed config digest) out of the engine, restored afterwards.
+
+    Docker does not download the layers of an image it already has, and the build loaded this very
+    image into the engine: without this, `docker pull` would never fetch the pushed layer.
+    """
+    try:
+        tags = list(client.images.get(image_id).tags)
+    except docker.errors.ImageNotFound:
+        tags = []
+    for tag in tags:
+        client.images.remove(tag)
+    try:
+        yield
+    finally:
+        if tags:
+            client.images.load(archive.read_bytes())
+            for tag in tags:
+                client.images.get(image_id).tag(tag)
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_docker_pulls_and_runs_the_pushed_platform(
+    pushed: OslessRun, reference: str, docker_client: Any, platform: str
+) -> None:
+    assert platform in _index_platforms(pushed)
+    target = pushed.target(SERVICE, platform)
+    archive = Path(target["log"]).parent / "image.tar"
+    with _not_in_engine(docker_client, target["image"]["image_id"], archive):
+        try:
+            pull = subprocess.run(
+                ["docker", "pull", "--platform", platform, reference],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert pull.returncode == 0, pull.stderr
+            # The manifest and config come from the registry; the layer too, unless the engine already
+            # holds the same layer for another image ("Already exists").
+            assert "Downloaded newer image" in pull.stdout, pull.stdout
+            assert "Pull complete" in pull.stdout or "Already exists" in pull.stdout, pull.stdout
+            assert f"Digest: {_local_digest(pushed)}" in pull.stdout
+            pulled = docker_client.images.get(reference)
+            assert pulled.id == target["image"]["image_id"]
+            run = subprocess.run(
+                ["docker", "run", "--rm", "--platform", platform, reference],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert run.returncode == 0, run.stderr
+            assert run.stdout.strip() == GREETING
+        finally:
+            with suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(reference)
