@@ -5,7 +5,7 @@ and toolchain images: cold, no change, one service changed. It generates N synth
 half C) in a temporary workspace whose toolchain recipes are copies of this project's, so the toolchain
 images already in the engine are reused rather than bootstrapped.
 
-- osless: `osless build --jobs J` (cold: the Go cache volume removed and out/ emptied).
+- osless: `osless build --jobs J` (cold: its cache volumes, Go's above all, removed and out/ emptied).
 - baseline: per (service, platform), what works with Docker 20.10's classic builder (no BuildKit): the
   toolchain stage with `docker build`, `docker create` + `docker cp` the binary out, `docker build
   --platform P` of a FROM scratch + COPY context, one `docker run` checking stdout; J targets at a time.
@@ -159,7 +159,6 @@ class Bench:
     """The workspace and settings shared by every measurement."""
 
     workspace: Path
-    platforms: list[str]
     jobs: int
     targets: list[Target]
     warm: dict[str, str]  # toolchain name -> warm container name (lower bound)
@@ -469,7 +468,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     workspace = Path(tempfile.mkdtemp(prefix="osless-bench-"))
-    bench = Bench(workspace=workspace, platforms=args.platforms, jobs=args.jobs, targets=[], warm={})
+    bench = Bench(workspace=workspace, jobs=args.jobs, targets=[], warm={})
     try:
         generate(workspace, args.services, args.platforms)
         bench.reload()
