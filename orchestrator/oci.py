@@ -33,6 +33,10 @@ MEDIA_TYPE_LAYER = "application/vnd.oci.image.layer.v1.tar"
 LAYER_MEDIA_TYPES = frozenset({MEDIA_TYPE_LAYER, MEDIA_TYPE_LAYER + "+gzip", MEDIA_TYPE_LAYER + "+zstd"})
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 BLOBS_DIR = "blobs/sha256"
+# A blob that no descriptor lists (the SBOM) is named by these index annotations: digest, media type.
+SBOM_DIGEST_ANNOTATION = "dev.osless.sbom.digest"
+SBOM_MEDIA_TYPE_ANNOTATION = "dev.osless.sbom.mediaType"
+ANNOTATED_BLOBS = {SBOM_DIGEST_ANNOTATION: SBOM_MEDIA_TYPE_ANNOTATION}
 
 
 def canonical_json(value: object) -> bytes:
@@ -225,23 +229,29 @@ def _index(images: Sequence[Image], annotations: Mapping[str, str] | None) -> Bl
 
 
 def _layout_files(
-    images: Sequence[Image], annotations: Mapping[str, str] | None
+    images: Sequence[Image], annotations: Mapping[str, str] | None, blobs: Sequence[Blob] = ()
 ) -> tuple[str, dict[str, bytes]]:
     """The index digest and every file of the layout, keyed by relative path."""
     index = _index(images, annotations)
-    files = {blob.path: blob.data for image in images for blob in image.blobs()}
+    files = {blob.path: blob.data for blob in blobs}
+    files |= {blob.path: blob.data for image in images for blob in image.blobs()}
     files |= {index.path: index.data, "index.json": index.data, "oci-layout": canonical_json(OCI_LAYOUT)}
     return index.digest, files
 
 
 def write_layout(
-    directory: Path, images: Sequence[Image], annotations: Mapping[str, str] | None = None
+    directory: Path,
+    images: Sequence[Image],
+    annotations: Mapping[str, str] | None = None,
+    blobs: Sequence[Blob] = (),
 ) -> str:
     """Write (or rewrite) an OCI image layout holding `images`; returns the index digest.
 
-    Blobs left over from an earlier write are removed, so the directory holds exactly this layout.
+    `blobs` are stored beside the images' blobs without being listed in the index (e.g. the SBOM, which
+    an index annotation names). Blobs left over from an earlier write are removed, so the directory
+    holds exactly this layout.
     """
-    digest, files = _layout_files(images, annotations)
+    digest, files = _layout_files(images, annotations, blobs)
     for relative, data in sorted(files.items()):
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,6 +381,24 @@ def _check_index(directory: Path, where: str, index: Any, problems: list[str]) -
         _check_manifest(directory, entry, path, problems)
 
 
+def _check_annotated_blobs(directory: Path, index: Any, problems: list[str]) -> None:
+    """A blob that an index annotation names (see ANNOTATED_BLOBS) must exist, with its media type named."""
+    annotations = index.get("annotations") if isinstance(index, dict) else None
+    if not isinstance(annotations, dict):
+        return
+    for digest_key, media_type_key in sorted(ANNOTATED_BLOBS.items()):
+        if digest_key not in annotations:
+            continue
+        where = f"index.json annotation {digest_key}"
+        digest = annotations[digest_key]
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            problems.append(f"{where}: unsupported digest {digest!r}")
+        elif not (directory / _blob_path(digest)).is_file():
+            problems.append(f"{where}: blob {digest} is missing")
+        if not annotations.get(media_type_key):
+            problems.append(f"{where}: no {media_type_key} annotation")
+
+
 def _check_blob_names(directory: Path, problems: list[str]) -> None:
     """Every blob's content must hash to its file name (this catches corrupted blobs)."""
     blobs = directory / BLOBS_DIR
@@ -387,5 +415,6 @@ def verify_layout(directory: Path) -> list[str]:
     index = _read_json(directory / "index.json", "index.json", problems)
     if index is not None:
         _check_index(directory, "index.json", index, problems)
+        _check_annotated_blobs(directory, index, problems)
     _check_blob_names(directory, problems)
     return problems

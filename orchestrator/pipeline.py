@@ -30,6 +30,7 @@ from orchestrator.provenance import Provenance, changed_files, provenance
 from orchestrator.stages import build as build_stage
 from orchestrator.stages import cache
 from orchestrator.stages import package as package_stage
+from orchestrator.stages import sbom as sbom_stage
 from orchestrator.stages import smoke as smoke_stage
 from orchestrator.stages import verify as verify_stage
 from orchestrator.stages.extras import extra_files
@@ -398,18 +399,33 @@ class Runner:
     def _write_layouts(
         self, targets: Sequence[Target], reports: Sequence[TargetReport]
     ) -> list[ServiceImage]:
-        """One OCI layout per service, over the platforms that passed every stage."""
+        """One OCI layout per service, over the platforms that passed every stage, with its SBOM."""
         passed = {(r.service, r.platform) for r in reports if r.status is Status.PASSED}
+        binaries = {f"{r.service} {r.platform}": Path(r.binary.path) for r in reports if r.binary}
         images = []
         for service in {t.service.name: t.service for t in targets}.values():
             built = [t for t in targets if t.service is service and (service.name, t.platform.name) in passed]
             if not built:
                 continue
+            sbom_path, sbom = sbom_stage.write_service_sbom(
+                self.engine,
+                service,
+                toolchain=self._toolchains[service.toolchain],
+                binaries=[
+                    sbom_stage.PlatformBinary(
+                        platform=t.platform, path=binaries[t.name], image_digest=self._images[t.name].digest
+                    )
+                    for t in built
+                ],
+                provenance=self._provenance[service.name],
+                out_root=self.options.out_root,
+            )
             digest = package_stage.write_service_layout(
                 service,
                 [self._images[t.name] for t in built],
                 self.options.out_root,
                 self._provenance[service.name],
+                sbom=sbom,
             )
             images.append(
                 ServiceImage(
@@ -417,6 +433,7 @@ class Runner:
                     layout=str(self.options.out_root / service.name / "oci"),
                     index_digest=digest,
                     platforms=[t.platform.name for t in built],
+                    sbom=str(sbom_path),
                 )
             )
         return images

@@ -100,9 +100,24 @@ def package(
 
 
 def write_service_layout(
-    service: Service, images: Sequence[oci.Image], out_root: Path, provenance: Provenance
+    service: Service,
+    images: Sequence[oci.Image],
+    out_root: Path,
+    provenance: Provenance,
+    sbom: oci.Blob | None = None,
 ) -> str:
-    """One OCI image layout per service, its index listing every platform that passed; returns its digest."""
+    """One OCI image layout per service, its index listing every platform that passed; returns its digest.
+
+    An SBOM is stored as a blob of the layout and named by two index annotations (its digest and media
+    type): the index's manifests stay the platform images, which is all that Docker 20.10 reads.
+    """
+    annotations = image_annotations(service, provenance)
+    if sbom is not None:
+        annotations[oci.SBOM_DIGEST_ANNOTATION] = sbom.digest
+        annotations[oci.SBOM_MEDIA_TYPE_ANNOTATION] = sbom.media_type
     return oci.write_layout(
-        out_root / service.name / "oci", images, annotations=image_annotations(service, provenance)
+        out_root / service.name / "oci",
+        images,
+        annotations=annotations,
+        blobs=(sbom,) if sbom is not None else (),
     )

@@ -90,6 +90,7 @@ class ServiceImage:
     layout: str  # OCI image layout directory
     index_digest: str
     platforms: list[str]
+    sbom: str | None = None  # CycloneDX JSON, also a blob of the layout named by index annotations
 
 
 @dataclass(frozen=True, kw_only=True)

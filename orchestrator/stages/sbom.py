@@ -1,4 +1,4 @@
-"""Stage 5: a CycloneDX SBOM per service image, listing what is really inside each platform's binary.
+"""The SBOM of each service image (CycloneDX JSON), listing what is really inside each platform's binary.
 
 What a binary holds is read from the binary itself, never from the recipe: a Go binary's embedded build
 info names the Go version (the standard library) and every module linked in; a C binary's contents say
@@ -41,9 +41,9 @@ from cyclonedx.schema import SchemaVersion
 from elftools.elf.elffile import ELFFile
 from packageurl import PackageURL
 
-from orchestrator import __version__
+from orchestrator import __version__, oci
 from orchestrator.engine import ContainerSpec, Engine
-from orchestrator.errors import EngineError
+from orchestrator.errors import EngineError, OslessError
 from orchestrator.goinfo import GoBuildInfo, Module
 from orchestrator.platforms import Platform
 from orchestrator.provenance import Provenance
@@ -228,16 +228,14 @@ def _compiler_packages(
     suffix = f"-{platform.gnu_triple}" if cross else ""
     names = ([f"gcc{suffix}"] if libc == "glibc" else ["musl-tools", "gcc"]) if libc != "unknown" else []
     found = [packages[name] for name in names if name in packages]
-    for package in list(found):
-        major = re.match(r"(?:[0-9]+:)?([0-9]+)\.", package.version)
-        versioned = f"gcc-{major.group(1)}{suffix}" if major and package.name.startswith("gcc") else None
-        if versioned in packages:
-            found.append(packages[versioned])
-    return found
+    gcc = packages.get(f"gcc{suffix}") if names else None
+    major = re.match(r"(?:[0-9]+:)?([0-9]+)\.", gcc.version) if gcc else None
+    versioned = packages.get(f"gcc-{major.group(1)}{suffix}") if major else None
+    return found + ([versioned] if versioned else [])
 
 
 def _go_version(info: GoBuildInfo) -> str:
-    """"1.24.4" from "go1.24.4" (and from "go1.24.4 X:nocoverageredesign"): how purls and OSV name it."""
+    """The Go version as purls and OSV name it: "1.24.4" from "go1.24.4 X:nocoverageredesign"."""
     return info.go_version.split(" ", 1)[0].removeprefix("go")
 
 
@@ -418,3 +416,21 @@ def _serialize(bom: Bom) -> bytes:
     text = JsonV1Dot5(bom).output_as_string()
     return (json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
+
+def write_service_sbom(
+    engine: Engine,
+    service: Service,
+    *,
+    toolchain: ToolchainImage | OslessError,
+    binaries: Sequence[PlatformBinary],
+    provenance: Provenance,
+    out_root: Path,
+) -> tuple[Path, oci.Blob]:
+    """The service image's SBOM, written to out/<service>/sbom.cdx.json, as a blob for its OCI layout.
+
+    `toolchain` is the run's entry for the service's toolchain (an error when it could not be
+    provisioned, which cannot happen when a target passed): its packages give the versions.
+    """
+    packages = toolchain_packages(engine, toolchain) if isinstance(toolchain, ToolchainImage) else {}
+    document = sbom_for(service, binaries, packages=packages, provenance=provenance)
+    return write_sbom(out_root, service, document), oci.Blob(media_type=MEDIA_TYPE, data=document)

@@ -1,0 +1,124 @@
+"""The SBOM of every shipped image, from a real `osless build`: what it lists against the binaries and the
+toolchain images' package databases, and its blob in the OCI layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cyclonedx.validation.json import JsonStrictValidator
+
+from orchestrator import oci
+from orchestrator.goinfo import read_go_build_info
+from orchestrator.stages import sbom
+from orchestrator.stages.recipe import load_project
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import OslessRun
+
+pytestmark = pytest.mark.integration
+
+
+def images(run: OslessRun) -> dict[str, dict[str, Any]]:
+    return {image["service"]: image for image in run.report["images"]}
+
+
+def document(run: OslessRun, service: str) -> dict[str, Any]:
+    return dict(json.loads((run.out / service / sbom.SBOM_FILE).read_bytes()))
+
+
+def depends_on(bom: dict[str, Any], ref: str) -> list[str]:
+    (entry,) = [d for d in bom["dependencies"] if d["ref"] == ref]
+    return list(entry.get("dependsOn", []))
+
+
+def by_ref(bom: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["bom-ref"]: c for c in bom["components"]}
+
+
+def dpkg_query(docker_client: Any, image_id: str, *packages: str) -> dict[str, tuple[str, str]]:
+    """Version and architecture of packages in a toolchain image, asked of dpkg-query directly."""
+    output = docker_client.containers.run(
+        image_id,
+        ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\n", *packages],
+        remove=True,
+        network_mode="none",
+    ).decode()
+    rows = [line.split("\t") for line in output.splitlines()]
+    return {name: (version, architecture) for name, version, architecture in rows}
+
+
+def test_every_image_has_its_sbom_in_the_report_and_the_layout(build_all: OslessRun) -> None:
+    assert build_all.returncode == 0, build_all.stderr
+    assert set(images(build_all)) == set(load_project(REPO_ROOT).services)
+    validator = JsonStrictValidator(sbom.SCHEMA_VERSION)
+    for service, image in images(build_all).items():
+        path = build_all.out / service / sbom.SBOM_FILE
+        assert image["sbom"] == str(path)
+        data = path.read_bytes()
+        assert validator.validate_str(data.decode()) is None, service
+        layout = Path(image["layout"])
+        index = json.loads((layout / "index.json").read_bytes())
+        annotations = index["annotations"]
+        assert annotations[oci.SBOM_DIGEST_ANNOTATION] == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert annotations[oci.SBOM_MEDIA_TYPE_ANNOTATION] == "application/vnd.cyclonedx+json"
+        blob = layout / "blobs" / "sha256" / hashlib.sha256(data).hexdigest()
+        assert blob.read_bytes() == data
+        assert oci.verify_layout(layout) == []
+        # The index still lists exactly the platform images.
+        assert [m["mediaType"] for m in index["manifests"]] == [oci.MEDIA_TYPE_MANIFEST] * len(
+            image["platforms"]
+        )
+        assert all("platform" in m for m in index["manifests"])
+        bom = json.loads(data)
+        binaries = {c["bom-ref"]: c for c in bom["components"] if c["type"] == "application"}
+        assert len(binaries) == len(image["platforms"])
+        for target in build_all.report["targets"]:
+            if target["service"] == service and target["status"] == "passed":
+                ref = next(r for r in binaries if r.startswith(f"binary:{target['platform']}:"))
+                assert binaries[ref]["hashes"] == [{"alg": "SHA-256", "content": target["binary"]["sha256"]}]
+
+
+def test_hello_go_lists_the_stdlib_of_its_go_version(build_all: OslessRun) -> None:
+    bom = document(build_all, "hello-go")
+    for platform in images(build_all)["hello-go"]["platforms"]:
+        target = build_all.target("hello-go", platform)
+        info = read_go_build_info(Path(target["binary"]["path"]).read_bytes())
+        assert info is not None
+        version = info.go_version.removeprefix("go")
+        refs = depends_on(bom, f"binary:{platform}:/hello-go")
+        assert f"pkg:golang/stdlib@{version}" in refs
+        assert "pkg:golang/example.com/hello-go" in refs
+
+
+def test_hello_c_lists_the_libc_packages_of_the_gcc_toolchain(
+    build_all: OslessRun, docker_client: Any
+) -> None:
+    bom = document(build_all, "hello-c")
+    components = by_ref(bom)
+    installed = dpkg_query(
+        docker_client, build_all.report["toolchains"]["gcc"], "libc6-dev", "libc6-dev-arm64-cross", "gcc"
+    )
+    for platform, package in (("linux/amd64", "libc6-dev"), ("linux/arm64", "libc6-dev-arm64-cross")):
+        (ref,) = depends_on(bom, f"binary:{platform}:/hello-c")
+        libc = components[ref]
+        version, architecture = installed[package]
+        assert (libc["name"], libc["version"]) == (package, version)
+        assert f"arch={architecture}" in libc["purl"] and libc["purl"].startswith(
+            f"pkg:deb/debian/{package}@"
+        )
+    tools = {t["name"]: t["version"] for t in bom["metadata"]["tools"]["components"]}
+    assert tools["gcc"] == installed["gcc"][0]
+
+
+def test_hello_c_musl_lists_musl(build_all: OslessRun, docker_client: Any) -> None:
+    bom = document(build_all, "hello-c-musl")
+    (version, architecture) = dpkg_query(docker_client, build_all.report["toolchains"]["gcc"], "musl-dev")[
+        "musl-dev"
+    ]
+    (ref,) = depends_on(bom, "binary:linux/amd64:/hello-c-musl")
+    musl = by_ref(bom)[ref]
+    assert (musl["name"], musl["version"]) == ("musl-dev", version)
+    assert f"arch={architecture}" in musl["purl"]
