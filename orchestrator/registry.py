@@ -258,6 +258,18 @@ def _plan(layout: Path) -> _Plan:
             manifests.setdefault(entry.digest, entry)
 
     walk(document)
+    # Blobs the index names by annotation (the SBOM) travel with the image too.
+    annotations = document.get("annotations") or {}
+    for digest_key, media_type_key in oci.ANNOTATED_BLOBS.items():
+        if digest_key in annotations:
+            digest = str(annotations[digest_key])
+            path = layout / oci.BLOBS_DIR / digest.removeprefix("sha256:")
+            descriptor = {
+                "digest": digest,
+                "mediaType": annotations[media_type_key],
+                "size": path.stat().st_size,
+            }
+            blobs.setdefault(digest, item(descriptor, "SBOM"))
     return _Plan(
         blobs=list(blobs.values()),
         manifests=list(manifests.values()),

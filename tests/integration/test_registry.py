@@ -129,6 +129,14 @@ def test_the_registry_digest_is_the_local_index_digest(pushed: OslessRun, regist
     assert f"({len(image['platforms'])} platforms)" in pushed.stdout
 
 
+def test_the_sbom_named_by_the_index_is_in_the_registry(pushed: OslessRun, registry_address: str) -> None:
+    index = json.loads((_layout(pushed) / "index.json").read_bytes())
+    digest = index["annotations"][oci.SBOM_DIGEST_ANNOTATION]
+    response = requests.get(f"http://{registry_address}/v2/team/{SERVICE}/blobs/{digest}", timeout=10)
+    assert response.status_code == 200
+    assert response.content == (pushed.out / SERVICE / "sbom.cdx.json").read_bytes()
+
+
 def test_a_second_push_uploads_nothing(pushed: OslessRun, reference: str) -> None:
     again = run_osless(REPO_ROOT, "push", SERVICE, "--to", reference, out=pushed.out, timeout=300)
     assert again.returncode == 0, again.stderr
