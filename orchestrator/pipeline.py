@@ -16,11 +16,12 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from orchestrator import __version__, oci
 from orchestrator.engine import Engine
@@ -34,6 +35,7 @@ from orchestrator.stages import sbom as sbom_stage
 from orchestrator.stages import smoke as smoke_stage
 from orchestrator.stages import verify as verify_stage
 from orchestrator.stages.extras import extra_files
+from orchestrator.stages.package import PackageResult
 from orchestrator.stages.recipe import Project, Service
 from orchestrator.stages.report import (
     BinaryInfo,
@@ -81,6 +83,9 @@ class Target:
 
     def output_dir(self, out_root: Path) -> Path:
         return out_root / self.service.name / self.platform.slug
+
+
+T = TypeVar("T")
 
 
 class StageFailed(Exception):
@@ -161,7 +166,6 @@ class Runner:
         self.options = options
         self.engine = engine
         self.view = view
-        self._emulated_slots = threading.BoundedSemaphore(max(1, options.emulated_jobs))
         self._stop = threading.Event()
         self._toolchains: dict[str, ToolchainImage | OslessError] = {}
         self._provenance: dict[str, Provenance] = {}
@@ -238,27 +242,52 @@ class Runner:
             self.view.step(subject, f"skipped: {error.message}", done=True)
 
     def _run_targets(self, targets: Sequence[Target]) -> list[TargetReport]:
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="osless-target")
-        futures: dict[Future[TargetReport], Target] = {}
+        """Builds on one pool; smoke tests on their own pools, emulated ones capped apart.
+
+        A build worker never waits for a smoke slot, so emulated smoke tests queue up without holding
+        back compiles, and builds, packaging and smoke tests of different targets overlap.
+        """
+        jobs = max(1, self.options.jobs)
+        pools = {
+            "build": ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="osless-build"),
+            "smoke": ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="osless-smoke"),
+            "emulated": ThreadPoolExecutor(
+                max_workers=max(1, self.options.emulated_jobs), thread_name_prefix="osless-qemu"
+            ),
+        }
+        pending: dict[Future[TargetReport | _SmokeDue], Target] = {}
+        reports: dict[str, TargetReport] = {}
         try:
             for target in targets:
                 self.view.step(target.name, "queued")
-                futures[pool.submit(self._run_target, target)] = target
-            for future in as_completed(futures):
-                report = future.result()
-                if report.status is not Status.PASSED and self.options.fail_fast:
-                    self._stop.set()
+                pending[pools["build"].submit(self._run_target, target)] = target
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    target = pending.pop(future)
+                    outcome = future.result()
+                    if isinstance(outcome, _SmokeDue):
+                        emulated = is_emulated(target.platform)
+                        self.view.step(target.name, "waiting for a qemu slot" if emulated else "smoke queued")
+                        pool = pools["emulated" if emulated else "smoke"]
+                        pending[pool.submit(self._run_smoke, outcome)] = target
+                        continue
+                    reports[target.name] = outcome
+                    if outcome.status is not Status.PASSED and self.options.fail_fast:
+                        self._stop.set()
         except BaseException:
             self.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            for pool in pools.values():
+                pool.shutdown(wait=True, cancel_futures=True)
             self.engine.remove_run_containers()
             raise
-        pool.shutdown(wait=True)
+        for pool in pools.values():
+            pool.shutdown(wait=True)
         self.engine.remove_run_containers()  # the warm builders
-        return [future.result() for future in futures]
+        return [reports[target.name] for target in targets]
 
-    def _run_target(self, target: Target) -> TargetReport:
-        """Every stage for one target; never raises for a target's own failure."""
+    def _run_target(self, target: Target) -> TargetReport | _SmokeDue:
+        """Every stage up to packaging; a failure becomes the target's report, never an exception."""
         tracker = _StageTracker(target, self.view)
         if self._stop.is_set():
             return tracker.report(
@@ -271,8 +300,25 @@ class Runner:
             return reused
         shutil.rmtree(output_dir, ignore_errors=True)  # also the old result: nothing half-done looks valid
         output_dir.mkdir(parents=True)
+        packaged = self._guarded(tracker, output_dir, lambda: self._build_stages(target, output_dir, tracker))
+        if isinstance(packaged, TargetReport):
+            return packaged
+        return _SmokeDue(target=target, tracker=tracker, output_dir=output_dir, key=key, packaged=packaged)
+
+    def _run_smoke(self, due: _SmokeDue) -> TargetReport:
+        """The smoke stage; only a target that passed it is recorded for reuse."""
+        failed = self._guarded(due.tracker, due.output_dir, lambda: self._smoke_stage(due))
+        if isinstance(failed, TargetReport):
+            return failed
+        report = due.tracker.report(Status.PASSED, None, None)
+        if due.key is not None:
+            cache.save(due.output_dir, due.key, report)
+        return report
+
+    def _guarded(self, tracker: _StageTracker, output_dir: Path, stages: Callable[[], T]) -> T | TargetReport:
+        """Run stages; a stage failure or a bug of ours ends the target with a report."""
         try:
-            self._stages(target, output_dir, tracker)
+            return stages()
         except StageFailed as failure:
             status = Status.CANCELLED if self.engine.cancelled else Status.FAILED
             return tracker.report(status, failure.stage, failure.reason)
@@ -282,10 +328,6 @@ class Runner:
                 f"internal error: {type(error).__name__}: {error} (traceback: {output_dir / 'error.log'})"
             )
             return tracker.report(Status.FAILED, tracker.stage, reason)
-        report = tracker.report(Status.PASSED, None, None)
-        if key is not None:
-            cache.save(output_dir, key, report)
-        return report
 
     def _key(self, target: Target) -> str | None:
         """The target's cache key; None when its toolchain is not available."""
@@ -315,7 +357,7 @@ class Runner:
         self.view.step(target.name, "cached: inputs unchanged", done=True)
         return report
 
-    def _stages(self, target: Target, output_dir: Path, tracker: _StageTracker) -> None:
+    def _build_stages(self, target: Target, output_dir: Path, tracker: _StageTracker) -> PackageResult:
         service, platform = target.service, target.platform
         toolchain = self._toolchains[service.toolchain]
         provenance_ = self._provenance[service.name]
@@ -374,18 +416,18 @@ class Runner:
                 else None,
             )
 
-        emulated = is_emulated(platform)
-        with tracker.stage_("smoke", "waiting for an emulation slot" if emulated else None):
-            if emulated:
-                with self._emulated_slots:
-                    self.view.step(target.name, f"smoke (qemu-{platform.qemu})")
-                    result = smoke_stage.smoke(self.engine, service, platform, packaged.tag)
-            else:
-                result = smoke_stage.smoke(self.engine, service, platform, packaged.tag)
+        return packaged
+
+    def _smoke_stage(self, due: _SmokeDue) -> None:
+        target, tracker = due.target, due.tracker
+        with tracker.stage_(
+            "smoke", f"smoke (qemu-{target.platform.qemu})" if is_emulated(target.platform) else None
+        ):
+            result = smoke_stage.smoke(self.engine, target.service, target.platform, due.packaged.tag)
             tracker.smoke = result
             if not result.passed:
                 raise StageFailed("smoke", result.reason or "smoke test failed")
-        self._images[target.name] = packaged.image
+        self._images[target.name] = due.packaged.image
 
     def _extras_for(self, service: Service, toolchain_image: str) -> list[oci.FileEntry]:
         """The service's image extras, read from its toolchain image once per run."""
@@ -437,6 +479,17 @@ class Runner:
                 )
             )
         return images
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SmokeDue:
+    """A target that passed every stage up to packaging, waiting for its smoke test."""
+
+    target: Target
+    tracker: _StageTracker
+    output_dir: Path
+    key: str | None
+    packaged: PackageResult
 
 
 class _StageTracker:
