@@ -170,6 +170,7 @@ class Runner:
         self._toolchains: dict[str, ToolchainImage | OslessError] = {}
         self._provenance: dict[str, Provenance] = {}
         self._source_digests: dict[str, str] = {}
+        self._keys: dict[str, str | None] = {}  # target name -> its cache key
         self._slim_size: int | None = None
         self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
         self._extras: dict[str, list[oci.FileEntry]] = {}  # service name -> its image extras
@@ -294,7 +295,7 @@ class Runner:
                 Status.CANCELLED, "queued", "not started: the run was stopped (--fail-fast)"
             )
         output_dir = target.output_dir(self.options.out_root)
-        key = self._key(target)
+        key = self._keys[target.name] = self._key(target)
         reused = None if key is None or self.options.rebuild else self._reuse(target, output_dir, key)
         if reused is not None:
             return reused
@@ -461,6 +462,9 @@ class Runner:
                 ],
                 provenance=self._provenance[service.name],
                 out_root=self.options.out_root,
+                inputs_key=hashlib.sha256(
+                    "\n".join(f"{t.name} {self._keys[t.name]}" for t in built).encode()
+                ).hexdigest(),
             )
             digest = package_stage.write_service_layout(
                 service,

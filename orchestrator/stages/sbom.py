@@ -425,12 +425,22 @@ def write_service_sbom(
     binaries: Sequence[PlatformBinary],
     provenance: Provenance,
     out_root: Path,
+    inputs_key: str,
 ) -> tuple[Path, oci.Blob]:
     """The service image's SBOM, written to out/<service>/sbom.cdx.json, as a blob for its OCI layout.
 
     `toolchain` is the run's entry for the service's toolchain (an error when it could not be
     provisioned, which cannot happen when a target passed): its packages give the versions.
+    `inputs_key` stands for everything the SBOM is made of (its targets' cache keys): when the SBOM
+    on disk was made from the same, it is reused instead of asking the toolchain image again.
     """
+    path = out_root / service.name / SBOM_FILE
+    key_file = path.with_name(path.name + ".key")
+    if path.is_file() and key_file.is_file() and key_file.read_text() == inputs_key:
+        return path, oci.Blob(media_type=MEDIA_TYPE, data=path.read_bytes())
+    key_file.unlink(missing_ok=True)
     packages = toolchain_packages(engine, toolchain) if isinstance(toolchain, ToolchainImage) else {}
     document = sbom_for(service, binaries, packages=packages, provenance=provenance)
-    return write_sbom(out_root, service, document), oci.Blob(media_type=MEDIA_TYPE, data=document)
+    written = write_sbom(out_root, service, document)
+    key_file.write_text(inputs_key)
+    return written, oci.Blob(media_type=MEDIA_TYPE, data=document)

@@ -468,6 +468,7 @@ def test_write_service_sbom_writes_the_file_and_returns_the_blob(glibc_binary: P
         binaries=[PlatformBinary(platform=AMD64, path=glibc_binary)],
         provenance=PROVENANCE,
         out_root=tmp_path,
+        inputs_key="k1",
     )
     assert path == tmp_path / "hello-c" / "sbom.cdx.json"
     assert path.read_bytes() == blob.data and blob.media_type == "application/vnd.cyclonedx+json"
@@ -480,8 +481,27 @@ def test_write_service_sbom_writes_the_file_and_returns_the_blob(glibc_binary: P
         binaries=[PlatformBinary(platform=AMD64, path=glibc_binary)],
         provenance=PROVENANCE,
         out_root=tmp_path,
+        inputs_key="k2",
     )
     assert "libc6-dev" not in {c["name"] for c in components(bare.data).values()}
+
+
+def test_an_sbom_made_from_the_same_inputs_is_reused(glibc_binary: Path, tmp_path: Path) -> None:
+    def write(key: str, engine: FakeEngine) -> bytes:
+        _, blob = sbom.write_service_sbom(
+            engine,  # type: ignore[arg-type]
+            service("hello-c"),
+            toolchain=toolchain_image(f"sha256:{uuid.uuid4().hex}"),
+            binaries=[PlatformBinary(platform=AMD64, path=glibc_binary)],
+            provenance=PROVENANCE,
+            out_root=tmp_path,
+            inputs_key=key,
+        )
+        return blob.data
+
+    first = write("same", FakeEngine(DPKG_OUTPUT))
+    assert write("same", FakeEngine("")) == first  # not asked again: the package list is not needed
+    assert write("other", FakeEngine("")) != first  # made anew, here without package versions
 
 
 def test_the_layout_names_the_sbom_blob_from_its_index(glibc_binary: Path, tmp_path: Path) -> None:
