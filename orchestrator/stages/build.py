@@ -30,6 +30,7 @@ BUILD_ENV_DEFAULTS = {
     "HOME": "/tmp",
     "XDG_CACHE_HOME": CACHE_DIR,
     "GOCACHE": f"{CACHE_DIR}/go-build",
+    "CCACHE_DIR": f"{CACHE_DIR}/ccache",
     "GOPATH": "/tmp/go",
     "GOTOOLCHAIN": "local",
     "GOPROXY": "off",
