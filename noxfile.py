@@ -8,7 +8,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
-DEV_DEPENDENCIES = ["pytest>=8", "hypothesis>=6"]
+DEV_DEPENDENCIES = ["pytest>=8", "hypothesis>=6", "xmlschema>=3"]  # xmlschema: junit.xml against its XSD
 LINT_DEPENDENCIES = ["ruff>=0.6", "mypy>=1.11", "types-docker", "types-requests"]
 
 

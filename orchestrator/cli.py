@@ -1,8 +1,26 @@
 """The `osless` command line: parses arguments, runs one command, turns errors into exit codes.
 
-Exit codes: 0 success, 2 usage, 3 invalid recipes, 4 engine unavailable, 5 toolchain, 6 a target
-failed, 7 `verify` or `inspect` rejected a file, 8 `push` failed (broken layout, registry unreachable or
-refused), 130 interrupted.
+Exit codes (stable; scripts and CI may rely on them):
+
+    0    success
+    2    usage: unknown service, platform or option
+    3    invalid recipes (nothing was started)
+    4    Docker engine unavailable
+    5    toolchain: a toolchain image could not be provisioned, so its targets were not built
+    6    a target failed otherwise: at package, or an internal error; or `--check-reproducible` found
+         that two clean builds differ
+    7    `verify` or `inspect` rejected a file
+    8    `push` failed (broken layout, registry unreachable or refused)
+    10   a target failed to build
+    11   a target's binary failed verification (not static, wrong architecture, policy)
+    12   a target failed its smoke test (stdout or exit code not as the recipe expects)
+    130  interrupted
+
+When targets fail at different stages, `build` exits with the code of the earliest failing stage in
+pipeline order (toolchain 5, build 10, verify 11, package 6, smoke 12): the first thing to look at.
+Under GitHub Actions (GITHUB_ACTIONS=true) the log is folded into groups per phase and recipe problems
+and failed targets are `::error` annotations; with GITHUB_STEP_SUMMARY set, the run's Markdown summary
+is appended to the job summary.
 """
 
 from __future__ import annotations
@@ -20,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import __version__, doctor, registry
+from orchestrator import __version__, doctor, github, registry
 from orchestrator.engine import Engine
 from orchestrator.errors import (
     Interrupted,
@@ -29,6 +47,7 @@ from orchestrator.errors import (
     TargetsFailed,
     UsageError,
     VerificationFailed,
+    targets_failed,
 )
 from orchestrator.goinfo import format_like_go_version_m
 from orchestrator.inspect import run as inspect_target
@@ -41,9 +60,10 @@ from orchestrator.pipeline import (
     select_targets,
 )
 from orchestrator.platforms import PLATFORMS, host_platform
+from orchestrator.stages import summary
 from orchestrator.stages.package import image_tag
 from orchestrator.stages.recipe import Project, load_project
-from orchestrator.stages.report import human_size, print_failures, summary_table, to_jsonable
+from orchestrator.stages.report import Status, human_size, print_failures, summary_table, to_jsonable
 from orchestrator.stages.smoke import run_image
 from orchestrator.stages.verify import verify_binary
 from orchestrator.ui import ProgressView
@@ -64,15 +84,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print(f"[bold red]osless: {error.message}[/] (nothing was started):")
         for problem in error.problems:
             errors.print(f"  {problem}", markup=False)
+        if github.active():
+            _workflow_commands(console, github.recipe_annotations(error.problems, args.project.resolve()))
+        github.append_step_summary(summary.recipe_markdown(error.problems))
         return error.exit_code
     except OslessError as error:
         errors.print(f"[bold red]osless:[/] {error.message}", highlight=False)
         if error.hint:
             errors.print(f"  hint: {error.hint}", markup=False)
+        if github.active():
+            message = error.message + (f" (hint: {error.hint})" if error.hint else "")
+            _workflow_commands(console, [github.command("error", message, title="osless")])
         return error.exit_code
     except KeyboardInterrupt:
         errors.print("[bold red]osless: interrupted[/]; this run's containers were removed")
         return Interrupted.exit_code
+
+
+def _workflow_commands(console: Console, lines: Sequence[str]) -> None:
+    """GitHub Actions workflow commands, on stdout as they are (no markup, emoji or wrapping)."""
+    for line in lines:
+        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -119,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
         "--changed-since",
         metavar="GIT_REF",
         help="only services whose recipe, sources or toolchain recipe changed since this git revision",
+    )
+    build.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="PLATFORM=DOCKER_HOST",
+        help="build and smoke-test PLATFORM on that engine (unix://, tcp://, ssh://); repeatable",
     )
     build.add_argument(
         "--check-reproducible",
@@ -206,6 +245,10 @@ def _build(args: argparse.Namespace, console: Console) -> int:
             return 0
     targets = select_targets(project, services, args.platform)
     engine = Engine.connect()
+    platform_engines = {
+        platform: Engine.connect(host, purpose=f"the engine for {platform}")
+        for platform, host in _engine_options(args.engine).items()
+    }
     options = BuildOptions(
         services=tuple(services),
         platforms=tuple(args.platform),
@@ -216,10 +259,12 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         out_root=(args.out or project.root / "out").resolve(),
     )
     with ProgressView(console) as view:
-        runner = Runner(project, options, engine, view)
+        runner = Runner(project, options, engine, view, platform_engines)
         try:
             if args.check_reproducible:
-                report, reproducibility = check_reproducible(project, options, engine, view, targets)
+                report, reproducibility = check_reproducible(
+                    project, options, engine, view, targets, platform_engines=platform_engines
+                )
             else:
                 report, reproducibility = runner.run(targets), None
         except KeyboardInterrupt:
@@ -228,11 +273,30 @@ def _build(args: argparse.Namespace, console: Console) -> int:
     console.print(summary_table(report.targets))
     print_failures(console, report.targets)
     console.print(f"report: {options.out_root / 'report.json'}", markup=False)
+    if github.active():
+        _workflow_commands(console, github.target_annotations(report.targets))
+    github.append_step_summary(summary.markdown(report))
     if report.failed:
-        raise TargetsFailed(f"{len(report.failed)} of {len(report.targets)} targets failed")
+        stages = [t.failed_stage for t in report.failed if t.status is Status.FAILED]
+        raise targets_failed(f"{len(report.failed)} of {len(report.targets)} targets failed", stages)
     if reproducibility is not None:
         return _print_reproducibility(console, reproducibility, options.out_root)
     return 0
+
+
+def _engine_options(values: Sequence[str]) -> dict[str, str]:
+    """`--engine PLATFORM=DOCKER_HOST` options as a mapping, checked."""
+    engines: dict[str, str] = {}
+    for value in values:
+        platform, _, host = value.partition("=")
+        if platform not in PLATFORMS:
+            raise UsageError(
+                f"--engine {value}: unknown platform {platform!r}", hint=f"known: {', '.join(PLATFORMS)}"
+            )
+        if not host.startswith(("unix://", "tcp://", "ssh://")):
+            raise UsageError(f"--engine {value}: the host must start with unix://, tcp:// or ssh://")
+        engines[platform] = host
+    return engines
 
 
 def _print_reproducibility(console: Console, report: ReproducibilityReport, out_root: Path) -> int:

@@ -67,13 +67,26 @@ class Engine:
         self._cancelled = threading.Event()
 
     @classmethod
-    def connect(cls) -> Engine:
-        """Connect as the docker CLI would (DOCKER_HOST honoured) and check the engine answers."""
+    def connect(cls, host: str | None = None, *, purpose: str | None = None) -> Engine:
+        """Connect as the docker CLI would (DOCKER_HOST honoured), or to `host` (unix://, tcp://, ssh://),
+        and check the engine answers."""
         try:
-            client = docker.from_env(timeout=300)
+            if host is None:
+                client = docker.from_env(timeout=300)
+            else:
+                client = docker.DockerClient(
+                    base_url=host, timeout=300, use_ssh_client=host.startswith("ssh://")
+                )
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-            raise EngineError(f"no Docker engine answers: {_first_line(error)}", hint=ENGINE_HINT) from error
+            if host is None:
+                raise EngineError(
+                    f"no Docker engine answers: {_first_line(error)}", hint=ENGINE_HINT
+                ) from error
+            raise EngineError(
+                f"{purpose or 'the engine'} at {host} does not answer: {_first_line(error)}",
+                hint="start that engine, or leave its --engine option out to use the default engine",
+            ) from error
         return cls(client)
 
     @property
@@ -157,6 +170,13 @@ class Engine:
             exit_code=exit_code, stdout=stdout or b"", stderr=stderr or b"", timed_out=exit_code == 124
         )
 
+    def copy_image(self, source: Engine, reference: str) -> None:
+        """`docker save` on source streamed into `docker load` here: the same image, the same id."""
+        try:
+            self.client.api.load_image(source.client.api.get_image(reference))  # type: ignore[no-untyped-call]
+        except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+            raise EngineError(f"cannot copy {reference} between engines: {_first_line(error)}") from error
+
     def ensure_volume(self, name: str) -> str:
         """A named volume (created when missing): caches that outlive runs."""
         try:
@@ -171,16 +191,32 @@ class Engine:
             if containing in volume.name:
                 volume.remove(force=True)
 
-    def read_from_image(self, image: str, path: str) -> bytes:
-        """A tar of `path` inside an image (`docker cp` from a created, never started, container)."""
-        container = self._create(ContainerSpec(image=image, command=["true"], role="copy"))
+    def put_archive(self, container: Any, path: str, data: bytes) -> None:
+        """Extract a tar into a container (`docker cp` in)."""
+        try:
+            container.put_archive(path, data)
+        except docker.errors.APIError as error:
+            raise EngineError(
+                f"cannot copy into the {container.name} container: {_first_line(error)}"
+            ) from error
+
+    def read_from_container(self, container: Any, path: str) -> bytes:
+        """A tar of `path` inside a container (`docker cp` out)."""
         try:
             stream, _ = container.get_archive(path)
             return b"".join(stream)
         except docker.errors.NotFound as error:
-            raise EngineError(f"{path} does not exist in {image}") from error
+            raise EngineError(
+                f"{path} does not exist in {container.image.tags or container.image.id}"
+            ) from error
         except docker.errors.APIError as error:
-            raise EngineError(f"cannot read {path} from {image}: {_first_line(error)}") from error
+            raise EngineError(f"cannot read {path} from {container.name}: {_first_line(error)}") from error
+
+    def read_from_image(self, image: str, path: str) -> bytes:
+        """A tar of `path` inside an image (`docker cp` from a created, never started, container)."""
+        container = self._create(ContainerSpec(image=image, command=["true"], role="copy"))
+        try:
+            return self.read_from_container(container, path)
         finally:
             self._remove(container)
 

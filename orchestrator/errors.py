@@ -6,6 +6,7 @@ The CLI prints it on one line (no traceback) and exits with the class's code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -71,9 +72,60 @@ class ToolchainError(OslessError):
 
 
 class TargetsFailed(OslessError):
-    """The run finished but at least one target failed a stage."""
+    """The run finished but a target failed; the subclasses name the stage, this is for the others.
+
+    Exit 6: the package stage, an internal error before any stage, or `--check-reproducible` found
+    that two clean builds differ.
+    """
 
     exit_code = 6
+
+
+class TargetsFailedAtToolchain(TargetsFailed):
+    """A target could not be built because its toolchain image could not be provisioned."""
+
+    exit_code = ToolchainError.exit_code  # 5: the same class of failure
+
+
+class TargetsFailedAtBuild(TargetsFailed):
+    """A target's build command failed (or timed out)."""
+
+    exit_code = 10
+
+
+class TargetsFailedAtVerify(TargetsFailed):
+    """A target's binary was built but is not a static ELF for its platform, or breaks the policy."""
+
+    exit_code = 11
+
+
+class TargetsFailedAtSmoke(TargetsFailed):
+    """A target's image ran, but its stdout or exit code was not what the recipe expects."""
+
+    exit_code = 12
+
+
+# The stages of a target in pipeline order, each with the error a run exits with when that stage is
+# the earliest one at which a target failed.
+STAGE_ERRORS: dict[str, type[TargetsFailed]] = {
+    "toolchain": TargetsFailedAtToolchain,
+    "build": TargetsFailedAtBuild,
+    "verify": TargetsFailedAtVerify,
+    "package": TargetsFailed,
+    "smoke": TargetsFailedAtSmoke,
+}
+
+
+def targets_failed(message: str, failed_stages: Iterable[str | None]) -> TargetsFailed:
+    """The error of a run whose targets failed at these stages: the earliest in pipeline order decides.
+
+    So one exit code says what to look at first; stages it does not know (a target stopped before its
+    first stage) count as other failures (6) unless a known stage failed too.
+    """
+    order = list(STAGE_ERRORS)
+    known = sorted((s for s in failed_stages if s in STAGE_ERRORS), key=order.index)
+    kind = STAGE_ERRORS[known[0]] if known else TargetsFailed
+    return kind(message)
 
 
 class VerificationFailed(OslessError):

@@ -12,11 +12,12 @@ import contextlib
 import difflib
 import functools
 import hashlib
+import re
 import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -35,6 +36,7 @@ from orchestrator.stages import sbom as sbom_stage
 from orchestrator.stages import smoke as smoke_stage
 from orchestrator.stages import verify as verify_stage
 from orchestrator.stages.extras import extra_files
+from orchestrator.stages.junit import write_junit
 from orchestrator.stages.package import PackageResult
 from orchestrator.stages.recipe import Project, Service
 from orchestrator.stages.report import (
@@ -52,6 +54,7 @@ from orchestrator.stages.report import (
 )
 from orchestrator.stages.reproduce import Comparison, compare_targets
 from orchestrator.stages.smoke import SmokeResult
+from orchestrator.stages.summary import write_summary
 from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
 from orchestrator.ui import ProgressView
 
@@ -86,6 +89,12 @@ class Target:
 
 
 T = TypeVar("T")
+DEFAULT = "default"  # the engine for every platform not given with --engine
+
+
+def _default_first(needed: tuple[str, str]) -> tuple[bool, str, str]:
+    """The default engine's toolchains first, so that other engines can copy them from it."""
+    return (needed[0] != DEFAULT, *needed)
 
 
 class StageFailed(Exception):
@@ -143,6 +152,35 @@ def select_targets(project: Project, services: Sequence[str], platforms: Sequenc
     return targets
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`--shard K/N` as (K, N), 1 <= K <= N; anything else is a usage error."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)
+    if match is None or not 1 <= int(match[1]) <= int(match[2]):
+        raise UsageError(
+            f"--shard {text!r}: expected K/N, a shard number K from 1 to the shard count N",
+            hint="e.g. --shard 2/4 builds the second of four parts; the N parts build everything once",
+        )
+    return int(match[1]), int(match[2])
+
+
+def shard_key(target: Target) -> tuple[str, str, int]:
+    """Where a target falls in the shard order: by toolchain, then service, then platform table order."""
+    return (target.service.toolchain, target.service.name, list(PLATFORMS).index(target.platform.name))
+
+
+def select_shard(targets: Sequence[Target], shard: int, shards: int) -> list[Target]:
+    """Shard K of N: the targets in shard order, cut into N consecutive runs whose sizes differ by at
+    most one, and run K of them (in the given order).
+
+    The same targets and N always give the same shards; together they hold every target exactly once.
+    Consecutive runs keep a toolchain's targets, and a service's platforms, on as few shards as
+    possible: a shard bootstraps only the toolchains it uses, and at most N-1 services are split.
+    """
+    ordered = sorted(targets, key=shard_key)
+    chosen = {t.name for t in ordered[(shard - 1) * len(ordered) // shards : shard * len(ordered) // shards]}
+    return [t for t in targets if t.name in chosen]
+
+
 def verify_policy(service: Service) -> verify_stage.VerifyPolicy:
     """The recipe's [verify] table, plus the image extras that satisfy `needs.*` findings."""
     return verify_stage.VerifyPolicy(
@@ -161,31 +199,61 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 class Runner:
     """Runs the selected targets through every stage; internal to `osless build`."""
 
-    def __init__(self, project: Project, options: BuildOptions, engine: Engine, view: ProgressView) -> None:
+    def __init__(
+        self,
+        project: Project,
+        options: BuildOptions,
+        engine: Engine,
+        view: ProgressView,
+        platform_engines: Mapping[str, Engine] | None = None,
+    ) -> None:
         self.project = project
         self.options = options
-        self.engine = engine
+        self.engine = engine  # the default engine
+        self.platform_engines = dict(platform_engines or {})  # platform -> the engine given for it
         self.view = view
         self._stop = threading.Event()
-        self._toolchains: dict[str, ToolchainImage | OslessError] = {}
+        # (engine, toolchain name) -> its image there, or why it could not be provisioned
+        self._toolchains: dict[tuple[str, str], ToolchainImage | OslessError] = {}
         self._provenance: dict[str, Provenance] = {}
         self._source_digests: dict[str, str] = {}
         self._keys: dict[str, str | None] = {}  # target name -> its cache key
         self._slim_size: int | None = None
         self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
-        self._extras: dict[str, list[oci.FileEntry]] = {}  # service name -> its image extras
+        self._extras: dict[tuple[str, str], list[oci.FileEntry]] = {}  # (engine, service) -> image extras
         self._extras_lock = threading.Lock()
-        self._builders = build_stage.Builders(engine, project.root, options.out_root, options.cache_namespace)
+        self._builders = {
+            name: build_stage.Builders(
+                engine_, project.root, options.out_root, options.cache_namespace, copy_files=name != DEFAULT
+            )
+            for name, engine_ in self._engines().items()
+        }
+
+    def _engines(self) -> dict[str, Engine]:
+        """Every engine of the run by name: "default" and each platform given with --engine."""
+        return {DEFAULT: self.engine, **self.platform_engines}
+
+    def _engine_name(self, platform: Platform) -> str:
+        return platform.name if platform.name in self.platform_engines else DEFAULT
+
+    def _engine_for(self, platform: Platform) -> Engine:
+        return self._engines()[self._engine_name(platform)]
+
+    def _toolchain(self, target: Target) -> ToolchainImage | OslessError:
+        return self._toolchains[self._engine_name(target.platform), target.service.toolchain]
 
     def run(self, targets: Sequence[Target]) -> RunReport:
         started = datetime.now(timezone.utc)
         clock = time.monotonic()
         self.options.out_root.mkdir(parents=True, exist_ok=True)
+        self.view.phase("toolchains")
         self._provision_toolchains(targets)
         for service in {t.service.name: t.service for t in targets}.values():
             self._provenance[service.name] = provenance(service.source)
             self._source_digests[service.name] = cache.source_digest(service.source)
+        self.view.phase(f"targets: build, verify, package, smoke ({len(targets)})")
         reports = self._run_targets(targets)
+        self.view.phase("images: OCI layouts and SBOMs")
         images = self._write_layouts(targets, reports)
         report = RunReport(
             osless_version=__version__,
@@ -194,7 +262,7 @@ class Runner:
             seconds=round(time.monotonic() - clock, 2),
             toolchains={
                 name: image.image_id
-                for name, image in self._toolchains.items()
+                for (_, name), image in self._toolchains.items()
                 if isinstance(image, ToolchainImage)
             },
             targets=reports,
@@ -206,31 +274,43 @@ class Runner:
                 if not self.options.platforms or platform in self.options.platforms
             ],
         )
-        write_report(report, self.options.out_root)
+        write_run_files(report, self.options.out_root)
         return report
 
     def cancel(self) -> None:
-        """Ctrl-C: stop starting work and remove this run's containers."""
+        """Ctrl-C: stop starting work and remove this run's containers, on every engine."""
         self._stop.set()
-        self.engine.cancel()
+        for engine in self._engines().values():
+            engine.cancel()
+
+    def _remove_run_containers(self) -> None:
+        for engine in self._engines().values():
+            engine.remove_run_containers()
 
     def _provision_toolchains(self, targets: Sequence[Target]) -> None:
-        for name in sorted({t.service.toolchain for t in targets}):
+        """Each toolchain on each engine that builds with it; another engine's copy is transferred."""
+        needed = sorted(
+            {(self._engine_name(t.platform), t.service.toolchain) for t in targets}, key=_default_first
+        )
+        for engine_name, name in needed:
             toolchain = self.project.toolchains[name]
-            subject = f"toolchain {name}"
+            subject = f"toolchain {name}" + (
+                "" if engine_name == DEFAULT else f" on the {engine_name} engine"
+            )
             self.view.step(subject, "looking for the image")
             try:
                 image = provision(
-                    self.engine,
+                    self._engines()[engine_name],
                     toolchain,
                     self.options.out_root / ".toolchains",
                     functools.partial(self.view.step, subject),
+                    source=None if engine_name == DEFAULT else self.engine,
                 )
             except OslessError as error:
-                self._toolchains[name] = error
+                self._toolchains[engine_name, name] = error
                 self.view.step(subject, f"failed: {error.message}", done=True)
                 continue
-            self._toolchains[name] = image
+            self._toolchains[engine_name, name] = image
             how = "bootstrapped" if image.bootstrapped else "present"
             self.view.step(subject, f"{how}: {image.reference} ({image.image_id[7:19]})", done=True)
         subject = "base debian-slim, for size comparison"
@@ -280,16 +360,16 @@ class Runner:
             self.cancel()
             for pool in pools.values():
                 pool.shutdown(wait=True, cancel_futures=True)
-            self.engine.remove_run_containers()
+            self._remove_run_containers()
             raise
         for pool in pools.values():
             pool.shutdown(wait=True)
-        self.engine.remove_run_containers()  # the warm builders
+        self._remove_run_containers()  # the warm builders
         return [reports[target.name] for target in targets]
 
     def _run_target(self, target: Target) -> TargetReport | _SmokeDue:
         """Every stage up to packaging; a failure becomes the target's report, never an exception."""
-        tracker = _StageTracker(target, self.view)
+        tracker = _StageTracker(target, self.view, self._engine_name(target.platform))
         if self._stop.is_set():
             return tracker.report(
                 Status.CANCELLED, "queued", "not started: the run was stopped (--fail-fast)"
@@ -321,7 +401,7 @@ class Runner:
         try:
             return stages()
         except StageFailed as failure:
-            status = Status.CANCELLED if self.engine.cancelled else Status.FAILED
+            status = Status.CANCELLED if self._stop.is_set() and self.engine.cancelled else Status.FAILED
             return tracker.report(status, failure.stage, failure.reason)
         except Exception as error:  # a bug of ours: keep the run going, keep the evidence
             (output_dir / "error.log").write_text(traceback.format_exc())
@@ -332,7 +412,7 @@ class Runner:
 
     def _key(self, target: Target) -> str | None:
         """The target's cache key; None when its toolchain is not available."""
-        toolchain_image = self._toolchains[target.service.toolchain]
+        toolchain_image = self._toolchain(target)
         if not isinstance(toolchain_image, ToolchainImage):
             return None
         return cache.target_key(
@@ -352,15 +432,16 @@ class Runner:
         if report is None or report.image is None:
             return None
         archive = (output_dir / "image.tar").read_bytes()
-        if self.engine.image_id(report.image.tag) != report.image.image_id:
-            self.engine.load_image(archive)
+        engine = self._engine_for(target.platform)
+        if engine.image_id(report.image.tag) != report.image.image_id:
+            engine.load_image(archive)
         self._images[target.name] = oci.read_archive(archive)
         self.view.step(target.name, "cached: inputs unchanged", done=True)
         return report
 
     def _build_stages(self, target: Target, output_dir: Path, tracker: _StageTracker) -> PackageResult:
         service, platform = target.service, target.platform
-        toolchain = self._toolchains[service.toolchain]
+        toolchain = self._toolchain(target)
         provenance_ = self._provenance[service.name]
         if not isinstance(toolchain, ToolchainImage):
             raise StageFailed("toolchain", toolchain.message)
@@ -368,7 +449,7 @@ class Runner:
 
         with tracker.stage_("build"):
             built = build_stage.build(
-                self._builders,
+                self._builders[self._engine_name(platform)],
                 service,
                 toolchain=self.project.toolchains[service.toolchain],
                 toolchain_image=toolchain.reference,
@@ -398,14 +479,14 @@ class Runner:
 
         with tracker.stage_("package"):
             packaged = package_stage.package(
-                self.engine,
+                self._engine_for(platform),
                 service,
                 platform=platform,
                 binary=built.binary,
                 provenance=provenance_,
                 output_dir=output_dir,
                 toolchain_image_id=toolchain.image_id,
-                extras=self._extras_for(service, toolchain.reference),
+                extras=self._extras_for(service, platform, toolchain.reference),
             )
             tracker.image = ImageInfo(
                 tag=packaged.tag,
@@ -424,20 +505,23 @@ class Runner:
         with tracker.stage_(
             "smoke", f"smoke (qemu-{target.platform.qemu})" if is_emulated(target.platform) else None
         ):
-            result = smoke_stage.smoke(self.engine, target.service, target.platform, due.packaged.tag)
+            result = smoke_stage.smoke(
+                self._engine_for(target.platform), target.service, target.platform, due.packaged.tag
+            )
             tracker.smoke = result
             if not result.passed:
                 raise StageFailed("smoke", result.reason or "smoke test failed")
         self._images[target.name] = due.packaged.image
 
-    def _extras_for(self, service: Service, toolchain_image: str) -> list[oci.FileEntry]:
-        """The service's image extras, read from its toolchain image once per run."""
+    def _extras_for(self, service: Service, platform: Platform, toolchain_image: str) -> list[oci.FileEntry]:
+        """The service's image extras, read from its toolchain image once per engine and run."""
+        key = (self._engine_name(platform), service.name)
         with self._extras_lock:
-            if service.name not in self._extras:
-                self._extras[service.name] = extra_files(
-                    self.engine, toolchain_image, service.image, service.source
+            if key not in self._extras:
+                self._extras[key] = extra_files(
+                    self._engine_for(platform), toolchain_image, service.image, service.source
                 )
-            return self._extras[service.name]
+            return self._extras[key]
 
     def _write_layouts(
         self, targets: Sequence[Target], reports: Sequence[TargetReport]
@@ -447,42 +531,85 @@ class Runner:
         binaries = {f"{r.service} {r.platform}": Path(r.binary.path) for r in reports if r.binary}
         images = []
         for service in {t.service.name: t.service for t in targets}.values():
-            built = [t for t in targets if t.service is service and (service.name, t.platform.name) in passed]
+            built = [
+                BuiltTarget(
+                    target=t, image=self._images[t.name], binary=binaries[t.name], key=self._keys[t.name]
+                )
+                for t in targets
+                if t.service is service and (service.name, t.platform.name) in passed
+            ]
             if not built:
                 continue
-            sbom_path, sbom = sbom_stage.write_service_sbom(
-                self.engine,
+            sbom = sbom_stage.write_service_sbom(
+                self._engine_for(built[0].target.platform),
                 service,
-                toolchain=self._toolchains[service.toolchain],
-                binaries=[
-                    sbom_stage.PlatformBinary(
-                        platform=t.platform, path=binaries[t.name], image_digest=self._images[t.name].digest
-                    )
-                    for t in built
-                ],
+                toolchain=self._toolchain(built[0].target),
+                binaries=sbom_binaries(built),
                 provenance=self._provenance[service.name],
                 out_root=self.options.out_root,
-                inputs_key=hashlib.sha256(
-                    "\n".join(f"{t.name} {self._keys[t.name]}" for t in built).encode()
-                ).hexdigest(),
-            )
-            digest = package_stage.write_service_layout(
-                service,
-                [self._images[t.name] for t in built],
-                self.options.out_root,
-                self._provenance[service.name],
-                sbom=sbom,
+                inputs_key=sbom_inputs_key(built),
             )
             images.append(
-                ServiceImage(
-                    service=service.name,
-                    layout=str(self.options.out_root / service.name / "oci"),
-                    index_digest=digest,
-                    platforms=[t.platform.name for t in built],
-                    sbom=str(sbom_path),
+                write_service_image(
+                    service,
+                    built,
+                    provenance=self._provenance[service.name],
+                    out_root=self.options.out_root,
+                    sbom=sbom,
                 )
             )
         return images
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuiltTarget:
+    """A target that passed every stage: what its service's OCI layout and SBOM are made of."""
+
+    target: Target
+    image: oci.Image
+    binary: Path
+    key: str | None  # its cache key
+
+
+def sbom_binaries(built: Sequence[BuiltTarget]) -> list[sbom_stage.PlatformBinary]:
+    return [
+        sbom_stage.PlatformBinary(platform=b.target.platform, path=b.binary, image_digest=b.image.digest)
+        for b in built
+    ]
+
+
+def sbom_inputs_key(built: Sequence[BuiltTarget]) -> str:
+    """What a service's SBOM is made of: its targets' cache keys (an SBOM made from the same is reused)."""
+    return hashlib.sha256("\n".join(f"{b.target.name} {b.key}" for b in built).encode()).hexdigest()
+
+
+def write_service_image(
+    service: Service,
+    built: Sequence[BuiltTarget],
+    *,
+    provenance: Provenance,
+    out_root: Path,
+    sbom: tuple[Path, oci.Blob],
+) -> ServiceImage:
+    """The service's OCI layout in out_root over the built targets (in target order), with its SBOM."""
+    sbom_path, sbom_blob = sbom
+    digest = package_stage.write_service_layout(
+        service, [b.image for b in built], out_root, provenance, sbom=sbom_blob
+    )
+    return ServiceImage(
+        service=service.name,
+        layout=str(out_root / service.name / "oci"),
+        index_digest=digest,
+        platforms=[b.target.platform.name for b in built],
+        sbom=str(sbom_path),
+    )
+
+
+def write_run_files(report: RunReport, out_root: Path) -> None:
+    """What a run leaves in out_root besides the targets and images: report.json and its views."""
+    write_report(report, out_root)
+    write_junit(report, out_root)  # the same run for CI test reports
+    write_summary(report, out_root)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -499,9 +626,10 @@ class _SmokeDue:
 class _StageTracker:
     """Collects what a target produced, stage by stage, and times each stage."""
 
-    def __init__(self, target: Target, view: ProgressView) -> None:
+    def __init__(self, target: Target, view: ProgressView, engine: str) -> None:
         self.target = target
         self.view = view
+        self.engine = engine
         self.stage = "queued"
         self.seconds: dict[str, float] = {}
         self.toolchain_image: str | None = None
@@ -540,6 +668,7 @@ class _StageTracker:
             smoke=self.smoke,
             seconds=self.seconds,
             log=self.log,
+            engine=self.engine,
         )
 
 
@@ -556,7 +685,13 @@ class ReproducibilityReport:
 
 
 def check_reproducible(
-    project: Project, options: BuildOptions, engine: Engine, view: ProgressView, targets: Sequence[Target]
+    project: Project,
+    options: BuildOptions,
+    engine: Engine,
+    view: ProgressView,
+    targets: Sequence[Target],
+    *,
+    platform_engines: Mapping[str, Engine] | None = None,
 ) -> tuple[RunReport, ReproducibilityReport]:
     """Build every target twice, each time from clean state (no cached result, empty compiler caches)."""
     namespace = f"-check-{engine.run_id}"
@@ -565,7 +700,7 @@ def check_reproducible(
         for label, out_root in (("a", options.out_root), ("b", options.out_root / ".reproducible")):
             clean = replace(options, rebuild=True, out_root=out_root, cache_namespace=f"{namespace}-{label}")
             view.step("reproducibility", f"clean build {label} of 2")
-            runs.append(Runner(project, clean, engine, view).run(targets))
+            runs.append(Runner(project, clean, engine, view, platform_engines).run(targets))
     finally:
         engine.remove_volumes(containing=namespace)
     first, second = runs

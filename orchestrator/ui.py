@@ -1,6 +1,8 @@
 """Progress while a run works: a live view on a terminal, plain timestamped lines elsewhere (CI logs).
 
-Stages call `step(subject, text)` from any thread; the view decides how to show it.
+Stages call `step(subject, text)` from any thread; the view decides how to show it. The pipeline
+calls `phase(title)` between its phases (from its main thread): in a GitHub Actions log each phase's
+lines are one collapsible group.
 """
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator import github
+
 
 class ProgressView:
     """One line per subject (a toolchain or a target), showing its current step and elapsed time."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, groups: bool | None = None) -> None:
         self.console = console
+        self._groups = github.active() if groups is None else groups  # ::group:: folding, no live view
+        self._group_open = False
         self._lock = threading.Lock()
         self._steps: dict[str, tuple[str, float, float | None]] = {}  # subject -> (text, started, ended)
         self._live: Live | None = None
         self._started = time.monotonic()
 
     def __enter__(self) -> ProgressView:
-        if self.console.is_terminal:
+        if self.console.is_terminal and not self._groups:  # a CI log (FORCE_COLOR) is no terminal
             self._live = Live(
                 self._render(),
                 console=self.console,
@@ -44,6 +50,23 @@ class ProgressView:
         if self._live is not None:
             self._live.__exit__(kind, error, trace)
             self._live = None
+        self._end_group()
+
+    def phase(self, title: str) -> None:
+        """A new phase of the run begins (the previous one ends): a log group in GitHub Actions.
+
+        Groups cannot nest, so opening one closes the one before; leaving the view closes the last.
+        """
+        if not self._groups:
+            return
+        self._end_group()
+        self.console.print(github.group(title), markup=False, highlight=False, emoji=False)
+        self._group_open = True
+
+    def _end_group(self) -> None:
+        if self._group_open:
+            self.console.print(github.endgroup(), markup=False, highlight=False, emoji=False)
+            self._group_open = False
 
     def step(self, subject: str, text: str, *, done: bool = False) -> None:
         """Record that subject moved to a new step (or finished with text as its outcome)."""

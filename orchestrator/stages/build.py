@@ -9,8 +9,11 @@ toolchain that outlives runs (Go's build cache is safe for concurrent builds).
 
 from __future__ import annotations
 
+import io
 import os
+import posixpath
 import string
+import tarfile
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.engine import ContainerSpec, Engine, Mount
+from orchestrator.errors import EngineError
 from orchestrator.platforms import Platform
 from orchestrator.stages.recipe import Service, Toolchain, build_env
 
@@ -69,14 +73,29 @@ def build_command(service: Service, env: dict[str, str], output: str) -> list[st
 
 
 class Builders:
-    """The run's warm builder containers, one per toolchain image, started on first use."""
+    """The run's warm builder containers, one per toolchain image, started on first use.
 
-    def __init__(self, engine: Engine, project_root: Path, out_root: Path, cache_namespace: str = "") -> None:
+    On the local engine the project and out/ are bind-mounted. An engine given with `--engine` may
+    run elsewhere and not see this machine's files (copy_files): each service's source is copied in
+    once and each binary copied out, at the same paths, so the binaries come out the same.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        project_root: Path,
+        out_root: Path,
+        cache_namespace: str = "",
+        *,
+        copy_files: bool = False,
+    ) -> None:
         self.engine = engine
         self.cache_namespace = cache_namespace
         self.project_root = project_root
         self.out_root = out_root
+        self.copy_files = copy_files
         self._containers: dict[str, Any] = {}
+        self._copied: set[tuple[str, str]] = set()  # (image, service) whose source is in the builder
         self._lock = threading.Lock()
 
     def container(self, toolchain: Toolchain, image: str) -> Any:
@@ -94,7 +113,9 @@ class Builders:
                 image=image,
                 command=(),
                 role="builder",
-                mounts=(
+                mounts=()
+                if self.copy_files
+                else (
                     Mount(source=str(self.project_root), target=PROJECT_DIR, read_only=True),
                     Mount(source=str(self.out_root), target=OUTPUT_DIR, read_only=False),
                 ),
@@ -106,6 +127,45 @@ class Builders:
             container, ["chmod", "1777", CACHE_DIR], env={}, working_dir="/", user="0:0", timeout=30
         )
         return container
+
+    def copy_in(self, container: Any, image: str, service: Service, output: str) -> None:
+        """Copy mode: the service's source (once per builder) and a writable output directory."""
+        if not self.copy_files:
+            return
+        relative = service.source.relative_to(self.project_root).as_posix()
+        with self._lock:
+            first = (image, service.name) not in self._copied
+            self._copied.add((image, service.name))
+        if first:
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                tar.add(service.source, arcname=f"{PROJECT_DIR.lstrip('/')}/{relative}")
+            self.engine.put_archive(container, "/", buffer.getvalue())
+        directory = posixpath.dirname(output)
+        owner = f"{os.getuid()}:{os.getgid()}"
+        self.engine.exec(
+            container,
+            ["sh", "-c", 'mkdir -p "$0" && chown "$1" "$0"', directory, owner],
+            env={},
+            working_dir="/",
+            user="0:0",
+            timeout=30,
+        )
+
+    def copy_out(self, container: Any, inside: str, binary: Path) -> None:
+        """Copy mode: the built binary back to out/ (nothing when the build wrote none)."""
+        if not self.copy_files:
+            return
+        try:
+            archive = self.engine.read_from_container(container, inside)
+        except EngineError:
+            return
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member is not None and member.isfile() else None
+            if extracted is not None:
+                binary.write_bytes(extracted.read())
+                binary.chmod(0o755)
 
 
 def build(
@@ -127,14 +187,17 @@ def build(
     inside = f"{OUTPUT_DIR}/{binary.relative_to(builders.out_root)}"
     command = build_command(service, env, inside)
     started = time.monotonic()
+    container = builders.container(toolchain, toolchain_image)
+    builders.copy_in(container, toolchain_image, service, inside)
     result = builders.engine.exec(
-        builders.container(toolchain, toolchain_image),
+        container,
         command,
         env=env,
         working_dir=f"{PROJECT_DIR}/{service.source.relative_to(builders.project_root)}",
         user=f"{os.getuid()}:{os.getgid()}",
         timeout=service.build.timeout,
     )
+    builders.copy_out(container, inside, binary)
     seconds = time.monotonic() - started
     log.write_bytes(
         f"$ {' '.join(command)}\n".encode()

@@ -64,6 +64,7 @@ class TargetReport:
     seconds: dict[str, float]  # per stage
     log: str | None
     cached: bool = False  # reused from an earlier run whose inputs were the same
+    engine: str = "default"  # the engine that built and ran it: "default" or the platform given --engine
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetReport:

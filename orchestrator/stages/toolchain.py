@@ -89,8 +89,11 @@ def mmdebstrap_command(toolchain: Toolchain, output: Path) -> list[str]:
     return command
 
 
-def provision(engine: Engine, toolchain: Toolchain, work_dir: Path, progress: Progress) -> ToolchainImage:
-    """Make sure the toolchain's image is in the engine, bootstrapping it when needed."""
+def provision(
+    engine: Engine, toolchain: Toolchain, work_dir: Path, progress: Progress, source: Engine | None = None
+) -> ToolchainImage:
+    """Make sure the toolchain's image is in the engine: already there, copied from `source` (another
+    engine that has it: the same image id everywhere), or bootstrapped."""
     if toolchain.image:
         image_id = engine.image_id(toolchain.image)
         if image_id:
@@ -113,6 +116,14 @@ def provision(engine: Engine, toolchain: Toolchain, work_dir: Path, progress: Pr
             return ToolchainImage(
                 name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=False
             )
+        if source is not None and source.image_id(reference):
+            progress(f"copying {reference} from the default engine")
+            engine.copy_image(source, reference)
+            image_id = engine.image_id(reference)
+            if image_id:
+                return ToolchainImage(
+                    name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=False
+                )
         image_id = _bootstrap(engine, toolchain, reference, work_dir, progress)
     return ToolchainImage(name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=True)
 

@@ -167,7 +167,7 @@ def test_wrong_architecture_binaries_are_caught_by_verification(
             f'platforms = ["{platform}"]\n[build]\ncommand = {command}\nenv = {env}\n'
         )
     run = run_osless(make_project(files), "build", out=tmp_path / "out")
-    assert run.returncode == 6, run.stdout + run.stderr
+    assert run.returncode == 11, run.stdout + run.stderr  # verify
     for name, (platform, *_, reason) in WRONG_ARCH.items():
         target = run.target(name, platform)
         assert target["failed_stage"] == "verify", target
@@ -176,7 +176,7 @@ def test_wrong_architecture_binaries_are_caught_by_verification(
 
 def test_a_missing_emulator_is_reported_as_such_with_its_fix(riscv64_disabled: Path, tmp_path: Path) -> None:
     run = run_osless(REPO_ROOT, "build", "hello-c", "--platform", "linux/riscv64", out=tmp_path / "out")
-    assert run.returncode == 6
+    assert run.returncode == 12  # smoke
     target = run.target("hello-c", "linux/riscv64")
     assert target["failed_stage"] == "smoke"
     assert "handler qemu-riscv64 is disabled" in target["reason"]
@@ -223,7 +223,7 @@ def test_a_failing_target_does_not_stop_the_others(
         }
     )
     run = run_osless(project, "build", out=tmp_path / "out")
-    assert run.returncode == 6, run.stdout + run.stderr
+    assert run.returncode == 10, run.stdout + run.stderr  # build: the earliest failing stage
     assert run.target("good", "linux/amd64")["status"] == "passed"
     mismatch = run.target("mismatch", "linux/amd64")
     assert (mismatch["status"], mismatch["failed_stage"]) == ("failed", "smoke")
@@ -245,7 +245,7 @@ def test_dynamic_binary_fails_verification(
         }
     )
     run = run_osless(project, "build", out=tmp_path / "out")
-    assert run.returncode == 6
+    assert run.returncode == 11  # verify
     target = run.target("dynamic", "linux/amd64")
     assert target["failed_stage"] == "verify"
     assert "libc.so.6" in target["reason"] and "-static" in target["reason"]

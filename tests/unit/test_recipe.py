@@ -121,6 +121,7 @@ def test_shipped_recipes_load() -> None:
         "CGO_ENABLED": "0",
         "GOTOOLCHAIN": "local",
         "GOPROXY": "off",
+        "GOFLAGS": "-trimpath -buildvcs=false",
         "GOARCH": "arm64",
         "EXTRA": "1",
     }

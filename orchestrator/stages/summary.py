@@ -1,0 +1,103 @@
+"""The run as a Markdown summary: out/summary.md, and the GitHub Actions job summary.
+
+One row per target (service, platform, result, failed stage, reason, binary size, image size), then
+the totals. Pure: made from the RunReport alone.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator.errors import RecipeProblem
+from orchestrator.stages.report import RunReport, Status, TargetReport, human_size
+
+COLUMNS = ("service", "platform", "result", "failed stage", "reason", "binary size", "image size")
+
+
+def markdown(report: RunReport) -> str:
+    """The summary as GitHub-flavoured Markdown, ending with a newline."""
+    targets = report.targets
+    failed = [t for t in targets if t.status is Status.FAILED]
+    cancelled = len(report.failed) - len(failed)
+    title = f"{len(targets)} target{'s' if len(targets) != 1 else ''}"
+    if failed:
+        title += f", {len(failed)} failed"
+    if cancelled:
+        title += f", {cancelled} cancelled"
+    if not report.failed:
+        title += ", all passed"
+    lines = [
+        f"## osless build: {title}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---:" if c.endswith("size") else "---" for c in COLUMNS) + "|",
+    ]
+    lines += [_row(target) for target in targets]
+    lines += ["", _totals(report)]
+    if report.unsupported:
+        lines += ["", 'Not built (left out by `platforms = ["all"]`):', ""]
+        lines += [f"- {_cell(u.service)} {_cell(u.platform)}: {_cell(u.reason)}" for u in report.unsupported]
+    return "\n".join(lines) + "\n"
+
+
+def recipe_markdown(problems: Sequence[RecipeProblem]) -> str:
+    """Invalid recipes, for the job summary: nothing was built."""
+    count = len(problems)
+    lines = [f"## osless: {count} problem{'s' if count != 1 else ''} in recipes, nothing was built", ""]
+    lines += [f"- {_cell(str(problem))}" for problem in problems]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(report: RunReport, out_root: Path) -> Path:
+    """out/summary.md, replaced atomically."""
+    path = out_root / "summary.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(markdown(report), encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def _row(target: TargetReport) -> str:
+    if target.status is Status.PASSED:
+        result = "✅ passed" + (" (cached)" if target.cached else "")
+    elif target.status is Status.FAILED:
+        result = "❌ **failed**"
+    else:
+        result = "⏹️ cancelled"
+    stopped = target.status is not Status.PASSED
+    cells = (
+        _cell(target.service),
+        _cell(target.platform),
+        result,
+        _cell(target.failed_stage or "") if target.status is Status.FAILED else "",
+        _cell(target.reason or "") if stopped else "",
+        human_size(target.binary.size) if target.binary else "-",
+        human_size(target.image.size) if target.image else "-",
+    )
+    return "| " + " | ".join(cells) + " |"
+
+
+def _totals(report: RunReport) -> str:
+    targets = report.targets
+    passed = [t for t in targets if t.status is Status.PASSED]
+    cached = sum(t.cached for t in passed)
+    failed = sum(t.status is Status.FAILED for t in targets)
+    cancelled = sum(t.status is Status.CANCELLED for t in targets)
+    binaries = sum(t.binary.size for t in passed if t.binary)
+    images = sum(t.image.size for t in passed if t.image)
+    counts = f"{len(passed)} passed ({cached} cached), {failed} failed"
+    counts += f", {cancelled} cancelled" if cancelled else ""
+    return (
+        f"**Total:** {len(targets)} target{'s' if len(targets) != 1 else ''}: {counts}; "
+        f"binaries {human_size(binaries)}, images {human_size(images)} (passed targets); "
+        f"{report.seconds:.1f}s"
+    )
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one table cell: one line, no `|`, no HTML."""
+    one_line = " ".join(text.split())
+    return html.escape(one_line, quote=False).replace("|", "\\|")

@@ -1,0 +1,95 @@
+"""Several engines: the targets of a platform given with --engine are built and run on that engine."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.integration.conftest import run_osless
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def second_engine() -> Iterator[tuple[str, Any]]:
+    """A second dockerd with its own socket, data root and exec root, stopped and removed afterwards."""
+    if shutil.which("dockerd") is None:
+        pytest.fail("dockerd is not installed: run `sudo scripts/setup-host`")
+    root = Path(tempfile.mkdtemp(prefix="osless-dockerd-"))  # short: socket paths are limited in length
+    host = f"unix://{root}/docker.sock"
+    log = (root / "dockerd.log").open("w")
+    process = subprocess.Popen(
+        ["dockerd", "--host", host, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(root / "dockerd.pid"), "--bridge", "none", "--iptables=false", "--ip-masq=false"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    client = None
+    try:
+        deadline = time.monotonic() + 60
+        while client is None:
+            try:
+                client = docker.DockerClient(base_url=host, timeout=300)  # asks the engine's API version
+            except docker.errors.DockerException:
+                assert process.poll() is None, (root / "dockerd.log").read_text()
+                assert time.monotonic() < deadline, "the second dockerd did not answer within 60 s"
+                time.sleep(0.5)
+        yield host, client
+    finally:
+        if client is not None:
+            client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _tags(client: Any) -> set[str]:
+    return {tag for image in client.images.list() for tag in image.tags}
+
+
+def test_a_mapped_platform_runs_on_its_engine(
+    second_engine: tuple[str, Any],
+    docker_client: Any,
+    make_project: Callable[[dict[str, str]], Path],
+    tmp_path: Path,
+) -> None:
+    host, second = second_engine
+    project = make_project(
+        {
+            "sources/c/hello.c": '#include <stdio.h>\nint main(void) { puts("two engines"); return 0; }\n',
+            "recipes/twoeng.toml": '[service]\nname = "twoeng"\nsource = "sources/c"\ntoolchain = "gcc"\n'
+            'platforms = ["linux/amd64", "linux/arm64"]\n[build]\n'
+            'command = ["{CC}", "-static", "-Os", "-o", "{output}", "hello.c"]\n'
+            '[smoke]\nstdout = "two engines\\n"\n',
+        }
+    )
+    run = run_osless(project, "build", "--engine", f"linux/arm64={host}", out=tmp_path / "out")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.target("twoeng", "linux/arm64")["engine"] == "linux/arm64"
+    assert run.target("twoeng", "linux/amd64")["engine"] == "default"
+    assert "twoeng:latest-arm64" in _tags(second) and "twoeng:latest-amd64" not in _tags(second)
+    assert any(tag.startswith("osless-toolchain/gcc:") for tag in _tags(second))
+    assert "twoeng:latest-amd64" in _tags(docker_client)
+    assert second.containers.list(all=True) == [], "the second engine's containers were removed"
+    docker_client.images.remove("twoeng:latest-amd64", force=True)
+
+
+def test_the_run_fails_clearly_when_a_given_engine_is_down(tmp_path: Path) -> None:
+    from tests.conftest import REPO_ROOT
+
+    down = f"unix://{tmp_path}/nothing.sock"
+    run = run_osless(REPO_ROOT, "build", "hello-c", "--engine", f"linux/arm64={down}", out=tmp_path / "out")
+    assert run.returncode == 4
+    assert f"the engine for linux/arm64 at {down} does not answer" in run.stderr
