@@ -55,6 +55,7 @@ from orchestrator.stages.report import (
     Status,
     TargetReport,
     Unsupported,
+    write_atomic,
     write_json,
 )
 from orchestrator.stages.toolchain import ToolchainImage, provision
@@ -151,7 +152,7 @@ class _Assembly:
             if path.is_file() and key_file.is_file() and key_file.read_text() == inputs_key:
                 document = path.read_bytes()
                 written = sbom_stage.write_sbom(self.out_root, service, document)
-                written.with_name(written.name + ".key").write_text(inputs_key)
+                write_atomic(written.with_name(written.name + ".key"), inputs_key.encode())
                 return written, oci.Blob(media_type=sbom_stage.MEDIA_TYPE, data=document)
         return sbom_stage.write_service_sbom(
             self.engine(),

@@ -8,13 +8,14 @@ Exit codes (stable; scripts and CI may rely on them):
     4    Docker engine unavailable
     5    toolchain: a toolchain image could not be provisioned, so its targets were not built
     6    a target failed otherwise: at package, or an internal error; or `--check-reproducible` found
-         that two clean builds differ
+         that two clean builds differ; or a file could not be written (disk full, say), named with its
+         path
     7    `verify` or `inspect` rejected a file
     8    `push` failed (broken layout, registry unreachable or refused)
     10   a target failed to build
     11   a target's binary failed verification (not static, wrong architecture, policy)
     12   a target failed its smoke test (stdout or exit code not as the recipe expects)
-    130  interrupted
+    130  interrupted (Ctrl-C or SIGTERM): report.json says which targets were interrupted
 
 When targets fail at different stages, `build` exits with the code of the earliest failing stage in
 pipeline order (toolchain 5, build 10, verify 11, package 6, smoke 12): the first thing to look at.
@@ -26,10 +27,12 @@ is appended to the job summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -37,14 +40,17 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from orchestrator import __version__, doctor, github, registry
+from orchestrator import __version__, doctor, github, outdir, registry
 from orchestrator import matrix as build_matrix
 from orchestrator.assemble import assemble
 from orchestrator.engine import Engine
 from orchestrator.errors import (
+    EngineError,
     Interrupted,
     OslessError,
+    OutputError,
     RecipeError,
     TargetsFailed,
     UsageError,
@@ -57,6 +63,7 @@ from orchestrator.pipeline import (
     BuildOptions,
     ReproducibilityReport,
     Runner,
+    Target,
     changed_services,
     check_reproducible,
     parse_shard,
@@ -84,15 +91,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns: give them room instead.
+    # User text (names, paths, messages) is never markup: it is escaped or printed with markup off.
     width = None if sys.stdout.isatty() else 160
-    console = Console(highlight=False, soft_wrap=True, width=width)
-    errors = Console(stderr=True, highlight=False, soft_wrap=True, width=width)
-    signal.signal(signal.SIGTERM, _interrupt)
+    console = Console(highlight=False, soft_wrap=True, width=width, emoji=False)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True, width=width, emoji=False)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         code: int = args.command(args, console)
         return code
     except RecipeError as error:
-        errors.print(f"[bold red]osless: {error.message}[/] (nothing was started):")
+        errors.print(f"[bold red]osless: {escape(error.message)}[/] (nothing was started):")
         for problem in error.problems:
             errors.print(f"  {problem}", markup=False)
         if github.active():
@@ -100,16 +109,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         github.append_step_summary(summary.recipe_markdown(error.problems))
         return error.exit_code
     except OslessError as error:
-        errors.print(f"[bold red]osless:[/] {error.message}", highlight=False)
-        if error.hint:
-            errors.print(f"  hint: {error.hint}", markup=False)
-        if github.active():
-            message = error.message + (f" (hint: {error.hint})" if error.hint else "")
-            _workflow_commands(console, [github.command("error", message, title="osless")])
-        return error.exit_code
+        return _report_error(console, errors, error)
     except KeyboardInterrupt:
         errors.print("[bold red]osless: interrupted[/]; this run's containers were removed")
         return Interrupted.exit_code
+    except OSError as error:  # out/ unwritable mid-run, disk full: the file and the reason, one line
+        return _report_error(console, errors, OutputError(_os_error_text(error)))
+    except Exception as error:  # a bug of ours: still one line, the traceback only on request
+        if os.environ.get("OSLESS_TRACEBACK"):
+            raise
+        message = f"internal error: {type(error).__name__}: {_first_line(str(error))}"
+        return _report_error(
+            console, errors, OslessError(message, hint="OSLESS_TRACEBACK=1 shows the traceback")
+        )
+
+
+def _report_error(console: Console, errors: Console, error: OslessError) -> int:
+    """An error as one line (and its hint), and a CI annotation under GitHub Actions."""
+    errors.print(f"[bold red]osless:[/] {escape(error.message)}", highlight=False)
+    if error.hint:
+        errors.print(f"  hint: {error.hint}", markup=False)
+    if github.active():
+        message = error.message + (f" (hint: {error.hint})" if error.hint else "")
+        _workflow_commands(console, [github.command("error", message, title="osless")])
+    return error.exit_code
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _os_error_text(error: OSError) -> str:
+    """'cannot write PATH: No space left on device' from an OSError, whichever call raised it."""
+    reason = error.strerror or _first_line(str(error)) or type(error).__name__
+    if error.filename is None:
+        return f"a file could not be read or written: {reason}"
+    return f"cannot use {error.filename}: {reason}"
 
 
 def _workflow_commands(console: Console, lines: Sequence[str]) -> None:
@@ -298,6 +334,23 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         if not targets:
             console.print(f"nothing to build: shard {shard}/{shards} is empty", markup=False)
             return 0
+    _engine_options(args.engine)  # checked before anything is created or asked
+    out_root = (args.out or project.root / "out").resolve()
+    # Before the engine: a bad --out, or one another run holds, is a usage error whatever the engine.
+    with outdir.locked(out_root):
+        return _build_locked(args, console, project, targets, services=services, out_root=out_root)
+
+
+def _build_locked(
+    args: argparse.Namespace,
+    console: Console,
+    project: Project,
+    targets: list[Target],
+    *,
+    services: list[str],
+    out_root: Path,
+) -> int:
+    """`osless build` once it holds out_root."""
     engine = Engine.connect()
     platform_engines = {
         platform: Engine.connect(host, purpose=f"the engine for {platform}")
@@ -310,7 +363,7 @@ def _build(args: argparse.Namespace, console: Console) -> int:
         emulated_jobs=args.emulated_jobs,
         fail_fast=args.fail_fast,
         rebuild=args.rebuild,
-        out_root=(args.out or project.root / "out").resolve(),
+        out_root=out_root,
     )
     with ProgressView(console) as view:
         runner = Runner(project, options, engine, view, platform_engines)
@@ -322,7 +375,8 @@ def _build(args: argparse.Namespace, console: Console) -> int:
             else:
                 report, reproducibility = runner.run(targets), None
         except KeyboardInterrupt:
-            runner.cancel()
+            with contextlib.suppress(EngineError):  # an engine gone: the next run removes them
+                runner.cancel()
             raise
     _print_run(console, report, options.out_root)
     if reproducibility is not None:
@@ -368,7 +422,8 @@ def _assemble(args: argparse.Namespace, console: Console) -> int:
     def note(message: str) -> None:
         console.print(f"note: {message}", markup=False)
 
-    report = assemble(project, args.inputs, out_root, note=note)
+    with outdir.locked(out_root):
+        report = assemble(project, args.inputs, out_root, note=note)
     for image in report.images:
         console.print(
             f"{image.service}: {image.index_digest} ({len(image.platforms)} platforms) {image.layout}",
@@ -407,7 +462,9 @@ def _print_reproducibility(console: Console, report: ReproducibilityReport, out_
             console.print(f"✗ {service}: index {first} vs {second}", markup=False)
     verdict = "reproducible" if report.reproducible else "NOT reproducible"
     details = out_root / "reproducible.json"
-    console.print(f"{len(report.targets)} targets built twice from clean state: {verdict} ({details})")
+    console.print(
+        f"{len(report.targets)} targets built twice from clean state: {verdict} ({details})", markup=False
+    )
     if not report.reproducible:
         raise TargetsFailed("the two clean builds differ")
     return 0
@@ -419,10 +476,10 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     services = sorted(project.services.values(), key=lambda s: s.name)
     for service in services:
         table.add_row(
-            service.name,
-            service.toolchain,
-            " ".join(service.platforms),
-            str(service.source.relative_to(project.root)),
+            Text(service.name),
+            Text(service.toolchain),
+            Text(" ".join(service.platforms)),
+            Text(str(service.source.relative_to(project.root))),
         )
     console.print(table)
     for service in services:
@@ -510,7 +567,10 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
     for check in doctor.checks():
         failures += not check.ok
         table.add_row(
-            check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail, check.fix or ""
+            Text(check.name),
+            "[green]ok[/]" if check.ok else "[red]FAIL[/]",
+            Text(check.detail),
+            Text(check.fix or ""),
         )
     console.print(table)
     return 1 if failures else 0

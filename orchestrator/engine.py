@@ -1,24 +1,56 @@
 """The container engine: one place that talks to Docker, so every container osless starts is labelled,
-bounded in time and always removed, including on failure and Ctrl-C.
+locked down, bounded in time, memory, processes, CPU and output, and always removed, including on
+failure and Ctrl-C.
+
+Every container gets the same least-privilege settings: no network, no capabilities at all,
+no-new-privileges, a read-only root filesystem, pids/memory/CPU limits (CPUs clamped to the engine's
+cores), and no log driver (output is read live, bounded, and never stored by the engine). Writable
+places are only what the spec asks for: tmpfs mounts and anonymous volumes (removed with the container).
+
+Every docker-py call translates the engine's failures (`docker.errors.DockerException`, and
+`requests.exceptions.RequestException` when the engine goes away) into one-line `EngineError`s.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import socket
+import tarfile
+import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from orchestrator.errors import EngineError
+from orchestrator.stages.recipe import Limits
 
 RUN_LABEL = "osless.run"
 ROLE_LABEL = "osless.role"
+PROJECT_LABEL = "osless.project"
+# Who started a container: a later run removes the containers of osless processes that are gone.
+OWNER_HOST_LABEL = "osless.owner.host"
+OWNER_PID_LABEL = "osless.owner.pid"
+OWNER_START_LABEL = "osless.owner.start"  # the process's start time (clock ticks since boot)
 ENGINE_HINT = "start one with `sudo scripts/setup-host`, or point DOCKER_HOST at a running engine"
+
+MiB = 1024**2
+OUTPUT_LIMIT = 1 * MiB  # per stream, for containers run to completion (smoke tests)
+# Containers that are neither builders nor smoke tests (SBOM package list, copies) get these.
+UTILITY_LIMITS = Limits(memory=512 * MiB, pids=256, cpus=1.0)
+_ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,30 +64,77 @@ class Mount:
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerSpec:
-    """Everything needed to run one short-lived container to completion."""
+    """Everything needed to create one container; the least-privilege settings are not optional."""
 
     image: str
     command: Sequence[str]
-    role: str  # "build" or "smoke": shown in labels and errors
+    role: str  # "builder", "smoke", "sbom", "copy": shown in labels and errors
     env: Mapping[str, str] = field(default_factory=dict)
     mounts: Sequence[Mount] = ()
     volumes: Mapping[str, str] = field(default_factory=dict)  # named volume -> mount point
+    scratch: Sequence[str] = ()  # mount points of anonymous volumes, removed with the container
+    tmpfs: Mapping[str, str] = field(default_factory=dict)  # mount point -> tmpfs options
     working_dir: str | None = None
     user: str | None = None
     platform: str | None = None
     timeout: float = 600.0
-    read_only_root: bool = False
-    drop_privileges: bool = False  # all capabilities dropped, no-new-privileges
+    limits: Limits | None = None  # None: UTILITY_LIMITS
+    output_limit: int = OUTPUT_LIMIT  # bytes kept of stdout and of stderr each
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerResult:
-    """How a container ended and what it printed."""
+    """How a container (or an exec) ended and what it printed, up to the output limit."""
 
     exit_code: int
     stdout: bytes
     stderr: bytes
     timed_out: bool
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+
+class FileRefused(Exception):
+    """A file to be copied out of a container is missing, not one regular file, or too large."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    """The osless process that created a container: host name, pid and the process's start time."""
+
+    host: str
+    pid: int
+    start: str
+
+    @classmethod
+    def current(cls) -> Owner:
+        return cls(host=socket.gethostname(), pid=os.getpid(), start=_process_start(os.getpid()) or "")
+
+    def labels(self) -> dict[str, str]:
+        return {OWNER_HOST_LABEL: self.host, OWNER_PID_LABEL: str(self.pid), OWNER_START_LABEL: self.start}
+
+    def alive(self) -> bool:
+        """Whether that process still runs here (the same pid with the same start time)."""
+        start = _process_start(self.pid)
+        if start is not None:
+            return start == self.start or not self.start
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not self.start  # /proc unreadable but the process answers: keep it when unsure
+
+
+def project_label(root: Path) -> str:
+    """The `osless.project` label of a project: the first 16 hex digits of sha256(resolved root)."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 class Engine:
@@ -64,7 +143,11 @@ class Engine:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.run_id = uuid.uuid4().hex[:12]
+        self.owner = Owner.current()
+        self.leftovers: list[str] = []  # containers that could not be removed (the engine was gone)
+        self._created: dict[str, Any] = {}  # id -> container, until removed
         self._cancelled = threading.Event()
+        self._cpus: int | None = None
 
     @classmethod
     def connect(cls, host: str | None = None, *, purpose: str | None = None) -> Engine:
@@ -78,7 +161,7 @@ class Engine:
                     base_url=host, timeout=300, use_ssh_client=host.startswith("ssh://")
                 )
             client.ping()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except _ENGINE_ERRORS as error:
             if host is None:
                 raise EngineError(
                     f"no Docker engine answers: {_first_line(error)}", hint=ENGINE_HINT
@@ -95,7 +178,17 @@ class Engine:
 
     @property
     def version(self) -> str:
-        return str(self.client.version().get("Version", "unknown"))
+        return str(
+            self._call("cannot ask the engine its version", self.client.version).get("Version", "unknown")
+        )
+
+    @property
+    def cpus(self) -> int:
+        """The engine's CPU count (`docker info` NCPU): container CPU limits are clamped to it."""
+        if self._cpus is None:
+            info = self._call("cannot ask the engine its CPU count", self.client.info)
+            self._cpus = max(1, int(info.get("NCPU") or 1))
+        return self._cpus
 
     def image_id(self, reference: str) -> str | None:
         """The id of a local image, or None when the engine does not have it."""
@@ -103,41 +196,70 @@ class Engine:
             return str(self.client.images.get(reference).id)
         except docker.errors.ImageNotFound:
             return None
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot look up image {reference}: {_first_line(error)}") from error
+
+    def image_size(self, reference: str) -> int:
+        """Bytes of a local image, as the engine counts them."""
+        image = self._call(f"cannot read image {reference}", lambda: self.client.images.get(reference))
+        return int(image.attrs["Size"])
 
     def run(self, spec: ContainerSpec) -> ContainerResult:
-        """Run a container to completion (or its timeout) and remove it, whatever happens."""
-        if self._cancelled.is_set():
-            raise EngineError("run cancelled")
+        """Run a container to completion (or its timeout) and remove it, whatever happens.
+
+        Output is read live from an attached stream and kept up to spec.output_limit per stream; the
+        rest is read and dropped so that the program never blocks on a full pipe.
+        """
+        self._check_cancelled()
         container = self._create(spec)
         try:
-            if self._cancelled.is_set():
-                raise EngineError("run cancelled")
-            container.start()
-            timed_out = False
+            self._check_cancelled()
+            stream = self._call(
+                f"cannot attach to the {spec.role} container",
+                lambda: self.client.api.attach(
+                    container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
+                ),
+            )
+            capture = _Capture(spec.output_limit)
+            reader = threading.Thread(target=capture.consume, args=(stream,), daemon=True)
+            reader.start()
             try:
-                status = container.wait(timeout=spec.timeout)
-                exit_code = int(status.get("StatusCode", -1))
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                # The wait's read timed out: the container outlived its budget.
-                timed_out = True
-                container.kill()
-                exit_code = -1
-            stdout = container.logs(stdout=True, stderr=False)
-            stderr = container.logs(stdout=False, stderr=True)
-            return ContainerResult(exit_code=exit_code, stdout=stdout, stderr=stderr, timed_out=timed_out)
-        except docker.errors.APIError as error:
-            raise EngineError(f"{spec.role} container failed: {_first_line(error)}") from error
+                self._call(f"cannot start the {spec.role} container", container.start)
+                exit_code, timed_out = self._wait(container, spec)
+                reader.join(timeout=30)
+            finally:
+                with contextlib.suppress(Exception):
+                    stream.close()
+            self._check_cancelled()
+            return capture.result(exit_code=exit_code, timed_out=timed_out)
         finally:
             self._remove(container)
 
+    def _wait(self, container: Any, spec: ContainerSpec) -> tuple[int, bool]:
+        """(exit code, timed out): wait for the container, kill it when it outlives spec.timeout."""
+        started = time.monotonic()
+        try:
+            status = container.wait(timeout=spec.timeout)
+            return int(status.get("StatusCode", -1)), False
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as error:
+            if time.monotonic() - started < spec.timeout * 0.95:
+                self._check_cancelled()
+                raise EngineError(f"{spec.role} container failed: {_first_line(error)}") from error
+        except _ENGINE_ERRORS as error:
+            self._check_cancelled()
+            raise EngineError(f"{spec.role} container failed: {_first_line(error)}") from error
+        # The wait's read timed out: the container outlived its budget.
+        with contextlib.suppress(*_ENGINE_ERRORS):
+            container.kill()
+        return -1, True
+
     def start_long_lived(self, spec: ContainerSpec) -> Any:
         """Start a container that idles until this run ends (or is cancelled), for `exec` to use."""
-        if self._cancelled.is_set():
-            raise EngineError("run cancelled")
+        self._check_cancelled()
         container = self._create(replace(spec, command=["sleep", "infinity"]))
         try:
             container.start()
-        except docker.errors.APIError as error:
+        except _ENGINE_ERRORS as error:
             self._remove(container)
             raise EngineError(f"cannot start the {spec.role} container: {_first_line(error)}") from error
         return container
@@ -151,53 +273,78 @@ class Engine:
         working_dir: str,
         user: str,
         timeout: float,
+        output_limit: int = OUTPUT_LIMIT,
     ) -> ContainerResult:
-        """Run a command in a long-lived container; coreutils `timeout` bounds it (exit 124 when it fires)."""
-        if self._cancelled.is_set():
-            raise EngineError("run cancelled")
+        """Run a command in a long-lived container; coreutils `timeout` bounds it (exit 124 when it fires).
+        Output is streamed and kept up to output_limit bytes per stream."""
+        self._check_cancelled()
         bounded = ["timeout", "--kill-after=10", f"{timeout:g}", *command]
+        capture = _Capture(output_limit)
         try:
             created = self.client.api.exec_create(
                 container.id, bounded, environment=dict(env), workdir=working_dir, user=user
             )
-            stdout, stderr = self.client.api.exec_start(created["Id"], demux=True)
-            exit_code = int(self.client.api.exec_inspect(created["Id"]).get("ExitCode") or 0)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+            capture.consume(self.client.api.exec_start(created["Id"], stream=True, demux=True))
+            exit_code = self.client.api.exec_inspect(created["Id"]).get("ExitCode")
+            for _ in range(50):  # the stream can end a moment before the engine records the exit
+                if exit_code is not None:
+                    break
+                time.sleep(0.1)
+                exit_code = self.client.api.exec_inspect(created["Id"]).get("ExitCode")
+        except _ENGINE_ERRORS as error:
+            self._check_cancelled()
             raise EngineError(
-                f"exec in the {container.name} container failed: {_first_line(error)}"
+                f"exec in the {_name(container)} container failed: {_first_line(error)}"
             ) from error
-        return ContainerResult(
-            exit_code=exit_code, stdout=stdout or b"", stderr=stderr or b"", timed_out=exit_code == 124
-        )
+        code = -1 if exit_code is None else int(exit_code)
+        return capture.result(exit_code=code, timed_out=code == 124)
 
     def copy_image(self, source: Engine, reference: str) -> None:
         """`docker save` on source streamed into `docker load` here: the same image, the same id."""
         try:
             self.client.api.load_image(source.client.api.get_image(reference))  # type: ignore[no-untyped-call]
-        except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+        except _ENGINE_ERRORS as error:
             raise EngineError(f"cannot copy {reference} between engines: {_first_line(error)}") from error
 
-    def ensure_volume(self, name: str) -> str:
-        """A named volume (created when missing): caches that outlive runs."""
+    def import_image(self, tarball: Path, reference: str, changes: Sequence[str]) -> None:
+        """`docker import` of a root filesystem tarball as `reference`."""
+        repository, tag = reference.rsplit(":", 1)
+        self._call(
+            f"docker import of {reference} failed",
+            lambda: self.client.api.import_image_from_file(
+                str(tarball), repository=repository, tag=tag, changes=list(changes)
+            ),
+        )
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str] | None = None) -> str:
+        """A named volume (created when missing, with the labels): caches that outlive runs."""
         try:
             self.client.volumes.get(name)
         except docker.errors.NotFound:
-            self.client.volumes.create(name, labels={ROLE_LABEL: "cache"})
+            self._call(
+                f"cannot create volume {name}",
+                lambda: self.client.volumes.create(name, labels={ROLE_LABEL: "cache", **(labels or {})}),
+            )
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot look up volume {name}: {_first_line(error)}") from error
         return name
 
     def remove_volumes(self, *, containing: str) -> None:
         """Remove the named volumes whose names contain the text (throw-away caches)."""
-        for volume in self.client.volumes.list():
+        for volume in self._call("cannot list volumes", self.client.volumes.list):
             if containing in volume.name:
-                volume.remove(force=True)
+                try:
+                    volume.remove(force=True)
+                except _ENGINE_ERRORS as error:
+                    raise EngineError(f"cannot remove volume {volume.name}: {_first_line(error)}") from error
 
     def put_archive(self, container: Any, path: str, data: bytes) -> None:
-        """Extract a tar into a container (`docker cp` in)."""
+        """Extract a tar into a container (`docker cp` in); `path` must be on a writable volume."""
         try:
             container.put_archive(path, data)
-        except docker.errors.APIError as error:
+        except _ENGINE_ERRORS as error:
             raise EngineError(
-                f"cannot copy into the {container.name} container: {_first_line(error)}"
+                f"cannot copy into the {_name(container)} container: {_first_line(error)}"
             ) from error
 
     def read_from_container(self, container: Any, path: str) -> bytes:
@@ -206,11 +353,45 @@ class Engine:
             stream, _ = container.get_archive(path)
             return b"".join(stream)
         except docker.errors.NotFound as error:
-            raise EngineError(
-                f"{path} does not exist in {container.image.tags or container.image.id}"
-            ) from error
-        except docker.errors.APIError as error:
-            raise EngineError(f"cannot read {path} from {container.name}: {_first_line(error)}") from error
+            raise EngineError(f"{path} does not exist in {_image_name(container)}") from error
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot read {path} from {_name(container)}: {_first_line(error)}") from error
+
+    def read_file(self, container: Any, path: str, *, limit: int) -> IO[bytes]:
+        """One regular file out of a container (`docker cp` out, through the archive API), as a temporary
+        file positioned at its start; the caller closes it.
+
+        Raises FileRefused when `path` is missing, is not exactly one regular file (a symlink, a
+        directory, a device, a FIFO), or is larger than `limit`; EngineError when the engine fails.
+        """
+        try:
+            stream, stat = self.client.api.get_archive(container.id, path, chunk_size=MiB)
+        except docker.errors.NotFound as error:
+            raise FileRefused("it does not exist") from error
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot read {path} from {_name(container)}: {_first_line(error)}") from error
+        kind = _file_kind(int(stat.get("mode", 0)), str(stat.get("linkTarget") or ""))
+        if kind != "regular file":
+            _close(stream)
+            raise FileRefused(f"it is a {kind}, not a regular file")
+        if int(stat.get("size", 0)) > limit:
+            _close(stream)
+            raise FileRefused(f"it is larger than {limit} bytes")
+        archive = tempfile.SpooledTemporaryFile(max_size=64 * MiB)  # noqa: SIM115 (returned below)
+        try:
+            received = 0
+            for chunk in stream:
+                received += len(chunk)
+                if received > limit + MiB:  # the file plus tar headers and padding
+                    raise FileRefused(f"it is larger than {limit} bytes")
+                archive.write(chunk)
+            archive.seek(0)
+            return _single_file(archive, limit)
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot read {path} from {_name(container)}: {_first_line(error)}") from error
+        finally:
+            archive.close()
+            _close(stream)
 
     def read_from_image(self, image: str, path: str) -> bytes:
         """A tar of `path` inside an image (`docker cp` from a created, never started, container)."""
@@ -224,11 +405,14 @@ class Engine:
         """Load an image archive (`docker load`)."""
         try:
             self.client.images.load(archive)
-        except docker.errors.APIError as error:
+        except _ENGINE_ERRORS as error:
             raise EngineError(f"docker load refused the image: {_first_line(error)}") from error
 
     def tag_image(self, image_id: str, repository: str, tag: str) -> None:
-        self.client.images.get(image_id).tag(repository, tag)
+        self._call(
+            f"cannot tag {image_id} as {repository}:{tag}",
+            lambda: self.client.images.get(image_id).tag(repository, tag),
+        )
 
     def cancel(self) -> None:
         """Stop starting containers and remove every container of this run (Ctrl-C, SIGTERM)."""
@@ -236,23 +420,66 @@ class Engine:
         self.remove_run_containers()
 
     def remove_run_containers(self) -> None:
-        for container in self.client.containers.list(
-            all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}
-        ):
+        """Remove this run's containers; never raises (what could not be removed is in leftovers)."""
+        listed = self._list_containers({"label": f"{RUN_LABEL}={self.run_id}"})
+        known = {str(c.id): c for c in listed} if listed is not None else dict(self._created)
+        for container in known.values():
             self._remove(container)
 
+    def remove_stale_containers(self) -> list[str]:
+        """Remove the containers (and their anonymous volumes) left by osless processes of this host that
+        are gone (killed, crashed, the engine restarted under them); a running osless keeps its own.
+        Returns the names removed; never raises."""
+        removed = []
+        for container in self._list_containers({"label": f"{OWNER_HOST_LABEL}={self.owner.host}"}) or []:
+            labels = container.labels or {}
+            try:
+                owner = Owner(
+                    host=labels[OWNER_HOST_LABEL],
+                    pid=int(labels[OWNER_PID_LABEL]),
+                    start=labels.get(OWNER_START_LABEL, ""),
+                )
+            except (KeyError, ValueError):
+                continue
+            if owner.pid == self.owner.pid and owner.start == self.owner.start:
+                continue
+            if not owner.alive() and self._remove(container):
+                removed.append(_name(container))
+        return removed
+
+    def _list_containers(self, filters: Mapping[str, str]) -> list[Any] | None:
+        """The matching containers, None when the engine does not answer."""
+        try:
+            return list(self.client.containers.list(all=True, filters=dict(filters)))
+        except _ENGINE_ERRORS:
+            return None
+
     def _create(self, spec: ContainerSpec) -> Any:
+        limits = spec.limits or UTILITY_LIMITS
+        labels = {**spec.labels, **self.owner.labels(), RUN_LABEL: self.run_id, ROLE_LABEL: spec.role}
         options: dict[str, Any] = {
             "command": list(spec.command),
             "environment": dict(spec.env),
-            "labels": {RUN_LABEL: self.run_id, ROLE_LABEL: spec.role},
+            "labels": labels,
             "network_mode": "none",
             "privileged": False,
-            "read_only": spec.read_only_root,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "mem_limit": limits.memory,
+            "memswap_limit": limits.memory,  # no swap beyond the memory limit
+            "pids_limit": limits.pids,
+            "nano_cpus": int(min(limits.cpus, self.cpus) * 1e9),
+            "log_config": docker.types.LogConfig(type="none"),  # output is read live, never stored
             "volumes": {
                 **{m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts},
                 **{name: {"bind": target, "mode": "rw"} for name, target in spec.volumes.items()},
             },
+            "mounts": [
+                docker.types.Mount(target=target, source=None, type="volume", labels=labels)
+                for target in spec.scratch
+            ],
+            "tmpfs": dict(spec.tmpfs),
         }
         if spec.working_dir:
             options["working_dir"] = spec.working_dir
@@ -260,25 +487,154 @@ class Engine:
             options["user"] = spec.user
         if spec.platform:
             options["platform"] = spec.platform
-        if spec.drop_privileges:
-            options["cap_drop"] = ["ALL"]
-            options["security_opt"] = ["no-new-privileges"]
         try:
-            return self.client.containers.create(spec.image, **options)
+            container = self.client.containers.create(spec.image, **options)
+            self._created[str(container.id)] = container
+            return container
         except docker.errors.ImageNotFound as error:
             raise EngineError(f"image {spec.image} is not in the engine") from error
-        except docker.errors.APIError as error:
+        except _ENGINE_ERRORS as error:
+            self._check_cancelled()
             raise EngineError(f"cannot create the {spec.role} container: {_first_line(error)}") from error
 
-    @staticmethod
-    def _remove(container: Any) -> None:
+    def _remove(self, container: Any) -> bool:
+        """Remove a container and its anonymous volumes; never raises. False (and the container noted in
+        leftovers) when the engine could not do it."""
         try:
-            container.remove(force=True)
+            container.remove(v=True, force=True)
         except docker.errors.NotFound:
             pass
-        except docker.errors.APIError as error:
+        except _ENGINE_ERRORS as error:
             if "already in progress" not in str(error):
-                raise
+                if _name(container) not in self.leftovers:
+                    self.leftovers.append(_name(container))
+                return False
+        self._created.pop(str(getattr(container, "id", "")), None)
+        return True
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise EngineError("run cancelled")
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"{what}: {_first_line(error)}") from error
+
+
+class _Capture:
+    """Collects a demultiplexed (stdout, stderr) chunk stream, keeping at most `limit` bytes of each."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.out = bytearray()
+        self.err = bytearray()
+        self.out_seen = 0
+        self.err_seen = 0
+
+    def consume(self, stream: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+        """Read the stream to its end; what exceeds the limit is read and dropped. An engine that goes
+        away ends the stream: the caller learns it from its next call."""
+        with contextlib.suppress(*_ENGINE_ERRORS, OSError, ValueError):
+            for out, err in stream:
+                if out:
+                    self.out_seen += len(out)
+                    self.out += out[: max(0, self.limit - len(self.out))]
+                if err:
+                    self.err_seen += len(err)
+                    self.err += err[: max(0, self.limit - len(self.err))]
+
+    def result(self, *, exit_code: int, timed_out: bool) -> ContainerResult:
+        return ContainerResult(
+            exit_code=exit_code,
+            stdout=bytes(self.out),
+            stderr=bytes(self.err),
+            timed_out=timed_out,
+            stdout_truncated=self.out_seen > self.limit,
+            stderr_truncated=self.err_seen > self.limit,
+        )
+
+
+# Go's os.FileMode type bits, as the engine reports them in an archive's stat header.
+_MODE_KINDS = (
+    (1 << 31, "directory"),
+    (1 << 27, "symbolic link"),
+    (1 << 26, "device"),
+    (1 << 25, "named pipe"),
+    (1 << 24, "socket"),
+    (1 << 21, "character device"),
+    (1 << 19, "irregular file"),
+)
+
+
+def _file_kind(mode: int, link_target: str) -> str:
+    if link_target:
+        return "symbolic link"
+    for bit, kind in _MODE_KINDS:
+        if mode & bit:
+            return kind
+    return "regular file"
+
+
+def _single_file(archive: IO[bytes], limit: int) -> IO[bytes]:
+    """The content of the one regular file in a tar, as a new temporary file positioned at 0."""
+    try:
+        with tarfile.open(fileobj=archive, mode="r|") as tar:
+            members = iter(tar)
+            member = next(members, None)
+            if member is None:
+                raise FileRefused("the engine sent an empty archive")
+            if not member.isreg():
+                raise FileRefused("it is not a regular file")
+            if member.size > limit:
+                raise FileRefused(f"it is larger than {limit} bytes")
+            content = tempfile.SpooledTemporaryFile(max_size=64 * MiB)  # noqa: SIM115 (returned)
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            for chunk in _chunks(extracted):
+                content.write(chunk)
+            if next(members, None) is not None:
+                content.close()
+                raise FileRefused("the engine sent more than one file")
+            content.seek(0)
+            return content
+    except tarfile.TarError as error:
+        raise FileRefused(f"the engine sent an unreadable archive ({error})") from error
+
+
+def _chunks(stream: IO[bytes], size: int = MiB) -> Iterator[bytes]:
+    while chunk := stream.read(size):
+        yield chunk
+
+
+def _close(stream: Any) -> None:
+    with contextlib.suppress(Exception):
+        stream.close()
+
+
+def _process_start(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _name(container: Any) -> str:
+    try:
+        return str(container.name)
+    except Exception:  # a name for a message only
+        return str(getattr(container, "id", "?"))[:12]
+
+
+def _image_name(container: Any) -> str:
+    try:
+        return str(container.image.tags or container.image.id)
+    except _ENGINE_ERRORS:
+        return _name(container)
 
 
 def _first_line(error: BaseException) -> str:

@@ -81,6 +81,13 @@ class TargetsFailed(OslessError):
     exit_code = 6
 
 
+class OutputError(TargetsFailed):
+    """A file of the output could not be written (disk full, a read-only or vanished directory).
+
+    The message names the file and the reason; nothing written half looks valid (atomic writes).
+    """
+
+
 class TargetsFailedAtToolchain(TargetsFailed):
     """A target could not be built because its toolchain image could not be provisioned."""
 

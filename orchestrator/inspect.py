@@ -29,8 +29,8 @@ from typing import IO, Any
 
 import docker.errors
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.engine import Engine
 from orchestrator.errors import EngineError, UsageError, VerificationFailed
@@ -39,6 +39,7 @@ from orchestrator.platforms import PLATFORMS, Platform, host_platform
 from orchestrator.stages.report import human_size, to_jsonable
 from orchestrator.stages.verify import (
     DEFAULT_POLICY,
+    MAX_FILE_SIZE,
     Finding,
     Severity,
     Verdict,
@@ -63,6 +64,8 @@ _MANIFEST_TYPES = frozenset(
         "application/vnd.docker.distribution.manifest.v2+json",
     }
 )
+_MAX_DOCUMENT = 64 << 20  # an image's index, manifest or config (real ones: a few KiB)
+_MAX_ELF_BYTES = 2 * MAX_FILE_SIZE  # ELF bytes kept in memory for one image, all files together
 _INPUT_HINT = (
     "pass a binary, an image tar, an OCI layout directory or a local image reference (docker images)"
 )
@@ -104,7 +107,9 @@ _STAT_TYPES = {
 class FileInfo:
     """One entry of the image's file system, as the last layer that touched it left it.
 
-    `data` holds a regular file's bytes (a hard link's: its target's); `link` a link's target.
+    `data` holds an ELF file's bytes (a hard link's: its target's), the only ones inspect verifies, and
+    only within the read limits (MAX_FILE_SIZE per file, _MAX_ELF_BYTES per image): `unread` then says
+    why an ELF file's bytes were not kept. `link` is a link's target.
     """
 
     path: str  # absolute, e.g. "/hello-go", "/etc"
@@ -115,6 +120,7 @@ class FileInfo:
     size: int
     link: str | None = None
     data: bytes | None = field(default=None, repr=False, compare=False)
+    unread: str | None = None
 
     @property
     def permissions(self) -> str:
@@ -292,6 +298,7 @@ class ImageReport:
 def run(target: str, *, platform: str | None, as_json: bool, console: Console) -> int:
     """`osless inspect TARGET`: report on a binary or an image; 0 when it passes, else VerificationFailed."""
     path = Path(target)
+    _refuse_special_file(path)
     if path.is_file() and not _is_image_archive(path):
         report: BinaryReport | ImageReport = inspect_binary(path, _known_platform(platform))
     elif path.exists():
@@ -345,6 +352,7 @@ def inspect_image(contents: ImageContents) -> ImageReport:
     binaries = _verify_elves(contents, platform, VerifyPolicy(provided=provided))
     needs = check_needs(contents, [(b.path, f) for b in binaries for f in b.verdict.findings])
     problems = [f"{b.path}: {f.message}" for b in binaries for f in b.verdict.errors]
+    problems += [f"{f.path}: {f.unread}" for f in contents.files.values() if f.unread]
     problems += _entrypoint_problems(contents)
     if platform is None:
         problems.append(f"platform {contents.settings.platform} is not one osless knows")
@@ -407,8 +415,12 @@ class _Store:
             stream.close()
 
     def read(self, name: str) -> bytes:
+        """A whole member: an index, manifest or config (never a layer), at most _MAX_DOCUMENT bytes."""
         with self.open(name) as stream:
-            return stream.read()
+            data = stream.read(_MAX_DOCUMENT + 1)
+        if len(data) > _MAX_DOCUMENT:
+            raise _BadImage(f"{name} is larger than {human_size(_MAX_DOCUMENT)}: not an image document")
+        return data
 
     def json(self, name: str) -> Any:
         try:
@@ -496,9 +508,10 @@ def _read_store(store: _Store, source: str, platform: str | None = None) -> Imag
         if not isinstance(config, dict):
             raise _BadImage("the image config is not a JSON object")
         files: dict[str, FileInfo] = {}
+        budget = [_MAX_ELF_BYTES]
         for layer in chosen.layers:
             with store.open(layer) as stream:
-                _apply_layer(files, stream)
+                _apply_layer(files, stream, budget)
     except (_BadImage, ValueError, KeyError, TypeError, tarfile.TarError, OSError, EOFError) as error:
         raise UsageError(f"cannot read the image in {source}: {error}", hint=_INPUT_HINT) from error
     return ImageContents(
@@ -567,7 +580,7 @@ def _choose(candidates: Sequence[_Candidate], platform: str | None, source: str)
     return native or candidates[0]
 
 
-def _apply_layer(files: dict[str, FileInfo], stream: IO[bytes]) -> None:
+def _apply_layer(files: dict[str, FileInfo], stream: IO[bytes], budget: list[int]) -> None:
     """Apply one layer (tar, plain or gzip) over `files`: whiteouts delete, entries replace."""
     head = stream.read(4)
     if head.startswith(_ZSTD_MAGIC):
@@ -598,23 +611,42 @@ def _apply_layer(files: dict[str, FileInfo], stream: IO[bytes]) -> None:
                 and kind is not FileType.DIRECTORY
             ):
                 _remove_under(files, path)
-            files[path] = _file_info(files, layer, member, path, kind)
+            files[path] = _file_info(files, layer, member, path, kind, budget=budget)
 
 
 def _file_info(
-    files: Mapping[str, FileInfo], layer: tarfile.TarFile, member: tarfile.TarInfo, path: str, kind: FileType
+    files: Mapping[str, FileInfo],
+    layer: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    path: str,
+    kind: FileType,
+    *,
+    budget: list[int],
 ) -> FileInfo:
+    """The entry for one tar member. Only an ELF file's bytes are kept, never more than MAX_FILE_SIZE
+    for one file nor, all files together, `budget[0]` (the bytes left for the image)."""
     data: bytes | None = None
+    unread: str | None = None
     size = 0
     link = member.linkname or None
     if kind is FileType.FILE:
         extracted = layer.extractfile(member)
-        data = extracted.read() if extracted else b""
-        size = len(data)
+        size = member.size
+        head = extracted.read(len(_ELF_MAGIC)) if extracted else b""
+        if extracted is not None and head == _ELF_MAGIC:
+            limit = human_size(MAX_FILE_SIZE if size > MAX_FILE_SIZE else _MAX_ELF_BYTES)
+            if size > MAX_FILE_SIZE:
+                unread = f"not verified: {human_size(size)}, more than the {limit} osless reads of a file"
+            elif size > budget[0]:
+                unread = f"not verified: the image's ELF files hold more than the {limit} osless reads"
+            else:
+                budget[0] -= size
+                data = head + extracted.read(size)
     elif kind is FileType.HARDLINK:
         link = "/" + _normalize(member.linkname)
         target = files.get(link)
         data = target.data if target else None
+        unread = target.unread if target else None
         size = target.size if target else 0
     return FileInfo(
         path=path,
@@ -625,6 +657,7 @@ def _file_info(
         size=size,
         link=link,
         data=data,
+        unread=unread,
     )
 
 
@@ -700,6 +733,25 @@ def _known_platform(name: str | None) -> Platform | None:
     return platform
 
 
+def _refuse_special_file(path: Path) -> None:
+    """A device, FIFO or socket is never opened (a FIFO would block, /dev/zero never end): a usage error,
+    like a path that does not exist."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # absent (or unreadable): the caller says so
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    raise UsageError(f"{path} is {kind}, not a regular file", hint=_INPUT_HINT)
+
+
 def _looks_like_a_path(target: str) -> bool:
     """Only a path can start with `/`, `.` or `~`, or end in .tar: no use asking the engine."""
     return target.startswith(("/", ".", "~")) or target.endswith((".tar", ".tar.gz", ".tgz"))
@@ -722,16 +774,21 @@ def _is_image_archive(path: Path) -> bool:
 # Printing
 
 
+# Everything shown comes from the file or image (names, config values, labels, strings of the binary):
+# it is printed as rich Text, never parsed as markup, so "[/x]" or "[bold]" shows as written.
+
+
 def _print_binary(console: Console, report: BinaryReport) -> None:
     verdict, facts = report.verdict, report.verdict.facts
-    result = "[green]ok[/]" if report.ok else "[red]FAIL[/]"
-    console.print(f"[bold]{escape(report.path)}[/]: {result}", highlight=False)
+    console.print(Text.assemble((report.path, "bold"), ": ", _result(report.ok)), highlight=False)
     if facts is not None:
         console.print(
-            f"  platform: {facts.platform or 'unknown'}, {facts.machine_name}, "
-            f"{facts.elf_class}-bit {'LSB' if facts.little_endian else 'MSB'}; linkage: {facts.linkage.value}"
-            + (f"; interpreter {facts.interpreter}" if facts.interpreter else ""),
-            markup=False,
+            Text(
+                f"  platform: {facts.platform or 'unknown'}, {facts.machine_name}, "
+                f"{facts.elf_class}-bit {'LSB' if facts.little_endian else 'MSB'}; "
+                f"linkage: {facts.linkage.value}"
+                + (f"; interpreter {facts.interpreter}" if facts.interpreter else "")
+            ),
             highlight=False,
         )
     if report.go_version_m:
@@ -740,9 +797,9 @@ def _print_binary(console: Console, report: BinaryReport) -> None:
 
 
 def _print_image(console: Console, report: ImageReport) -> None:
-    result = "[green]ok[/]" if report.ok else "[red]FAIL[/]"
-    console.print(f"[bold]{escape(report.source)}[/] ({report.platform}): {result}", highlight=False)
-    console.print(_settings_table(report), markup=False)
+    title = Text.assemble((report.source, "bold"), f" ({report.platform}): ", _result(report.ok))
+    console.print(title, highlight=False)
+    console.print(_settings_table(report))
     files = Table("mode", "type", "owner", "size", "path", title="files", title_justify="left")
     for row in report.files:
         files.add_row(
@@ -750,23 +807,30 @@ def _print_image(console: Console, report: ImageReport) -> None:
             row.type.value,
             f"{row.uid}:{row.gid}",
             str(row.size),
-            escape(row.path + (f" -> {row.link}" if row.link else "")),
+            Text(row.path + (f" -> {row.link}" if row.link else "")),
         )
     console.print(files)
     console.print(
-        f"total: {len(report.files)} entries, {report.total_size} bytes "
-        f"({human_size(report.total_size)}) in regular files, {report.layers} layer(s)",
-        markup=False,
+        Text(
+            f"total: {len(report.files)} entries, {report.total_size} bytes "
+            f"({human_size(report.total_size)}) in regular files, {report.layers} layer(s)"
+        ),
+        highlight=False,
     )
     for binary in report.binaries:
         _print_binary(console, binary)
     if report.needs:
-        console.print("[bold]what the binaries need[/]")
+        console.print(Text("what the binaries need", "bold"))
         for need in report.needs:
-            colour = "green" if need.provided else "red"
-            console.print(f"  [{colour}]{escape(need.message)}[/]", highlight=False)
+            console.print(
+                Text.assemble("  ", (need.message, "green" if need.provided else "red")), highlight=False
+            )
     for problem in report.problems:
-        console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
+        console.print(Text.assemble(("✗", "red"), " ", problem), highlight=False)
+
+
+def _result(ok: bool) -> Text:
+    return Text("ok", "green") if ok else Text("FAIL", "red")
 
 
 def _settings_table(report: ImageReport) -> Table:
@@ -785,7 +849,7 @@ def _settings_table(report: ImageReport) -> Table:
         "labels": "\n".join(f"{key}={value}" for key, value in sorted(settings.labels.items())),
     }
     for key, value in rows.items():
-        table.add_row(key, value)
+        table.add_row(key, Text(value))
     return table
 
 
@@ -794,10 +858,10 @@ def _findings_table(findings: Sequence[Finding]) -> Table:
     colours = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
     for finding in findings:
         table.add_row(
-            f"[{colours[finding.severity]}]{finding.severity.value}[/]",
-            escape(finding.id),
-            escape(finding.message),
-            escape(finding.hint or ""),
+            Text(finding.severity.value, colours[finding.severity]),
+            Text(finding.id),
+            Text(finding.message),
+            Text(finding.hint or ""),
         )
     return table
 

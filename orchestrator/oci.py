@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import posixpath
+import shutil
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from orchestrator.atomic import write_atomic
 from orchestrator.platforms import PLATFORMS, Platform
 
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -252,13 +254,26 @@ def write_layout(
     holds exactly this layout.
     """
     digest, files = _layout_files(images, annotations, blobs)
-    for relative, data in sorted(files.items()):
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    for stale in (directory / BLOBS_DIR).iterdir():
-        if stale.relative_to(directory).as_posix() not in files:
-            stale.unlink()
+    # index.json goes first and comes back last: while the layout is written (or when writing it
+    # fails, e.g. a full disk) the directory is no valid layout, never a mix of two. Every file is
+    # written atomically; blobs already there with the right name hold the right bytes.
+    index = directory / "index.json"
+    try:
+        index.unlink(missing_ok=True)
+        for relative, data in sorted(files.items()):
+            if relative == "index.json":
+                continue
+            path = directory / relative
+            if relative.startswith(BLOBS_DIR + "/") and path.is_file() and path.stat().st_size == len(data):
+                continue  # content-addressed and written atomically: the same name, the same bytes
+            write_atomic(path, data)
+        for stale in (directory / BLOBS_DIR).iterdir():
+            if stale.relative_to(directory).as_posix() not in files:
+                stale.unlink()
+        write_atomic(index, files["index.json"])
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # frees the space; nothing left looks valid
+        raise
     return digest
 
 

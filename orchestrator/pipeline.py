@@ -14,6 +14,7 @@ import functools
 import hashlib
 import re
 import shutil
+import signal
 import threading
 import time
 import traceback
@@ -24,9 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from orchestrator import __version__, oci
+from orchestrator import __version__, oci, outdir
 from orchestrator.engine import Engine
-from orchestrator.errors import EngineError, OslessError, UsageError
+from orchestrator.errors import EngineError, OslessError, OutputError, UsageError
 from orchestrator.platforms import PLATFORMS, Platform, is_emulated
 from orchestrator.provenance import Provenance, changed_files, provenance
 from orchestrator.stages import build as build_stage
@@ -49,6 +50,7 @@ from orchestrator.stages.report import (
     Unsupported,
     human_size,
     to_jsonable,
+    write_atomic,
     write_json,
     write_report,
 )
@@ -222,6 +224,10 @@ class Runner:
         self._images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
         self._extras: dict[tuple[str, str], list[oci.FileEntry]] = {}  # (engine, service) -> image extras
         self._extras_lock = threading.Lock()
+        self._reports: dict[str, TargetReport] = {}  # target name -> how it ended, as targets finish
+        self._trackers: dict[str, _StageTracker] = {}  # target name -> its progress (for interrupts)
+        # target name -> (output dir, key, whether result.json is still to write) of passed targets
+        self._passed: dict[str, tuple[Path, str, bool]] = {}
         self._builders = {
             name: build_stage.Builders(
                 engine_, project.root, options.out_root, options.cache_namespace, copy_files=name != DEFAULT
@@ -243,21 +249,61 @@ class Runner:
         return self._toolchains[self._engine_name(target.platform), target.service.toolchain]
 
     def run(self, targets: Sequence[Target]) -> RunReport:
+        """Every stage of every target, then the layouts, then report.json (also when interrupted:
+        then it says which targets finished and which were interrupted, and KeyboardInterrupt goes on).
+        """
         started = datetime.now(timezone.utc)
         clock = time.monotonic()
-        self.options.out_root.mkdir(parents=True, exist_ok=True)
-        self.view.phase("toolchains")
-        self._provision_toolchains(targets)
-        for service in {t.service.name: t.service for t in targets}.values():
-            self._provenance[service.name] = provenance(service.source)
-            self._source_digests[service.name] = cache.source_digest(service.source)
-        self.view.phase(f"targets: build, verify, package, smoke ({len(targets)})")
-        reports = self._run_targets(targets)
-        self.view.phase("images: OCI layouts and SBOMs")
-        images = self._write_layouts(targets, reports)
-        report = RunReport(
+        outdir.prepare(self.options.out_root)
+        engine_version = self._engine_version()
+        try:
+            self._remove_stale_containers()
+            self.view.phase("toolchains")
+            self._provision_toolchains(targets)
+            for service in {t.service.name: t.service for t in targets}.values():
+                self._provenance[service.name] = provenance(service.source)
+                self._source_digests[service.name] = cache.source_digest(service.source)
+            self.view.phase(f"targets: build, verify, package, smoke ({len(targets)})")
+            reports = self._run_targets(targets)
+            self.view.phase("images: OCI layouts and SBOMs")
+            images, reports = self._write_layouts(targets, reports)
+        except KeyboardInterrupt:
+            interrupted = self._run_report(
+                targets,
+                self._interrupted(targets),
+                [],
+                engine_version=engine_version,
+                started=started,
+                clock=clock,
+            )
+            with _signals_deferred(), contextlib.suppress(OSError):
+                write_run_files(interrupted, self.options.out_root)
+            raise
+        report = self._run_report(
+            targets, reports, images, engine_version=engine_version, started=started, clock=clock
+        )
+        try:
+            write_run_files(report, self.options.out_root)
+        except OSError as error:
+            raise OutputError(
+                f"cannot write the run's report {error.filename or self.options.out_root}: "
+                f"{error.strerror or error}"
+            ) from error
+        return report
+
+    def _run_report(
+        self,
+        targets: Sequence[Target],
+        reports: list[TargetReport],
+        images: list[ServiceImage],
+        *,
+        engine_version: str,
+        started: datetime,
+        clock: float,
+    ) -> RunReport:
+        return RunReport(
             osless_version=__version__,
-            engine_version=self.engine.version,
+            engine_version=engine_version,
             started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
             seconds=round(time.monotonic() - clock, 2),
             toolchains={
@@ -274,18 +320,71 @@ class Runner:
                 if not self.options.platforms or platform in self.options.platforms
             ],
         )
-        write_run_files(report, self.options.out_root)
-        return report
+
+    def _engine_version(self) -> str:
+        try:
+            return self.engine.version
+        except Exception:  # an engine that stopped answering: the run finds out at its first call
+            return "unknown"
+
+    def _interrupted(self, targets: Sequence[Target]) -> list[TargetReport]:
+        """Each target as an interrupt left it: finished ones as they ended, the others cancelled with
+        reason "interrupted" at the stage they were in."""
+        reports = []
+        for target in targets:
+            finished = self._reports.get(target.name)
+            if finished is not None:
+                reports.append(finished)
+                continue
+            tracker = self._trackers.get(target.name) or _StageTracker(
+                target, self.view, self._engine_name(target.platform)
+            )
+            reports.append(tracker.report(Status.CANCELLED, tracker.stage, INTERRUPTED))
+        return reports
 
     def cancel(self) -> None:
-        """Ctrl-C: stop starting work and remove this run's containers, on every engine."""
+        """Ctrl-C: stop starting work and remove this run's containers, on every engine.
+
+        An engine that does not answer any more cannot have its containers removed now: the next
+        run removes them (by label) when it starts. That never hides the interrupt itself.
+        """
         self._stop.set()
-        for engine in self._engines().values():
-            engine.cancel()
+        for name, engine in self._engines().items():
+            try:
+                engine.cancel()
+            except Exception as error:
+                self._cleanup_failed(name, error)
 
     def _remove_run_containers(self) -> None:
-        for engine in self._engines().values():
-            engine.remove_run_containers()
+        for name, engine in self._engines().items():
+            try:
+                engine.remove_run_containers()
+            except Exception as error:
+                self._cleanup_failed(name, error)
+
+    def _remove_stale_containers(self) -> None:
+        """Containers of earlier runs that could not be removed (the engine crashed under them)."""
+        for name, engine in self._engines().items():
+            try:
+                removed = engine.remove_stale_containers()
+            except Exception as error:
+                self._cleanup_failed(name, error)
+                continue
+            if removed:
+                self.view.step(
+                    f"cleanup ({name} engine)",
+                    f"removed {len(removed)} containers left by an earlier run: {', '.join(removed)}",
+                    done=True,
+                )
+
+    def _cleanup_failed(self, name: str, error: Exception) -> None:
+        message = error.message if isinstance(error, OslessError) else f"{type(error).__name__}: {error}"
+        self.view.step(
+            f"cleanup ({name} engine)",
+            f"could not remove containers: {message.strip().splitlines()[0] if message.strip() else ''}"
+            "; the next run removes them",
+            done=True,
+        )
 
     def _provision_toolchains(self, targets: Sequence[Target]) -> None:
         """Each toolchain on each engine that builds with it; another engine's copy is transferred."""
@@ -337,7 +436,7 @@ class Runner:
             ),
         }
         pending: dict[Future[TargetReport | _SmokeDue], Target] = {}
-        reports: dict[str, TargetReport] = {}
+        reports = self._reports
         try:
             for target in targets:
                 self.view.step(target.name, "queued")
@@ -357,10 +456,16 @@ class Runner:
                     if outcome.status is not Status.PASSED and self.options.fail_fast:
                         self._stop.set()
         except BaseException:
-            self.cancel()
-            for pool in pools.values():
-                pool.shutdown(wait=True, cancel_futures=True)
-            self._remove_run_containers()
+            with _signals_deferred():  # a second Ctrl-C must not cut the cleanup short
+                self.cancel()
+                for pool in pools.values():
+                    pool.shutdown(wait=True, cancel_futures=True)
+                self._remove_run_containers()
+                for future, target in pending.items():  # finished while the run was stopping
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        outcome = future.result()
+                        if isinstance(outcome, TargetReport) and outcome.status is Status.PASSED:
+                            reports[target.name] = outcome
             raise
         for pool in pools.values():
             pool.shutdown(wait=True)
@@ -369,45 +474,59 @@ class Runner:
 
     def _run_target(self, target: Target) -> TargetReport | _SmokeDue:
         """Every stage up to packaging; a failure becomes the target's report, never an exception."""
-        tracker = _StageTracker(target, self.view, self._engine_name(target.platform))
+        tracker = self._trackers[target.name] = _StageTracker(
+            target, self.view, self._engine_name(target.platform)
+        )
         if self._stop.is_set():
             return tracker.report(
                 Status.CANCELLED, "queued", "not started: the run was stopped (--fail-fast)"
             )
         output_dir = target.output_dir(self.options.out_root)
         key = self._keys[target.name] = self._key(target)
-        reused = None if key is None or self.options.rebuild else self._reuse(target, output_dir, key)
-        if reused is not None:
-            return reused
-        shutil.rmtree(output_dir, ignore_errors=True)  # also the old result: nothing half-done looks valid
-        output_dir.mkdir(parents=True)
+        if key is not None and not self.options.rebuild:
+            reused = self._guarded(tracker, output_dir, lambda: self._reuse(target, output_dir, key))
+            if reused is not None:
+                return reused
+        try:  # also the old result goes: nothing half-done looks valid
+            shutil.rmtree(output_dir, ignore_errors=True)
+            output_dir.mkdir(parents=True)
+        except OSError as error:
+            return tracker.report(Status.FAILED, "build", _os_reason(error, output_dir))
         packaged = self._guarded(tracker, output_dir, lambda: self._build_stages(target, output_dir, tracker))
         if isinstance(packaged, TargetReport):
             return packaged
         return _SmokeDue(target=target, tracker=tracker, output_dir=output_dir, key=key, packaged=packaged)
 
     def _run_smoke(self, due: _SmokeDue) -> TargetReport:
-        """The smoke stage; only a target that passed it is recorded for reuse."""
+        """The smoke stage. A target that passed it is recorded for reuse (result.json) only once its
+        service's OCI layout is written too: everything it contributes is then on disk."""
         failed = self._guarded(due.tracker, due.output_dir, lambda: self._smoke_stage(due))
         if isinstance(failed, TargetReport):
             return failed
         report = due.tracker.report(Status.PASSED, None, None)
         if due.key is not None:
-            cache.save(due.output_dir, due.key, report)
+            self._passed[due.target.name] = (due.output_dir, due.key, True)
         return report
 
     def _guarded(self, tracker: _StageTracker, output_dir: Path, stages: Callable[[], T]) -> T | TargetReport:
-        """Run stages; a stage failure or a bug of ours ends the target with a report."""
+        """Run stages; a stage failure, a file that cannot be written or a bug of ours ends the target
+        with a report."""
         try:
             return stages()
         except StageFailed as failure:
             status = Status.CANCELLED if self._stop.is_set() and self.engine.cancelled else Status.FAILED
             return tracker.report(status, failure.stage, failure.reason)
+        except OSError as error:  # out/ full or unwritable: the stage failed, saying which file
+            return tracker.report(Status.FAILED, tracker.stage, _os_reason(error, output_dir))
+        except OslessError as error:  # e.g. the engine stopped answering outside a stage
+            return tracker.report(Status.FAILED, tracker.stage, error.message)
         except Exception as error:  # a bug of ours: keep the run going, keep the evidence
-            (output_dir / "error.log").write_text(traceback.format_exc())
-            reason = (
-                f"internal error: {type(error).__name__}: {error} (traceback: {output_dir / 'error.log'})"
-            )
+            where = output_dir / "error.log"
+            try:
+                write_atomic(where, traceback.format_exc().encode())
+            except OSError:
+                where = Path("(not written: the output directory is not writable)")
+            reason = f"internal error: {type(error).__name__}: {error} (traceback: {where})"
             return tracker.report(Status.FAILED, tracker.stage, reason)
 
     def _key(self, target: Target) -> str | None:
@@ -427,15 +546,21 @@ class Runner:
         )
 
     def _reuse(self, target: Target, output_dir: Path, key: str) -> TargetReport | None:
-        """A passed result with the same key, its image back in the engine if it was removed."""
-        report = cache.load(output_dir, key)
-        if report is None or report.image is None:
+        """A passed result with the same key whose files are still what it recorded (else a rebuild,
+        with a note), its image back in the engine if it was removed."""
+        try:
+            cached = cache.load(output_dir, key, target.platform)
+        except cache.InvalidEntry as invalid:
+            self.view.step(target.name, f"cached result invalid: {invalid.reason}; rebuilding")
             return None
-        archive = (output_dir / "image.tar").read_bytes()
+        if cached is None or cached.report.image is None:
+            return None
+        report, image = cached.report, cached.report.image
         engine = self._engine_for(target.platform)
-        if engine.image_id(report.image.tag) != report.image.image_id:
-            engine.load_image(archive)
-        self._images[target.name] = oci.read_archive(archive)
+        if engine.image_id(image.tag) != image.image_id:
+            engine.load_image(cached.archive)
+        self._images[target.name] = cached.image
+        self._passed[target.name] = (output_dir, key, False)  # its result.json is already there
         self.view.step(target.name, "cached: inputs unchanged", done=True)
         return report
 
@@ -525,40 +650,92 @@ class Runner:
 
     def _write_layouts(
         self, targets: Sequence[Target], reports: Sequence[TargetReport]
-    ) -> list[ServiceImage]:
-        """One OCI layout per service, over the platforms that passed every stage, with its SBOM."""
-        passed = {(r.service, r.platform) for r in reports if r.status is Status.PASSED}
-        binaries = {f"{r.service} {r.platform}": Path(r.binary.path) for r in reports if r.binary}
+    ) -> tuple[list[ServiceImage], list[TargetReport]]:
+        """One OCI layout per service, over the platforms that passed every stage, with its SBOM; then
+        the passed targets' result.json (a target is reusable only once all it contributes is on disk).
+
+        A service whose SBOM or layout cannot be written (disk full, engine gone) gets no layout (none
+        that looks valid is left) and its targets fail at package with the reason; the others go on.
+        """
+        by_name = {f"{r.service} {r.platform}": r for r in reports}
         images = []
         for service in {t.service.name: t.service for t in targets}.values():
             built = [
                 BuiltTarget(
-                    target=t, image=self._images[t.name], binary=binaries[t.name], key=self._keys[t.name]
+                    target=t,
+                    image=self._images[t.name],
+                    binary=Path(binary.path),
+                    key=self._keys[t.name],
                 )
                 for t in targets
-                if t.service is service and (service.name, t.platform.name) in passed
+                if t.service is service
+                and by_name[t.name].status is Status.PASSED
+                and (binary := by_name[t.name].binary) is not None
             ]
             if not built:
                 continue
-            sbom = sbom_stage.write_service_sbom(
-                self._engine_for(built[0].target.platform),
-                service,
-                toolchain=self._toolchain(built[0].target),
-                binaries=sbom_binaries(built),
-                provenance=self._provenance[service.name],
-                out_root=self.options.out_root,
-                inputs_key=sbom_inputs_key(built),
-            )
-            images.append(
-                write_service_image(
+            try:
+                sbom = sbom_stage.write_service_sbom(
+                    self._engine_for(built[0].target.platform),
                     service,
-                    built,
+                    toolchain=self._toolchain(built[0].target),
+                    binaries=sbom_binaries(built),
                     provenance=self._provenance[service.name],
                     out_root=self.options.out_root,
-                    sbom=sbom,
+                    inputs_key=sbom_inputs_key(built),
                 )
-            )
-        return images
+                images.append(
+                    write_service_image(
+                        service,
+                        built,
+                        provenance=self._provenance[service.name],
+                        out_root=self.options.out_root,
+                        sbom=sbom,
+                    )
+                )
+                for b in built:
+                    if b.target.name in self._passed:
+                        output_dir, key, fresh = self._passed[b.target.name]
+                        if fresh:
+                            cache.save(output_dir, key, by_name[b.target.name])
+            except (OSError, OslessError) as error:
+                layout = self.options.out_root / service.name / "oci"
+                if isinstance(error, OSError):
+                    reason = f"cannot write the OCI layout: {_os_reason(error, layout)}"
+                else:
+                    reason = f"cannot write the OCI layout {layout}: {error.message}"
+                for b in built:
+                    with contextlib.suppress(OSError):
+                        (b.target.output_dir(self.options.out_root) / cache.RESULT_FILE).unlink(
+                            missing_ok=True
+                        )
+                    self.view.step(b.target.name, f"failed at package: {reason}", done=True)
+                    by_name[b.target.name] = replace(
+                        by_name[b.target.name], status=Status.FAILED, failed_stage="package", reason=reason
+                    )
+        return images, [by_name[t.name] for t in targets]
+
+
+INTERRUPTED = "interrupted"  # the reason of a target a Ctrl-C or SIGTERM stopped
+
+
+def _os_reason(error: OSError, fallback: Path) -> str:
+    """'cannot write PATH: No space left on device', from an OSError of any write in out/."""
+    return f"cannot write {error.filename or fallback}: {error.strerror or error}"
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the run cleans up after an interrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,34 +1,44 @@
-"""Stage 2: compile one (service, platform) inside its toolchain's warm builder container.
+"""Stage 2: compile one (service, platform) inside its service's warm builder container.
 
-One builder container per toolchain image lives for the whole run and every build is a `docker exec`
-in it: starting a container per target costs more than many compiles. The project is mounted
-read-only, only the output directory is writable, there is no network, the compiler runs as the
-invoking user (files in out/ belong to them), and compiler caches live in a named volume per
-toolchain that outlives runs (Go's build cache is safe for concurrent builds).
+One builder container per (toolchain image, service) lives for the whole run and every build of that
+service is a `docker exec` in it: starting a container per target costs more than many compiles. A
+builder sees only its service's source (read-only, at `/project/<source>` as always, so that binaries
+do not depend on the checkout), a private scratch volume for outputs, a tmpfs /tmp and the project's
+compiler cache volume for its toolchain image; no network, no capabilities, read-only root, a fixed
+non-root user, and the recipe's pids/memory/CPU limits. osless copies each binary out through the
+engine's archive API (one regular file, bounded) and writes it to out/ itself: a build command
+cannot write to out/ at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import posixpath
 import string
 import tarfile
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from orchestrator.engine import ContainerSpec, Engine, Mount
+from orchestrator.engine import PROJECT_LABEL, ContainerSpec, Engine, FileRefused, Mount, project_label
 from orchestrator.errors import EngineError
 from orchestrator.platforms import Platform
 from orchestrator.stages.recipe import Service, Toolchain, build_env
+from orchestrator.stages.report import write_atomic
 
 PROJECT_DIR = "/project"
-OUTPUT_DIR = "/osless-out"
+OUTPUT_DIR = "/osless-out"  # a scratch volume in the builder: never out/ itself
 CACHE_DIR = "/cache"
-CACHE_VOLUME = "osless-cache-{toolchain}{namespace}"
+# Per project and toolchain image: one project's recipes cannot poison another's compiler cache.
+CACHE_VOLUME = "osless-cache-{toolchain}-{project}-{image}{namespace}"
+# Build commands run as this user, never as the caller: a fixed uid keeps caches and paths the same.
+BUILD_USER = "65532:65532"
+BINARY_LIMIT = 1024**3  # a binary larger than this is refused
+LOG_STREAM_LIMIT = 2 * 1024**2  # bytes of stdout and of stderr kept in build.log (4 MiB in all)
 # Compilers want a writable home and cache, and must never fetch anything.
 BUILD_ENV_DEFAULTS = {
     "HOME": "/tmp",
@@ -52,6 +62,7 @@ class BuildResult:
     exit_code: int
     timed_out: bool
     seconds: float
+    problem: str | None = None  # why the binary could not be taken out of the builder
 
 
 def container_env(
@@ -73,11 +84,12 @@ def build_command(service: Service, env: dict[str, str], output: str) -> list[st
 
 
 class Builders:
-    """The run's warm builder containers, one per toolchain image, started on first use.
+    """The run's warm builder containers, one per (toolchain image, service), started on first use.
 
-    On the local engine the project and out/ are bind-mounted. An engine given with `--engine` may
-    run elsewhere and not see this machine's files (copy_files): each service's source is copied in
-    once and each binary copied out, at the same paths, so the binaries come out the same.
+    On the local engine the service's source is bind-mounted read-only. An engine given with
+    `--engine` may run elsewhere and not see this machine's files (copy_files): the service's source
+    is copied into the builder once, at the same path, so the binaries come out the same. Either way
+    each binary is copied out of the builder's scratch volume.
     """
 
     def __init__(
@@ -94,78 +106,103 @@ class Builders:
         self.project_root = project_root
         self.out_root = out_root
         self.copy_files = copy_files
-        self._containers: dict[str, Any] = {}
-        self._copied: set[tuple[str, str]] = set()  # (image, service) whose source is in the builder
+        self.project = project_label(project_root)
+        self._containers: dict[tuple[str, str], Any] = {}
+        self._starting: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def container(self, toolchain: Toolchain, image: str) -> Any:
+    def container(self, toolchain: Toolchain, image: str, service: Service) -> Any:
+        """The service's builder for the toolchain image (started by the first build that needs it)."""
+        key = (image, service.name)
         with self._lock:
-            if image not in self._containers:
-                self._containers[image] = self._start(toolchain, image)
-            return self._containers[image]
+            starting = self._starting.setdefault(key, threading.Lock())
+        with starting:  # builders of other services start meanwhile
+            if key not in self._containers:
+                self._containers[key] = self._start(toolchain, image, service)
+            return self._containers[key]
 
-    def _start(self, toolchain: Toolchain, image: str) -> Any:
-        volume = self.engine.ensure_volume(
-            CACHE_VOLUME.format(toolchain=toolchain.name, namespace=self.cache_namespace)
+    def cache_volume(self, toolchain: Toolchain, image: str) -> str:
+        """The compiler cache volume of this project and toolchain image."""
+        image_id = (self.engine.image_id(image) or image).removeprefix("sha256:")
+        return CACHE_VOLUME.format(
+            toolchain=toolchain.name,
+            project=self.project[:12],
+            image=image_id[:12],
+            namespace=self.cache_namespace,
         )
+
+    def source_dir(self, service: Service) -> str:
+        """Where the service's source is in its builder (and the builds' working directory)."""
+        return f"{PROJECT_DIR}/{service.source.relative_to(self.project_root)}"
+
+    def _start(self, toolchain: Toolchain, image: str, service: Service) -> Any:
+        volume = self.engine.ensure_volume(
+            self.cache_volume(toolchain, image), labels={PROJECT_LABEL: self.project}
+        )
+        source_dir = os.path.normpath(self.source_dir(service))
+        limits = service.build.limits
         container = self.engine.start_long_lived(
             ContainerSpec(
                 image=image,
                 command=(),
                 role="builder",
+                user=BUILD_USER,
                 mounts=()
                 if self.copy_files
-                else (
-                    Mount(source=str(self.project_root), target=PROJECT_DIR, read_only=True),
-                    Mount(source=str(self.out_root), target=OUTPUT_DIR, read_only=False),
-                ),
+                else (Mount(source=str(service.source), target=source_dir, read_only=True),),
                 volumes={volume: CACHE_DIR},
+                scratch=(OUTPUT_DIR, PROJECT_DIR) if self.copy_files else (OUTPUT_DIR,),
+                # Compilers and configure scripts run programs from /tmp: exec allowed, size bounded.
+                tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.memory}"},
+                limits=limits,
+                labels={PROJECT_LABEL: self.project},
             )
         )
-        # The cache volume is created root-owned; builds run as the invoking user.
-        self.engine.exec(
-            container, ["chmod", "1777", CACHE_DIR], env={}, working_dir="/", user="0:0", timeout=30
-        )
-        return container
-
-    def copy_in(self, container: Any, image: str, service: Service, output: str) -> None:
-        """Copy mode: the service's source (once per builder) and a writable output directory."""
-        if not self.copy_files:
-            return
-        relative = service.source.relative_to(self.project_root).as_posix()
-        with self._lock:
-            first = (image, service.name) not in self._copied
-            self._copied.add((image, service.name))
-        if first:
+        if self.copy_files:
             buffer = io.BytesIO()
             with tarfile.open(fileobj=buffer, mode="w") as tar:
-                tar.add(service.source, arcname=f"{PROJECT_DIR.lstrip('/')}/{relative}")
-            self.engine.put_archive(container, "/", buffer.getvalue())
-        directory = posixpath.dirname(output)
-        owner = f"{os.getuid()}:{os.getgid()}"
-        self.engine.exec(
+                tar.add(service.source, arcname=os.path.relpath(source_dir, PROJECT_DIR))
+            self.engine.put_archive(container, PROJECT_DIR, buffer.getvalue())
+        # The volumes are created root-owned; uid 0 owns them, so its chmod needs no capability.
+        opened = self.engine.exec(
             container,
-            ["sh", "-c", 'mkdir -p "$0" && chown "$1" "$0"', directory, owner],
+            ["chmod", "1777", CACHE_DIR, OUTPUT_DIR],
             env={},
             working_dir="/",
             user="0:0",
             timeout=30,
         )
+        if opened.exit_code != 0:
+            raise EngineError(
+                f"cannot prepare the {service.name} builder: chmod exited with {opened.exit_code}: "
+                + opened.stderr.decode(errors="replace").strip()[:200]
+            )
+        return container
 
-    def copy_out(self, container: Any, inside: str, binary: Path) -> None:
-        """Copy mode: the built binary back to out/ (nothing when the build wrote none)."""
-        if not self.copy_files:
-            return
+    def empty_scratch(self, container: Any, scratch: str) -> None:
+        """The target's scratch directory, emptied, with its bin/ (owned by the build user)."""
+        emptied = self.engine.exec(
+            container,
+            ["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1/bin"', "sh", scratch],
+            env={},
+            working_dir="/",
+            user=BUILD_USER,
+            timeout=60,
+        )
+        if emptied.exit_code != 0:
+            raise EngineError(
+                f"cannot empty {scratch} in the builder (exit {emptied.exit_code}): "
+                + emptied.stderr.decode(errors="replace").strip()[:200]
+            )
+
+    def copy_out(self, container: Any, inside: str, binary: Path) -> str | None:
+        """The built binary copied to out/ (atomically); why not, when it is not one regular file."""
         try:
-            archive = self.engine.read_from_container(container, inside)
-        except EngineError:
-            return
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            member = tar.next()
-            extracted = tar.extractfile(member) if member is not None and member.isfile() else None
-            if extracted is not None:
-                binary.write_bytes(extracted.read())
-                binary.chmod(0o755)
+            with self.engine.read_file(container, inside, limit=BINARY_LIMIT) as content:
+                _write_stream_atomic(binary, content, mode=0o755)
+        except FileRefused as refused:
+            return refused.reason
+        return None
 
 
 def build(
@@ -178,37 +215,52 @@ def build(
     output_dir: Path,
     source_date_epoch: int,
 ) -> BuildResult:
-    """Compile the target into output_dir and write the compiler's output to output_dir/build.log."""
+    """Compile the target in its builder, copy the binary to output_dir/bin and write output_dir/build.log."""
     bin_dir = output_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     binary = bin_dir / service.build.output
     log = output_dir / "build.log"
     env = container_env(service, toolchain, platform, source_date_epoch)
-    inside = f"{OUTPUT_DIR}/{binary.relative_to(builders.out_root)}"
+    # The same in-container path as out/<service>/<platform>/bin/<output>: {output} does not change.
+    scratch = f"{OUTPUT_DIR}/{output_dir.relative_to(builders.out_root).as_posix()}"
+    inside = f"{scratch}/bin/{service.build.output}"
     command = build_command(service, env, inside)
     started = time.monotonic()
-    container = builders.container(toolchain, toolchain_image)
-    builders.copy_in(container, toolchain_image, service, inside)
+    container = builders.container(toolchain, toolchain_image, service)
+    builders.empty_scratch(container, scratch)
     result = builders.engine.exec(
         container,
         command,
         env=env,
-        working_dir=f"{PROJECT_DIR}/{service.source.relative_to(builders.project_root)}",
-        user=f"{os.getuid()}:{os.getgid()}",
+        working_dir=builders.source_dir(service),
+        user=BUILD_USER,
         timeout=service.build.timeout,
+        output_limit=LOG_STREAM_LIMIT,
     )
-    builders.copy_out(container, inside, binary)
+    problem = None
+    if result.exit_code == 0 and not result.timed_out:
+        problem = builders.copy_out(container, inside, binary)
     seconds = time.monotonic() - started
-    log.write_bytes(
+    write_atomic(
+        log,
         f"$ {' '.join(command)}\n".encode()
         + result.stdout
+        + _truncation_note("stdout", result.stdout_truncated)
         + result.stderr
+        + _truncation_note("stderr", result.stderr_truncated)
         + (f"\n[osless] timed out after {service.build.timeout:g}s\n".encode() if result.timed_out else b"")
-        + f"[osless] exit code {result.exit_code} after {seconds:.1f}s\n".encode()
+        + (f"[osless] {{output}} {inside}: {problem}\n".encode() if problem else b"")
+        + f"[osless] exit code {result.exit_code} after {seconds:.1f}s\n".encode(),
     )
-    ok = result.exit_code == 0 and not result.timed_out and binary.is_file()
+    ok = result.exit_code == 0 and not result.timed_out and problem is None
     return BuildResult(
-        ok=ok, binary=binary, log=log, exit_code=result.exit_code, timed_out=result.timed_out, seconds=seconds
+        ok=ok,
+        binary=binary,
+        log=log,
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        seconds=seconds,
+        problem=problem,
     )
 
 
@@ -219,7 +271,33 @@ def failure_reason(result: BuildResult) -> str:
     if result.exit_code != 0:
         last = _first_error_line(result.log)
         return f"compiler exited with {result.exit_code}: {last} (log: {result.log})"
+    if result.problem and result.problem != "it does not exist":
+        return f"the build command succeeded but {{output}} is refused: {result.problem} (log: {result.log})"
     return f"the build command succeeded but wrote no {result.binary.name} to {{output}} (log: {result.log})"
+
+
+def _truncation_note(stream: str, truncated: bool) -> bytes:
+    if not truncated:
+        return b""
+    return f"\n[osless: {stream} truncated after {LOG_STREAM_LIMIT // 1024**2} MiB]\n".encode()
+
+
+def _write_stream_atomic(path: Path, content: IO[bytes], *, mode: int) -> None:
+    """Like report.write_atomic, for a file streamed from another (a binary need not fit in memory):
+    a temporary file in the same directory, flushed, then renamed over `path`."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            while chunk := content.read(1024**2):
+                stream.write(chunk)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _first_error_line(log: Path) -> str:
@@ -227,7 +305,7 @@ def _first_error_line(log: Path) -> str:
     lines = [
         line.strip()
         for line in log.read_text(errors="replace").splitlines()[1:]  # line 0 is the command itself
-        if line.strip() and not line.startswith("[osless]")
+        if line.strip() and not line.startswith("[osless")
     ]
     errors = [line for line in lines if "error" in line.lower()]
     chosen = errors[0] if errors else (lines[-1] if lines else "no output")

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import __version__
+from orchestrator import __version__, oci
+from orchestrator.errors import RecipeError, RecipeProblem
 from orchestrator.platforms import Platform
 from orchestrator.provenance import Provenance
 from orchestrator.stages.recipe import Service, Toolchain
@@ -52,20 +54,72 @@ class KeyInputs:
 
 
 def source_digest(source: Path) -> str:
-    """The content of a source tree: every file's relative path, executable bit and bytes; links' targets."""
+    """The content of a source tree: every file's relative path, executable bit and bytes; links' targets.
+
+    Walked with lstat, never following a link and never opening anything but a regular file (opened
+    with O_NONBLOCK and O_NOFOLLOW, its type checked again on the descriptor), so a FIFO cannot make it
+    block. A FIFO, socket or device in the tree, or an unreadable entry, is a RecipeError naming its path:
+    nothing is skipped silently.
+    """
     digest = hashlib.sha256()
-    for directory, subdirectories, files in os.walk(source):
-        subdirectories.sort()
-        for name in sorted(files):
-            path = Path(directory, name)
-            relative = path.relative_to(source).as_posix()
-            if path.is_symlink():
-                digest.update(f"L {relative} -> {os.readlink(path)}\0".encode())
-                continue
-            executable = "x" if os.access(path, os.X_OK) else "-"
-            digest.update(f"F {relative} {executable} {path.stat().st_size}\0".encode())
-            digest.update(path.read_bytes())
+    _digest_directory(source, source, digest)
     return digest.hexdigest()
+
+
+def _digest_directory(source: Path, directory: Path, digest: Any) -> None:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as exc:
+        raise _source_problem(directory, f"cannot read this directory: {exc.strerror or exc}") from exc
+    subdirectories = []
+    for entry in entries:
+        path = Path(entry.path)
+        relative = path.relative_to(source).as_posix()
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                digest.update(f"L {relative} -> {os.readlink(path)}\0".encode())
+            elif stat.S_ISDIR(mode):
+                subdirectories.append(path)
+            elif stat.S_ISREG(mode):
+                _digest_file(path, relative, digest)
+            else:
+                raise _source_problem(path, _special_message(mode))
+        except OSError as exc:
+            raise _source_problem(path, f"cannot read it: {exc.strerror or exc}") from exc
+    for subdirectory in subdirectories:  # os.walk's order: a directory's files, then its subdirectories
+        _digest_directory(source, subdirectory, digest)
+
+
+def _digest_file(path: Path, relative: str, digest: Any) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # replaced since the lstat
+            raise _source_problem(path, _special_message(info.st_mode))
+        executable = "x" if os.access(path, os.X_OK) else "-"
+        digest.update(f"F {relative} {executable} {info.st_size}\0".encode())
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+
+
+def _special_message(mode: int) -> str:
+    return f"is {_kind(mode)}: a source tree holds only files, directories and symbolic links"
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), f"a special file (mode {mode:#o})")
+
+
+def _source_problem(path: Path, message: str) -> RecipeError:
+    problem = RecipeProblem(file=str(path), message=message, hint="remove it from the source tree")
+    return RecipeError([problem])
 
 
 def target_key(inputs: KeyInputs) -> str:
@@ -87,21 +141,85 @@ def _without(document: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {key: value for key, value in document.items() if key not in keys}
 
 
-def load(output_dir: Path, key: str) -> TargetReport | None:
-    """The passed result recorded for this key, when it and its files are still there."""
+class InvalidEntry(Exception):
+    """A result recorded for the key whose files are not what it recorded: the target is rebuilt."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cached:
+    """A passed result whose files were checked against it: the report, image.tar's bytes and image."""
+
+    report: TargetReport
+    archive: bytes
+    image: oci.Image
+
+
+def load(output_dir: Path, key: str, platform: Platform | None = None) -> Cached | None:
+    """The passed result recorded for this key, with its files checked against what it recorded.
+
+    None when there is no result for this key (nothing to reuse). When there is one but its binary's
+    sha256 or image.tar's manifest and config digests (or platform) differ from the record, or a file
+    is missing, truncated or unreadable, InvalidEntry says which: never a crash, never a substitute.
+    """
     try:
         record = json.loads((output_dir / RESULT_FILE).read_text())
-        if record.get("key") != key:
+        if not isinstance(record, dict) or record.get("key") != key:
             return None
         report = TargetReport.from_json(record["report"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    files = [output_dir / "image.tar", Path(report.binary.path) if report.binary else None]
-    if not all(path is not None and path.is_file() for path in files):
-        return None
-    return report
+    if report.binary is None or report.image is None:
+        raise InvalidEntry(f"{RESULT_FILE} records no binary or image")
+    binary = Path(report.binary.path)
+    try:
+        binary_digest = _file_sha256(binary)
+    except OSError as error:
+        raise InvalidEntry(f"the binary {binary} cannot be read ({error.strerror or error})") from error
+    if binary_digest != report.binary.sha256:
+        raise InvalidEntry(f"the binary {binary.name} does not match {RESULT_FILE}")
+    archive_path = output_dir / "image.tar"
+    try:
+        archive = archive_path.read_bytes()
+    except OSError as error:
+        raise InvalidEntry(f"image.tar cannot be read ({error.strerror or error})") from error
+    try:
+        image = oci.read_archive(archive)
+    except Exception as error:  # truncated or foreign: any parse failure means "not what we wrote"
+        raise InvalidEntry(f"image.tar is unreadable ({type(error).__name__})") from error
+    same = (
+        image.digest == report.image.manifest_digest
+        and image.image_id == report.image.image_id
+        and _blobs_match_manifest(image)
+    )
+    if not same or (platform is not None and image.platform != platform):
+        raise InvalidEntry(f"image.tar does not match {RESULT_FILE}")
+    return Cached(report=report, archive=archive, image=image)
+
+
+def _blobs_match_manifest(image: oci.Image) -> bool:
+    """Every blob's bytes hash to the digest the manifest names it by (a layer swapped under its
+    name changes no digest that the manifest's own digest covers)."""
+    try:
+        manifest = json.loads(image.manifest.data)
+        named = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return named == [blob.digest for blob in (image.config, *image.layers)]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save(output_dir: Path, key: str, report: TargetReport) -> None:
-    """Record a passed target; called only after every stage passed."""
+    """Record a passed target; called only after every stage passed and its service's layout is
+    written (atomically: a result.json is whole or absent)."""
     write_json(output_dir / RESULT_FILE, {"key": key, "report": report})

@@ -1,8 +1,10 @@
 """What an ELF file's contents say about its needs at run time: strings, symbols, notes, debug sections.
 
 The verifier's headers tell whether a binary can start in an empty image; this module reads what it will
-look for once running. Everything works on the bytes `verify._load` has already bound-checked, and
-nothing here raises on odd input: a symbol table or note that does not parse is skipped.
+look for once running. Everything is read through a `Reader` over a file whose tables `verify` has already
+bound-checked (only the parts named below are read, never debug information), and nothing here raises
+on odd input: a symbol table or note that does not parse is skipped. Only the reader may raise (verify's
+stops a crafted file that would make it read far more than its size).
 
 Strings are searched only in PT_LOAD segments (what the program can use at run time), never in debug
 information or symbol tables: `-g` records the build directory (e.g. under /tmp), `.strtab` records names.
@@ -29,7 +31,7 @@ Measured here (Debian glibc 2.36 and 2.41, musl 1.2, Go 1.19 and 1.24, amd64):
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,10 @@ NT_GNU_ABI_TAG, NT_GNU_BUILD_ID, NT_GO_BUILD_ID = 1, 3, 4
 _SYMBOL_LAYOUT = {32: ("IIIBBH", 0, 3, 5), 64: ("IBBHQQ", 0, 1, 3)}  # format, st_name, st_info, st_shndx
 _NOTE_HEADER = 12  # namesz, descsz, type: 4-byte words in both classes
 _MAX_NOTES = 64  # per segment: real files have a handful; bounded work on a segment of zeros
+_MAX_NOTE_BYTES = 1 << 16  # read of one PT_NOTE segment (real ones: well under 1 KiB)
+
+Reader = Callable[[int, int], bytes]
+"""read(offset, length): up to `length` bytes of the file at `offset`; b"" outside of it."""
 _MAX_QUOTED = 80
 
 # ---------------------------------------------------------------------------------------------------
@@ -203,12 +209,18 @@ class Contents:
 
 def read_contents(elf: Any, data: bytes) -> Contents:
     """The Contents of a loaded ELFFile over `data` (headers and ranges already checked)."""
+    return scan_contents(elf, lambda offset, size: _slice(data, offset, size))
+
+
+def scan_contents(elf: Any, read: Reader) -> Contents:
+    """The Contents of an ELFFile whose bytes `read` gives (headers and ranges already checked): its
+    PT_LOAD segments, symbol and string tables and notes are read, each once."""
     return Contents(
         loaded=b"\0".join(
-            _slice(data, segment["p_offset"], segment["p_filesz"]) for segment in elf.iter_segments("PT_LOAD")
+            read(segment["p_offset"], segment["p_filesz"]) for segment in elf.iter_segments("PT_LOAD")
         ),
-        functions=_defined_functions(elf, data),
-        notes=read_notes(elf, data),
+        functions=_defined_functions(elf, read),
+        notes=read_notes(elf, read),
         debug_sections=tuple(
             (section.name, section["sh_size"])
             for section in elf.iter_sections()
@@ -221,12 +233,12 @@ def read_contents(elf: Any, data: bytes) -> Contents:
 # Readers
 
 
-def read_notes(elf: Any, data: bytes) -> tuple[Note, ...]:
+def read_notes(elf: Any, read: Reader) -> tuple[Note, ...]:
     """The notes of every PT_NOTE segment (pyelftools' reader raises on malformed ones; this stops)."""
-    return tuple(note for segment in elf.iter_segments("PT_NOTE") for note in _notes(elf, segment, data))
+    return tuple(note for segment in elf.iter_segments("PT_NOTE") for note in _notes(elf, segment, read))
 
 
-def _defined_functions(elf: Any, data: bytes) -> frozenset[str] | None:
+def _defined_functions(elf: Any, read: Reader) -> frozenset[str] | None:
     """Names of the FUNC and IFUNC symbols defined in SHT_SYMTAB sections; None when there is none."""
     tables = [section for section in elf.iter_sections() if section["sh_type"] == "SHT_SYMTAB"]
     if not tables:
@@ -235,8 +247,8 @@ def _defined_functions(elf: Any, data: bytes) -> frozenset[str] | None:
     layout = struct.Struct(("<" if elf.little_endian else ">") + fmt)
     names: set[str] = set()
     for table in tables:
-        strings = _linked_strings(elf, data, table["sh_link"])
-        raw = _slice(data, table["sh_offset"], table["sh_size"])
+        strings = _linked_strings(elf, read, table["sh_link"])
+        raw = read(table["sh_offset"], table["sh_size"])
         for fields in layout.iter_unpack(raw[: len(raw) - len(raw) % layout.size]):
             if fields[info_field] & 0xF in (STT_FUNC, STT_GNU_IFUNC) and fields[shndx_field] != SHN_UNDEF:
                 name = _string_at(strings, fields[name_field])
@@ -245,14 +257,14 @@ def _defined_functions(elf: Any, data: bytes) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def _linked_strings(elf: Any, data: bytes, index: int) -> bytes:
+def _linked_strings(elf: Any, read: Reader, index: int) -> bytes:
     """The string table a symbol table links to; empty when the link is out of range or NOBITS."""
     if not 0 < index < elf.num_sections():
         return b""
     section = elf.get_section(index)
     if section["sh_type"] == "SHT_NOBITS":
         return b""
-    return _slice(data, section["sh_offset"], section["sh_size"])
+    return read(section["sh_offset"], section["sh_size"])
 
 
 def _string_at(strings: bytes, offset: int) -> str:
@@ -260,10 +272,10 @@ def _string_at(strings: bytes, offset: int) -> str:
     return strings[offset:end].decode("utf-8", "replace") if 0 <= offset < end else ""
 
 
-def _notes(elf: Any, segment: Any, data: bytes) -> Iterator[Note]:
+def _notes(elf: Any, segment: Any, read: Reader) -> Iterator[Note]:
     """The notes of one PT_NOTE segment; name and descriptor are padded to the segment's alignment
     (4, or 8 for GNU property notes), as binutils reads them. Stops at the first one that does not fit."""
-    raw = _slice(data, segment["p_offset"], segment["p_filesz"])
+    raw = read(segment["p_offset"], min(segment["p_filesz"], _MAX_NOTE_BYTES))
     align = 8 if segment["p_align"] == 8 else 4
     word = struct.Struct(("<" if elf.little_endian else ">") + "III")
     pos, count = 0, 0

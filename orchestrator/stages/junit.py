@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.stages.report import RunReport, Status, TargetReport
+from orchestrator.stages.report import RunReport, Status, TargetReport, write_atomic
 
 STAGES = ("toolchain", "build", "verify", "package", "smoke")
 INTERNAL = "internal error"  # how the pipeline's reasons for a bug of osless begin
@@ -74,10 +74,7 @@ def junit_xml(report: RunReport) -> bytes:
 def write_junit(report: RunReport, out_root: Path) -> Path:
     """out/junit.xml, replaced atomically."""
     path = out_root / "junit.xml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(junit_xml(report))
-    partial.replace(path)
+    write_atomic(path, junit_xml(report))
     return path
 
 

@@ -17,6 +17,7 @@ from orchestrator.engine import Engine
 from orchestrator.platforms import Platform
 from orchestrator.provenance import Provenance
 from orchestrator.stages.recipe import Service
+from orchestrator.stages.report import write_atomic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,7 +95,7 @@ def package(
     )
     tag = image_tag(service, platform)
     archive = oci.docker_archive(image, [tag])
-    (output_dir / "image.tar").write_bytes(archive)
+    write_atomic(output_dir / "image.tar", archive)
     engine.load_image(archive)
     return PackageResult(image=image, tag=tag)
 

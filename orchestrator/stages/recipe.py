@@ -5,14 +5,23 @@ fixes all of them in one go, before any container starts.
 
 Recipe schema. Every `recipes/*.toml` is a service, every `recipes/toolchains/*.toml` a toolchain.
 Unknown tables and keys are errors. A duration is "500ms", "30s", "2m", "1h", "1m30s" or a number
-of seconds, and must be positive. A name matches `^[a-z0-9][a-z0-9._-]*$`. Every `env` table maps
-variable names (`[A-Za-z_][A-Za-z0-9_]*`, as they double as placeholders) to strings.
+of seconds, more than 0 and at most 24h. A size is "800KiB", "2MiB", "1.5GB" or a number of bytes. A
+name matches `^[a-z0-9][a-z0-9._-]*$`. Every `env` table maps variable names (`[A-Za-z_][A-Za-z0-9_]*`,
+as they double as placeholders) to strings. A recipe file is a regular file of at most 1 MiB whose
+arrays and tables nest at most 64 deep.
+
+Limits (`[build] limits`, `[smoke] limits`): an inline table with any of
+    memory      size               16MiB to 1TiB; default 4GiB (build), 512MiB (smoke)
+    pids        int                16 to 1000000; default 1024 (build), 128 (smoke)
+    cpus        float              0.01 to 1024; default 2 (build), 1 (smoke); at most the engine's cores
 
 Service file:
 
     [service]                      required
-    name        str                required, a name
-    source      str                required, directory relative to the project root, inside it
+    name        str                required, a name; also the default image repository, so it
+                                   must be one too (no trailing '-', '.' or '_', no "..")
+    source      str                required, directory relative to the project root, inside it,
+                                   holding no FIFO, socket or device file anywhere
     toolchain   str                required, name of a toolchain in recipes/toolchains/
     platforms   list[str]          required, non-empty, each in PLATFORMS and in the toolchain;
                                    ["all"]: every platform the toolchain can build it for (see below)
@@ -22,12 +31,17 @@ Service file:
     env         table str -> str   default {}
     output      str                default: service name; binary file name, no "/"
     timeout     duration           default "10m"
+    limits      limits             default { memory = "4GiB", pids = 1024, cpus = 2 }
     [image]                        optional
-    repository  str                default: service name
-    tag         str                default "latest"; repository and tag as Docker allows
+    repository  str                default: service name; the distribution spec's name grammar
+                                   (`[host[:port]/]component[/component...]`, lowercase), <= 255
+    tag         str                default "latest"; `[A-Za-z0-9_][A-Za-z0-9_.-]*`, at most 128 with
+                                   the platform suffix osless appends (`-<arch><variant>`, e.g.
+                                   "-riscv64"); repository:tag is unique among the services
     entrypoint  list[str]          default ["/" + output]; non-empty
     cmd         list[str]          default []
-    user        str                default "65534:65534", numeric `uid[:gid]`
+    user        str                default "65534:65534", numeric `uid[:gid]`; uid 0 (root) only
+                                   with [smoke] allow_root = true
     env         table str -> str   default {}
     labels      table str -> str   default {}
     extras      list[str]          default []; of "ca-certificates", "tzdata", "passwd", "tmp"
@@ -36,12 +50,14 @@ Service file:
     [verify]                       optional: the verification policy
     errors      list[str]          default []; finding ids that fail the target (e.g. "needs.tzdata")
     allow       table str -> str   default {}; finding id -> the reason it is acceptable here
-    max_size    size               default: none; "800KiB", "2MiB" or bytes: a larger binary fails
+    max_size    size               default: none; 1 byte to 1TiB: a larger binary fails
     [smoke]                        optional
     args        list[str]          default []
     stdout      str                default: not checked; else the exact expected stdout
     exit_code   int                default 0; 0 to 255
     timeout     duration           default "30s"
+    limits      limits             default { memory = "512MiB", pids = 128, cpus = 1 }
+    allow_root  bool               default false; true lets image.user be uid 0
 
 Placeholders in build.command: `{output}` is the absolute path the binary must be written to;
 `{NAME}` is the value of NAME in the build environment of the platform (see `build_env`); `{{` and
@@ -54,15 +70,18 @@ Toolchain file:
 
     [toolchain]                    required
     name        str                required, a name
-    image       str                optional, an existing image used as is
+    image       str                optional, an existing image used as is: `name[:tag][@digest]`
     env         table str -> str   default {}, for every platform
     [toolchain.bootstrap]          optional; `image` or `bootstrap` (or both) is required
-    suite       str                required, Debian suite for mmdebstrap
-    packages    list[str]          required
-    mirror      str                default: mmdebstrap's default mirror
-    components  list[str]          default ["main"]
+    suite       str                required, Debian suite for mmdebstrap: `[a-z][a-z0-9-]*`, <= 64
+                                   ("trixie", "bookworm-backports", "unstable")
+    packages    list[str]          required; Debian package names `[a-z0-9][a-z0-9+.-]+`, each
+                                   optionally with `:<arch>`
+    mirror      str                default: mmdebstrap's default mirror; an http://, https:// or
+                                   file:// URL, no whitespace
+    components  list[str]          default ["main"]; each `[a-z][a-z0-9-]*`
     [toolchain.platforms."<platform>"]   at least one; <platform> in PLATFORMS
-    packages    list[str]          default [], e.g. the cross compiler
+    packages    list[str]          default [], e.g. the cross compiler; package names as above
     env         table str -> str   default {}
 """
 
@@ -70,11 +89,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import posixpath
 import re
+import stat
 import string
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -121,6 +143,21 @@ class Toolchain:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What one container may use: the engine enforces them (cpus clamped to the engine's cores)."""
+
+    memory: int  # bytes
+    pids: int
+    cpus: float
+
+
+MiB = 1024**2
+GiB = 1024**3
+BUILD_LIMITS = Limits(memory=4 * GiB, pids=1024, cpus=2.0)
+SMOKE_LIMITS = Limits(memory=512 * MiB, pids=128, cpus=1.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class BuildSpec:
     """The compile command; `{output}` and `{NAME}` (toolchain env) placeholders are filled per platform."""
 
@@ -128,6 +165,7 @@ class BuildSpec:
     env: dict[str, str]
     output: str  # file name of the binary inside the image, e.g. "hello-go"
     timeout: float  # seconds
+    limits: Limits = BUILD_LIMITS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +201,8 @@ class SmokeSpec:
     stdout: str | None  # exact expected stdout, None: not checked
     exit_code: int
     timeout: float  # seconds
+    limits: Limits = SMOKE_LIMITS
+    allow_root: bool = False  # image.user may be uid 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,7 +244,9 @@ def load_project(root: Path) -> Project:
         else:
             toolchains.setdefault(toolchain.name, toolchain)
 
-    context = _Context(root=root, toolchains=toolchains, unloaded=tuple(unloaded), service_files={})
+    context = _Context(
+        root=root, toolchains=toolchains, unloaded=tuple(unloaded), service_files={}, images={}
+    )
     services: dict[str, Service] = {}
     service_paths = sorted((root / "recipes").glob("*.toml"))
     if not service_paths:
@@ -238,8 +280,27 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FILE_NAME = re.compile(r"(?!\.\.?$)[^/\x00]+")
 _USER = re.compile(r"\d+(?::\d+)?")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+MAX_TAG = 128
+MAX_REPOSITORY = 255
+# The distribution spec's reference grammar (github.com/distribution/reference, regexp.go).
 _REPOSITORY_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"(?:[A-Za-z0-9.-]+(?::\d+)?/)?{_REPOSITORY_PATH}(?:/{_REPOSITORY_PATH})*")
+_DOMAIN_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9A-Fa-f:]+\])(?::\d+)?"
+_REPOSITORY_NAME = rf"(?:{_DOMAIN}/)?{_REPOSITORY_PATH}(?:/{_REPOSITORY_PATH})*"
+_REPOSITORY = re.compile(_REPOSITORY_NAME)
+_REPOSITORY_COMPONENT = re.compile(_REPOSITORY_PATH)
+_IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>{_REPOSITORY_NAME})(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{{32,}})?"
+)
+_SUITE = re.compile(r"[a-z][a-z0-9-]{0,63}")
+_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?")
+_COMPONENT = re.compile(r"[a-z][a-z0-9-]{0,63}")
+_MIRROR_SCHEMES = ("http", "https", "file")
+MAX_DURATION = 24 * 3600.0
+MAX_SIZE = 1024**4  # 1 TiB: the most a binary (verify.max_size) or a container's memory may be
+MAX_UID = 2**32 - 2  # 2**32 - 1 is (uid_t) -1
+MAX_RECIPE_BYTES = 1024**2
+MAX_NESTING = 64
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)")
@@ -294,13 +355,19 @@ def _as_text(value: object) -> str:
     return text
 
 
+def _shown(value: object, limit: int = 80) -> str:
+    """A value as a message quotes it: its repr, cut short when long (a recipe may hold a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
+
+
 def _matching(pattern: re.Pattern[str], what: str, hint: str) -> Callable[[object], str]:
     """A converter for strings of a given form."""
 
     def convert(value: object) -> str:
         text = _as_str(value)
         if not pattern.fullmatch(text):
-            raise _Invalid(f"{text!r} is not {what}", hint)
+            raise _Invalid(f"{_shown(text)} is not {what}", hint)
         return text
 
     return convert
@@ -310,13 +377,85 @@ _as_name = _matching(
     _NAME, "a valid name", "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
 )
 _as_file_name = _matching(_FILE_NAME, "a plain file name", "no '/': it names the binary in the image root")
-_as_user = _matching(_USER, "a numeric user", "use 'uid' or 'uid:gid', e.g. '65534:65534'")
 _as_tag = _matching(_TAG, "a valid image tag", "letters, digits, '_', '.' and '-', at most 128")
-_as_repository = _matching(
-    _REPOSITORY,
-    "a valid image repository",
-    "e.g. 'hello' or 'registry.example:5000/team/hello'; the tag goes in image.tag",
+_REPOSITORY_HINT = (
+    "lowercase letters and digits, separated by one '.', one or two '_' or '-'s, in components "
+    "separated by '/', e.g. 'hello' or 'registry.example:5000/team/hello'; the tag goes in image.tag"
 )
+_as_suite = _matching(
+    _SUITE, "a Debian suite", "a suite or codename, e.g. 'trixie', 'bookworm-backports' or 'unstable'"
+)
+_as_component = _matching(_COMPONENT, "a Debian component", "e.g. 'main', 'contrib' or 'non-free-firmware'")
+
+
+def _as_user(value: object) -> str:
+    """`uid[:gid]`, numeric: a scratch image has no /etc/passwd to look a name up in."""
+    text = _as_str(value)
+    if not _USER.fullmatch(text):
+        hint = "use 'uid' or 'uid:gid', e.g. '65534:65534'"
+        if text.split(":")[0] == "root":
+            hint = "use '0' together with [smoke] allow_root = true to run as root, or e.g. '65534:65534'"
+        raise _Invalid(f"{_shown(text)} is not a numeric user", hint)
+    if any(int(part) > MAX_UID for part in text.split(":")):
+        raise _Invalid(f"{_shown(text)} is out of range", f"uids and gids are 0 to {MAX_UID}")
+    return text
+
+
+def _as_repository(value: object) -> str:
+    text = _as_str(value)
+    if not _REPOSITORY.fullmatch(text):
+        raise _Invalid(f"{_shown(text)} is not a valid image repository", _REPOSITORY_HINT)
+    if len(text) > MAX_REPOSITORY:
+        raise _Invalid(f"{_shown(text)} is too long ({len(text)} characters)", f"at most {MAX_REPOSITORY}")
+    return text
+
+
+def _as_image_reference(value: object) -> str:
+    """An image reference as Docker takes it: `name[:tag][@digest]`."""
+    text = _as_text(value)
+    match = _IMAGE_REFERENCE.fullmatch(text)
+    if match is None or len(match["name"]) > MAX_REPOSITORY:
+        raise _Invalid(f"{_shown(text)} is not a valid image reference", "e.g. 'gcc:14' or 'my/builder:1'")
+    return text
+
+
+def _as_packages(value: object) -> tuple[str, ...]:
+    """Debian package names, optionally `name:arch`: they reach mmdebstrap's command line."""
+    packages = _as_str_list(value)
+    for package in packages:
+        if not _PACKAGE.fullmatch(package):
+            raise _Invalid(
+                f"{_shown(package)} is not a Debian package name",
+                "lowercase letters, digits, '+', '-', '.', at least 2 characters, optionally ':<arch>'",
+            )
+    return packages
+
+
+def _as_components(value: object) -> tuple[str, ...]:
+    components = _as_nonempty_str_list(value)
+    for component in components:
+        _as_component(component)
+    return components
+
+
+def _as_mirror(value: object) -> str:
+    """An http(s):// or file:// URL: it reaches mmdebstrap's command line and the sources.list line."""
+    text = _as_text(value)
+    hint = "e.g. 'http://deb.debian.org/debian' or 'file:///srv/mirror'"
+    if text.startswith("-") or any(char.isspace() or not char.isprintable() for char in text):
+        raise _Invalid(f"{_shown(text)} is not a mirror URL (no leading '-', no whitespace)", hint)
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        raise _Invalid(f"{_shown(text)} is not a mirror URL: {error}", hint) from None
+    if parts.scheme not in _MIRROR_SCHEMES or not text.startswith(f"{parts.scheme}://"):
+        raise _Invalid(f"{_shown(text)} is not an http://, https:// or file:// URL", hint)
+    if parts.scheme != "file" and not parts.hostname:
+        raise _Invalid(f"{_shown(text)} has no host", hint)
+    if parts.scheme == "file" and (parts.netloc or not parts.path.startswith("/")):
+        raise _Invalid(f"{_shown(text)} is not a file:// URL of an absolute path", hint)
+    return text
 
 
 def _as_str_list(value: object) -> tuple[str, ...]:
@@ -363,7 +502,7 @@ def _as_exit_code(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(f"expected an integer, got {_type_name(value)}")
     if not 0 <= value <= 255:
-        raise _Invalid(f"{value} is not an exit code", "exit codes are 0 to 255")
+        raise _Invalid(f"{_shown(value)} is not an exit code", "exit codes are 0 to 255")
     return value
 
 
@@ -375,12 +514,22 @@ def _as_duration(value: object) -> float:
         parts = _DURATION_PART.findall(value)
         seconds = sum(float(amount) * _SECONDS_PER_UNIT[unit] for amount, unit in parts)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = _as_float(value)
     else:
         raise _Invalid(f'expected a duration like "30s" or a number of seconds, got {_type_name(value)}')
     if not (math.isfinite(seconds) and seconds > 0):
-        raise _Invalid(f"{value!r} is not a positive duration")
+        raise _Invalid(f"{_shown(value)} is not a positive duration")
+    if seconds > MAX_DURATION:
+        raise _Invalid(f"{_shown(value)} is longer than 24h", "durations are at most 24h (86400 seconds)")
     return seconds
+
+
+def _as_float(value: float) -> float:
+    """A TOML number as a float; an integer too large for one becomes infinity, not an OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 # --- Reading: problems are recorded with file, dotted key and line, and reading goes on. ---
@@ -524,18 +673,89 @@ def _read_file(
     """Parses one file and lets `read` turn its top-level table into an object (None when it cannot)."""
     file = _File(path=path, root=root, problems=problems)
     try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
+        text = _read_text(path)
     except (OSError, UnicodeDecodeError) as error:
         file.problem((), f"cannot read: {error}")
         return None
+    except _Invalid as invalid:
+        file.problem((), str(invalid), invalid.hint)
+        return None
+    if (deep := _too_deep(text)) is not None:
+        file.problems.append(
+            RecipeProblem(
+                file=file.rel,
+                message=f"arrays and tables nest more than {MAX_NESTING} deep",
+                line=deep,
+                hint="recipes need a few levels",
+            )
+        )
+        return None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         file.syntax_problem(error)
+        return None
+    except (ValueError, RecursionError) as error:  # e.g. an integer of more than 4300 digits
+        file.problem((), f"invalid TOML: {_shown(str(error), 200)[1:-1]}")
         return None
     file.lines = _index_lines(text)
     result = read(_Table(file, (), data))
     file.reject_unknown_keys()
     return result
+
+
+def _read_text(path: Path) -> str:
+    """A recipe's text: a regular file (a FIFO would block) of at most MAX_RECIPE_BYTES."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, and is refused
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise _Invalid("not a regular file", "a recipe is a TOML file")
+        data = stream.read(MAX_RECIPE_BYTES + 1)
+    if len(data) > MAX_RECIPE_BYTES:
+        raise _Invalid(f"larger than {MAX_RECIPE_BYTES // MiB} MiB", "a recipe is a few lines of TOML")
+    return data.decode("utf-8")
+
+
+_NESTING_TOKEN = re.compile(r"""#|"{3}|'{3}|["'\[\]{}]""")
+_STRING_END = {
+    '"': re.compile(r'\\.|"', re.DOTALL),
+    '"""': re.compile(r'\\.|"""', re.DOTALL),
+    "'": re.compile("'"),
+    "'''": re.compile("'''"),
+}
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where arrays and tables nest more than MAX_NESTING deep, if they do; None otherwise.
+
+    A cheap scan before tomllib, whose recursive parser would end in a RecursionError: brackets and
+    braces are counted outside strings and comments (an unterminated string is left to tomllib).
+    """
+    depth = 0
+    position = 0
+    while (token := _NESTING_TOKEN.search(text, position)) is not None:
+        position = token.end()
+        if token[0] == "#":
+            position = text.find("\n", position)
+            if position < 0:
+                return None
+        elif token[0] in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return text.count("\n", 0, position) + 1
+        elif token[0] in "]}":
+            depth = max(depth - 1, 0)
+        else:  # a string: skip to its end, over escapes
+            end = _STRING_END[token[0]]
+            while (close := end.search(text, position)) is not None and close[0][0] == "\\":
+                position = close.end()
+            if close is None:
+                return None
+            position = close.end()
+            # A closing triple quote may come after up to two quotes that belong to the string.
+            while len(token[0]) == 3 and text.startswith(token[0][0], position):
+                position += 1
+    return None
 
 
 def _read_name(table: _Table, claimed: dict[str, str]) -> str | None:
@@ -568,7 +788,7 @@ IMAGE_EXTRAS = ("ca-certificates", "tzdata", "passwd", "tmp")
 def _read_toolchain(doc: _Table, claimed: dict[str, str]) -> Toolchain | None:
     section = doc.section("toolchain", required=True)
     name = _read_name(section, claimed)
-    image = section.optional("image", _as_text)
+    image = section.optional("image", _as_image_reference)
     env: dict[str, str] = section.get("env", _as_env, {})
     bootstrap_table = section.section("bootstrap")
     bootstrap = _read_bootstrap(bootstrap_table) if bootstrap_table.present else None
@@ -587,10 +807,10 @@ def _read_toolchain(doc: _Table, claimed: dict[str, str]) -> Toolchain | None:
 
 
 def _read_bootstrap(table: _Table) -> Bootstrap | None:
-    suite = table.required("suite", _as_text)
-    packages = table.required("packages", _as_str_list)
-    mirror = table.optional("mirror", _as_text)
-    components: tuple[str, ...] = table.get("components", _as_nonempty_str_list, ("main",))
+    suite = table.required("suite", _as_suite)
+    packages = table.required("packages", _as_packages)
+    mirror = table.optional("mirror", _as_mirror)
+    components: tuple[str, ...] = table.get("components", _as_components, ("main",))
     if suite is None or packages is None:
         return None
     return Bootstrap(suite=suite, packages=packages, mirror=mirror, components=components)
@@ -604,7 +824,7 @@ def _read_toolchain_platforms(table: _Table) -> dict[str, ToolchainPlatform]:
         if not _known_platform(table.file, (*table.key, platform), platform):
             continue
         entry = table.section(platform)
-        packages: tuple[str, ...] = entry.get("packages", _as_str_list, ())
+        packages: tuple[str, ...] = entry.get("packages", _as_packages, ())
         env: dict[str, str] = entry.get("env", _as_env, {})
         if entry.present:
             platforms[platform] = ToolchainPlatform(packages=packages, env=env)
@@ -622,6 +842,16 @@ class _Context:
     toolchains: Mapping[str, Toolchain]
     unloaded: tuple[str, ...]  # toolchain files that had problems too bad to know their toolchain
     service_files: dict[str, str]  # service name -> the file that claimed it first
+    images: dict[str, list[_ImageClaim]]  # normalized repository:tag -> the services that use it
+
+
+@dataclass(frozen=True)
+class _ImageClaim:
+    """A service's image reference, and where to report a clash on it."""
+
+    service: str
+    file: _File
+    key: tuple[str, ...]
 
 
 def _read_service(doc: _Table, context: _Context) -> Service | None:
@@ -635,9 +865,19 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
     build = _read_build(
         doc.section("build", required=True), name or "", toolchain, () if everything else platforms or ()
     )
-    image = _read_image(doc.section("image"), name or "", build.output if build else "", source)
+    image_table = doc.section("image")
+    image = _read_image(image_table, name or "", build.output if build else "", source)
     smoke = _read_smoke(doc.section("smoke"))
     verify = _read_verify(doc.section("verify"))
+    if name is not None and "repository" not in image_table.data and not _valid_repository(name):
+        section.file.problem(
+            (*section.key, "name"),
+            f"{name!r} is not a valid image repository, and the image is named after the service",
+            "rename the service (no '-', '.' or '_' at its end, nor two in a row) or set image.repository",
+        )
+    _check_user(image_table, image.user, smoke.allow_root)
+    if source is not None:
+        _check_special_files(section, source, context.root)
     if name is None or source is None or toolchain is None or platforms is None or build is None:
         return None
     if excluded and not everything:
@@ -649,6 +889,8 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
     unsupported: dict[str, str] = {}
     if everything:
         platforms, unsupported = _all_platforms(toolchain, build, excluded)
+    _check_tag_length(image_table, image.tag, platforms)
+    _claim_image(context, image_table, section, name, image)
     return Service(
         name=name,
         file=doc.file.path,
@@ -661,6 +903,116 @@ def _read_service(doc: _Table, context: _Context) -> Service | None:
         verify=verify,
         unsupported=unsupported,
     )
+
+
+def _valid_repository(text: str) -> bool:
+    return len(text) <= MAX_REPOSITORY and _REPOSITORY.fullmatch(text) is not None
+
+
+def _check_user(image: _Table, user: str, allow_root: bool) -> None:
+    """Uid 0 only when the recipe says so: `[smoke] allow_root = true`."""
+    if int(user.split(":", maxsplit=1)[0]) == 0 and not allow_root:
+        image.file.problem(
+            (*image.key, "user"),
+            f"{user!r} runs the image as root",
+            "use a non-root uid such as '65534:65534', or set [smoke] allow_root = true",
+        )
+
+
+_SPECIAL_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+_MAX_SPECIAL_REPORTED = 10
+
+
+def _check_special_files(table: _Table, source: Path, root: Path) -> None:
+    """A FIFO, socket or device in the source would block or flood whatever reads the tree."""
+    found = sorted(_special_files(source))
+    for path, kind in found[:_MAX_SPECIAL_REPORTED]:
+        table.file.problem(
+            (*table.key, "source"),
+            f"{path.relative_to(root).as_posix()!r} is {kind}",
+            "a source tree holds only files, directories and symlinks: remove it",
+        )
+    if len(found) > _MAX_SPECIAL_REPORTED:
+        more = len(found) - _MAX_SPECIAL_REPORTED
+        table.file.problem((*table.key, "source"), f"and {more} more special files in {source}")
+
+
+def _special_files(source: Path) -> Iterator[tuple[Path, str]]:
+    """Every non-regular, non-directory, non-symlink file below `source`: lstat only, nothing opened,
+    symlinked directories not followed, unreadable directories skipped."""
+    pending = [source]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    try:
+                        mode = entry.stat(follow_symlinks=False).st_mode
+                    except OSError:
+                        continue
+                    if stat.S_ISDIR(mode):
+                        pending.append(Path(entry.path))
+                    elif (kind := _SPECIAL_KINDS.get(stat.S_IFMT(mode))) is not None:
+                        yield Path(entry.path), kind
+        except OSError:
+            continue
+
+
+def _check_tag_length(table: _Table, tag: str, platforms: tuple[str, ...]) -> None:
+    """osless tags each platform's image `<tag>-<arch><variant>`: that must still be a valid tag."""
+    suffixes = (PLATFORMS[platform].tag_suffix for platform in platforms if platform in PLATFORMS)
+    suffix = max(suffixes, key=len, default="")
+    if suffix and len(tag) + 1 + len(suffix) > MAX_TAG:
+        table.file.problem(
+            (*table.key, "tag"),
+            f"{_shown(tag)} is too long: with the platform suffix '-{suffix}' it has "
+            f"{len(tag) + 1 + len(suffix)} characters",
+            f"at most {MAX_TAG - 1 - len(suffix)} here: tags have at most {MAX_TAG} characters",
+        )
+
+
+def _claim_image(context: _Context, image: _Table, section: _Table, name: str, spec: ImageSpec) -> None:
+    """Two services with one repository:tag would overwrite each other in the engine and the registry."""
+    key = (
+        (*image.key, "repository")
+        if "repository" in image.data
+        else (*image.key, "tag")
+        if "tag" in image.data
+        else (*section.key, "name")
+    )
+    claim = _ImageClaim(service=name, file=image.file, key=key)
+    reference = f"{_normalized_repository(spec.repository)}:{spec.tag}"
+    others = context.images.setdefault(reference, [])
+    for other in others:
+        hint = "give one of them another image.repository or image.tag"
+        shown = f"{spec.repository}:{spec.tag}"
+        claim.file.problem(
+            claim.key,
+            f"image {shown} is also the image of service {other.service!r} ({other.file.rel})",
+            hint,
+        )
+        message = f"image {shown} is also the image of service {name!r} ({claim.file.rel})"
+        other.file.problem(other.key, message, hint)
+    others.append(claim)
+
+
+def _normalized_repository(repository: str) -> str:
+    """The repository as the engine names it: `hello` is `docker.io/library/hello`."""
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        domain, path = first, rest
+    else:
+        domain, path = "docker.io", repository
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in path:
+        path = f"library/{path}"
+    return f"{domain}/{path}"
 
 
 def _read_excluded_platforms(table: _Table) -> tuple[str, ...]:
@@ -701,6 +1053,9 @@ def _read_source(table: _Table, root: Path) -> Path | None:
     if text is None:
         return None
     key = (*table.key, "source")
+    if "\0" in text:
+        table.file.problem(key, f"{_shown(text)} holds a NUL character")
+        return None
     if Path(text).is_absolute():
         table.file.problem(key, f"{text!r} is absolute", "give a directory relative to the project root")
         return None
@@ -762,10 +1117,11 @@ def _read_build(
     env: dict[str, str] = table.get("env", _as_env, {})
     output = table.get("output", _as_file_name, name)
     timeout = table.get("timeout", _as_duration, 600.0)
+    limits = _read_limits(table, BUILD_LIMITS)
     if command is None:
         return None
     _check_placeholders(table, command, env, toolchain, platforms)
-    return BuildSpec(command=command, env=env, output=output, timeout=timeout)
+    return BuildSpec(command=command, env=env, output=output, timeout=timeout, limits=limits)
 
 
 def _check_placeholders(
@@ -849,7 +1205,12 @@ def _read_image_files(table: _Table, source: Path | None, output: str) -> dict[s
     files: dict[str, str] = table.get("files", _as_str_table, {})
     key = (*table.key, "files")
     for target, relative in files.items():
-        if not target.startswith("/") or posixpath.normpath(target) != target or target == f"/{output}":
+        if (
+            not target.startswith("/")
+            or "\0" in target
+            or posixpath.normpath(target) != target
+            or target == f"/{output}"
+        ):
             table.file.problem(
                 key, f"{target!r} is not an absolute, normalized image path other than the binary"
             )
@@ -859,7 +1220,10 @@ def _read_image_files(table: _Table, source: Path | None, output: str) -> dict[s
 
 
 def _inside_file(directory: Path, relative: str) -> bool:
-    path = (directory / relative).resolve()
+    try:
+        path = (directory / relative).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL character
+        return False
     return path.is_relative_to(directory) and path.is_file()
 
 
@@ -867,18 +1231,78 @@ def _read_verify(table: _Table) -> VerifySpec:
     return VerifySpec(
         errors=table.get("errors", _as_str_list, ()),
         allow=table.get("allow", _as_str_table, {}),
-        max_size=table.optional("max_size", _as_size),
+        max_size=table.optional("max_size", _as_max_size),
     )
+
+
+def _sizes(low: int, high: int) -> Callable[[object], int]:
+    """A converter for sizes from `low` to `high` bytes."""
+
+    def convert(value: object) -> int:
+        size = _as_size(value)
+        if not low <= size <= high:
+            raise _Invalid(
+                f"{_shown(value)} is out of range", f"from {_size_text(low)} to {_size_text(high)}"
+            )
+        return size
+
+    return convert
 
 
 def _as_size(value: object) -> int:
     """Bytes, from "800KiB", "2MiB", "1.5MB", "500kB" or a plain number of bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     match = _SIZE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise _Invalid(f"{value!r} is not a size", 'use e.g. "800KiB", "2MiB" or a number of bytes')
-    return int(float(match[1]) * _BYTES_PER_UNIT[match[2]])
+        raise _Invalid(f"{_shown(value)} is not a size", 'use e.g. "800KiB", "2MiB" or a number of bytes')
+    size = float(match[1]) * _BYTES_PER_UNIT[match[2]]
+    return int(size) if math.isfinite(size) else 2**64  # past any range: reported by the caller
+
+
+def _size_text(size: int) -> str:
+    """A size as recipes write it: "16MiB", "1TiB", "1 byte"."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size} byte{'s' if size != 1 else ''}"
+
+
+_as_max_size = _sizes(1, MAX_SIZE)
+_as_memory = _sizes(16 * MiB, MAX_SIZE)
+
+
+def _as_pids(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected an integer, got {_type_name(value)}")
+    if not 16 <= value <= 1_000_000:
+        raise _Invalid(f"{_shown(value)} is out of range", "from 16 to 1000000")
+    return value
+
+
+def _as_cpus(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(f"expected a number, got {_type_name(value)}")
+    cpus = _as_float(value)
+    if not (math.isfinite(cpus) and 0.01 <= cpus <= 1024):
+        raise _Invalid(f"{_shown(value)} is out of range", "from 0.01 to 1024")
+    return cpus
+
+
+def _read_limits(table: _Table, default: Limits) -> Limits:
+    """`limits = { memory = "8GiB", pids = 2048, cpus = 1.5 }`: any subset, the rest from `default`."""
+    limits = table.section("limits")
+    return Limits(
+        memory=limits.get("memory", _as_memory, default.memory),
+        pids=limits.get("pids", _as_pids, default.pids),
+        cpus=limits.get("cpus", _as_cpus, default.cpus),
+    )
+
+
+def _as_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected a boolean, got {_type_name(value)}")
+    return value
 
 
 def _read_smoke(table: _Table) -> SmokeSpec:
@@ -887,4 +1311,6 @@ def _read_smoke(table: _Table) -> SmokeSpec:
         stdout=table.optional("stdout", _as_str),
         exit_code=table.get("exit_code", _as_exit_code, 0),
         timeout=table.get("timeout", _as_duration, 30.0),
+        limits=_read_limits(table, SMOKE_LIMITS),
+        allow_root=table.get("allow_root", _as_bool, False),
     )

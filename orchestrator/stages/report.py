@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from orchestrator import atomic
 from orchestrator.stages.smoke import SmokeResult
 
 REPORT_SCHEMA = 1
@@ -134,12 +135,15 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """The one writer of files in out/: the old file or the whole new one, never a part (temporary
+    file in the same directory, fsync, rename; removed on failure; an OSError names `path`)."""
+    atomic.write_atomic(path, data)
+
+
 def write_json(path: Path, value: Any) -> None:
     """Write atomically, so a crash never leaves a half-written report that looks valid."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
+    write_atomic(path, (json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n").encode())
 
 
 def write_report(report: RunReport, out_root: Path) -> Path:
@@ -170,8 +174,8 @@ def summary_table(targets: Sequence[TargetReport]) -> Table:
         if target.failed_stage:
             result += f" [red]at {target.failed_stage}[/]"
         table.add_row(
-            target.service,
-            target.platform,
+            Text(target.service),  # user text: never markup
+            Text(target.platform),
             human_size(target.binary.size) if target.binary else "-",
             human_size(target.image.size) if target.image else "-",
             human_size(target.image.on_debian_slim) if target.image and target.image.on_debian_slim else "-",
@@ -188,7 +192,7 @@ def print_failures(console: Console, targets: Sequence[TargetReport]) -> None:
     for target in targets:
         if target.status is Status.PASSED:
             continue
-        where = f"{target.service} {target.platform}"
+        where = escape(f"{target.service} {target.platform}")
         reason = escape(target.reason or "")
         console.print(f"[red]✗ {where}[/] {target.failed_stage or ''}: {reason}", highlight=False)
         if target.smoke and target.smoke.diff:

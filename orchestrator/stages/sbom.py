@@ -49,6 +49,7 @@ from orchestrator.platforms import Platform
 from orchestrator.provenance import Provenance
 from orchestrator.stages import elfscan, verify
 from orchestrator.stages.recipe import Service
+from orchestrator.stages.report import write_atomic
 from orchestrator.stages.toolchain import ToolchainImage
 
 SBOM_FILE = "sbom.cdx.json"  # in out/<service>/
@@ -389,10 +390,7 @@ def sbom_for(
 def write_sbom(out_root: Path, service: Service, document: bytes) -> Path:
     """out/<service>/sbom.cdx.json, written atomically."""
     path = out_root / service.name / SBOM_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(document)
-    partial.replace(path)
+    write_atomic(path, document)
     return path
 
 
@@ -442,5 +440,5 @@ def write_service_sbom(
     packages = toolchain_packages(engine, toolchain) if isinstance(toolchain, ToolchainImage) else {}
     document = sbom_for(service, binaries, packages=packages, provenance=provenance)
     written = write_sbom(out_root, service, document)
-    key_file.write_text(inputs_key)
+    write_atomic(key_file, inputs_key.encode())
     return written, oci.Blob(media_type=MEDIA_TYPE, data=document)

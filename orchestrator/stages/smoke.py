@@ -1,24 +1,30 @@
 """Stage 5: run the packaged image the way production would, locked down, and compare its output.
 
 Foreign platforms run under qemu-user through binfmt_misc; when the handler is missing the result says
-so (and how to fix it) instead of reporting the program as broken.
+so (and how to fix it) instead of reporting the program as broken. The container has no network, no
+capabilities, no-new-privileges, a read-only root, the recipe's user (uid 0 only with
+`[smoke] allow_root = true`) and the recipe's pids/memory/CPU limits; stdout and stderr are kept up to
+1 MiB each, the rest is dropped and the result says so.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator import binfmt
-from orchestrator.engine import ContainerResult, ContainerSpec, Engine
+from orchestrator.engine import OUTPUT_LIMIT, ContainerResult, ContainerSpec, Engine
 from orchestrator.errors import EngineError
 from orchestrator.platforms import Platform, is_emulated
 from orchestrator.stages.recipe import Service
 
 # How an exec failure of the emulator shows up: the program never started.
 EMULATOR_FAILURE_MARKERS = ("exec format error", "qemu:", "no such file or directory")
+TRUNCATED = f"\n[osless: output truncated after {OUTPUT_LIMIT // 1024**2} MiB]\n"
+DIFF_LIMIT = 200  # lines of the stdout diff kept in the result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,10 +57,24 @@ def smoke(engine: Engine, service: Service, platform: Platform, image: str) -> S
                 reason=f"cannot run {platform.name} here: {missing}",
                 diff=None,
             )
+    refused = root_refused(service)
+    if refused:
+        return SmokeResult(
+            passed=False,
+            emulated=emulated,
+            exit_code=None,
+            stdout="",
+            stderr="",
+            seconds=0.0,
+            reason=refused,
+            diff=None,
+        )
     started = time.monotonic()
     try:
         result = run_image(engine, service, platform, image, service.smoke.args)
     except EngineError as error:
+        if engine.cancelled:
+            return _interrupted(emulated, time.monotonic() - started)
         # The runtime refused to start the program: no output to judge, the reason is the error.
         what = f"qemu-{platform.qemu} could not start it" if emulated else "the container did not start"
         return SmokeResult(
@@ -68,11 +88,15 @@ def smoke(engine: Engine, service: Service, platform: Platform, image: str) -> S
             diff=None,
         )
     seconds = time.monotonic() - started
-    stdout = result.stdout.decode(errors="replace")
-    stderr = result.stderr.decode(errors="replace")
+    if engine.cancelled:  # killed by Ctrl-C/SIGTERM: its exit code says nothing about the program
+        return _interrupted(emulated, seconds)
+    stdout = result.stdout.decode(errors="replace") + (TRUNCATED if result.stdout_truncated else "")
+    stderr = result.stderr.decode(errors="replace") + (TRUNCATED if result.stderr_truncated else "")
     reason, diff = judge(service, stdout, result.exit_code, result.timed_out)
     if reason and emulated and _looks_like_emulator_failure(stderr):
         reason = f"the emulator could not start the program (qemu-{platform.qemu}): {stderr.strip()[:200]}"
+    if reason and result.stdout_truncated:
+        reason += f" (stdout truncated after {OUTPUT_LIMIT // 1024**2} MiB)"
     return SmokeResult(
         passed=reason is None,
         emulated=emulated,
@@ -88,7 +112,11 @@ def smoke(engine: Engine, service: Service, platform: Platform, image: str) -> S
 def run_image(
     engine: Engine, service: Service, platform: Platform, image: str, args: Sequence[str]
 ) -> ContainerResult:
-    """Run the image as production would: no network, read-only root, no capabilities, the recipe's user."""
+    """Run the image as production would: no network, read-only root, no capabilities, the recipe's user,
+    the recipe's limits. Refuses uid 0 unless the recipe allows it (the recipe check does too)."""
+    refused = root_refused(service)
+    if refused:
+        raise EngineError(refused)
     return engine.run(
         ContainerSpec(
             image=image,
@@ -97,9 +125,33 @@ def run_image(
             user=service.image.user,
             platform=platform.name,
             timeout=service.smoke.timeout,
-            read_only_root=True,
-            drop_privileges=True,
+            limits=service.smoke.limits,
+            output_limit=OUTPUT_LIMIT,
         )
+    )
+
+
+def root_refused(service: Service) -> str | None:
+    """Why the image may not run as its user: uid 0 (or no user) without `[smoke] allow_root = true`."""
+    uid = service.image.user.split(":", 1)[0].strip()
+    if (uid in ("", "0", "root") or uid.lstrip("0") == "") and not service.smoke.allow_root:
+        return (
+            f"refusing to run {service.name} as root (user {service.image.user!r}): "
+            "set [smoke] allow_root = true in its recipe to allow it"
+        )
+    return None
+
+
+def _interrupted(emulated: bool, seconds: float) -> SmokeResult:
+    return SmokeResult(
+        passed=False,
+        emulated=emulated,
+        exit_code=None,
+        stdout="",
+        stderr="",
+        seconds=seconds,
+        reason="interrupted: the run was cancelled",
+        diff=None,
     )
 
 
@@ -126,7 +178,10 @@ def stdout_diff(expected: str, actual: str) -> str:
         tofile="actual",
         lineterm="",
     )
-    return "\n".join(lines)
+    kept = list(itertools.islice(lines, DIFF_LIMIT + 1))
+    if len(kept) > DIFF_LIMIT:
+        kept[DIFF_LIMIT:] = [f"[osless: diff truncated after {DIFF_LIMIT} lines]"]
+    return "\n".join(line[:1000] for line in kept)
 
 
 def _visible_lines(text: str) -> list[str]:

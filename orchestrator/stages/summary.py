@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.errors import RecipeProblem
-from orchestrator.stages.report import RunReport, Status, TargetReport, human_size
+from orchestrator.stages.report import RunReport, Status, TargetReport, human_size, write_atomic
 
 COLUMNS = ("service", "platform", "result", "failed stage", "reason", "binary size", "image size")
 
@@ -53,10 +53,7 @@ def recipe_markdown(problems: Sequence[RecipeProblem]) -> str:
 def write_summary(report: RunReport, out_root: Path) -> Path:
     """out/summary.md, replaced atomically."""
     path = out_root / "summary.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(markdown(report), encoding="utf-8")
-    partial.replace(path)
+    write_atomic(path, markdown(report).encode("utf-8"))
     return path
 
 

@@ -81,6 +81,8 @@ def mmdebstrap_command(toolchain: Toolchain, output: Path) -> list[str]:
         f"--components={','.join(toolchain.bootstrap.components)}",
         *([f"--include={','.join(packages)}"] if packages else []),
         *(f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES),
+        # mmdebstrap takes options anywhere: after "--" nothing is one, whatever the recipe says.
+        "--",
         toolchain.bootstrap.suite,
         str(output),
     ]
@@ -141,12 +143,8 @@ def _bootstrap(
     try:
         _run_mmdebstrap(toolchain, tarball, log_path, progress)
         progress("docker import")
-        repository, tag = reference.rsplit(":", 1)
-        engine.client.api.import_image_from_file(
-            str(tarball),
-            repository=repository,
-            tag=tag,
-            changes=[f"ENV PATH={IMAGE_PATH}", f"LABEL osless.toolchain={toolchain.name}"],
+        engine.import_image(
+            tarball, reference, changes=[f"ENV PATH={IMAGE_PATH}", f"LABEL osless.toolchain={toolchain.name}"]
         )
     finally:
         tarball.unlink(missing_ok=True)
@@ -193,4 +191,4 @@ DEBIAN_SLIM = Toolchain(
 def debian_slim_size(engine: Engine, work_dir: Path, progress: Progress) -> int:
     """Bytes of a Debian slim base image, bootstrapped once like a toolchain, for size comparisons."""
     image = provision(engine, DEBIAN_SLIM, work_dir, progress)
-    return int(engine.client.images.get(image.image_id).attrs["Size"])
+    return engine.image_size(image.image_id)

@@ -14,17 +14,19 @@ provided by the image's extras, and sets a size budget.
 
 from __future__ import annotations
 
-import io
+import errno
+import os
+import stat
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import BinaryIO, Literal
 
 from elftools.common.exceptions import ELFError
-from elftools.common.utils import parse_cstring_from_stream, struct_parse
+from elftools.common.utils import struct_parse
 from elftools.elf.descriptions import describe_e_machine
 from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
@@ -51,7 +53,24 @@ EF_RISCV_FLOAT_ABI = 0x6
 EF_RISCV_FLOAT_ABI_DOUBLE = 0x4
 EF_PPC64_ABI = 0x3
 _RISCV_FLOAT_ABI_NAMES = {0x0: "soft-float", 0x2: "single-float", 0x6: "quad-float"}
-_S = TypeVar("_S", bound=Segment)
+MAX_FILE_SIZE = 1 << 30
+"""The largest file whose contents osless reads (1 GiB), whatever the recipe's `verify.max_size`.
+
+The size comes from stat before anything is read. A larger file (or one over `max_size`, unless the
+policy allows `size.budget`) still has its headers checked, with reads of a few bytes each, but its
+contents (strings, symbols, notes) are not scanned: it gets the ERROR `elf.too-large` (or
+`size.budget`) instead, so a huge or hostile file costs neither the memory nor the time of its size.
+"""
+# Bounds on what one file makes the verifier read, far above what real binaries hold.
+_MAX_INTERPRETER = 4096  # PT_INTERP: the kernel rejects one longer than PATH_MAX
+_MAX_DYNAMIC_ENTRIES = 65536  # PT_DYNAMIC entries before DT_NULL (real files: a few dozen)
+_MAX_DYNAMIC_STRING = 4096  # DT_NEEDED, DT_RPATH, DT_RUNPATH values
+_MAX_ATTRIBUTES = 1 << 20  # .ARM.attributes (real files: about 60 bytes)
+_MAX_BUILDINFO = 1 << 20  # what is read of .go.buildinfo or of the first data segment for it
+# A file makes the verifier read at most this many bytes in all: its loaded segments, symbol and string
+# tables and notes once each (overlapping segments or sections in a crafted file could otherwise make
+# it read the same bytes many times).
+_READ_FACTOR, _READ_SLACK = 3, 16 << 20
 
 # `.ARM.attributes` (ARM IHI 0045, "Addenda to the ARM ABI"), file scope of the "aeabi" vendor.
 _TAG_FILE = 1
@@ -200,6 +219,18 @@ class UnreadableFile(VerifyError):
     finding_id = "elf.unreadable"
 
 
+class NotARegularFile(VerifyError):
+    """A directory, device, FIFO or socket: never opened for reading (a FIFO would block, a device
+    never end)."""
+
+    finding_id = "elf.not-regular"
+
+
+INTERNAL_FINDING = "verify.internal"
+"""The id of the finding a check that raised leaves: a bug in the verifier, never a verdict on the file
+(malformed input is `elf.*`). The property tests assert it never appears."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Dynamic:
     """The PT_DYNAMIC entries that decide linkage."""
@@ -218,9 +249,10 @@ class _Dynamic:
 
 
 def read_elf_facts(path: Path) -> ElfFacts:
-    """The facts of one ELF file; raises NotAnElf, CorruptElf or UnreadableFile with one-line messages."""
-    with _parse_errors_as_corrupt():
-        return _facts(_load(path))
+    """The facts of one ELF file; raises NotAnElf, CorruptElf, NotARegularFile or UnreadableFile with
+    one-line messages. Only headers and small sections are read, whatever the file's size."""
+    with _open(path) as stream, _parse_errors_as_corrupt():
+        return _facts(_Binary(stream))
 
 
 def verify_binary(
@@ -229,9 +261,14 @@ def verify_binary(
     """Whether `path` can run alone in an empty image for `platform` (any platform when None), under
     `policy`.
 
-    Never raises for bad input: unreadable, non-ELF and corrupt files become ERROR findings.
+    Never raises for bad input: unreadable, non-ELF and corrupt files become ERROR findings, and a check
+    that fails anyway leaves the ERROR `verify.internal`. Contents are scanned only up to MAX_FILE_SIZE
+    and, unless the policy allows `size.budget`, `policy.max_size` (judged by stat, before reading).
     """
-    return apply_policy(_verify(path, platform), policy)
+    limit = MAX_FILE_SIZE
+    if policy.max_size is not None and "size.budget" not in policy.allowed:
+        limit = min(limit, policy.max_size)
+    return apply_policy(_verify(path, platform, limit), policy)
 
 
 def apply_policy(verdict: Verdict, policy: VerifyPolicy) -> Verdict:
@@ -281,68 +318,204 @@ def identify_platform(
     )
 
 
-def _verify(path: Path, platform: Platform | None) -> Verdict:
-    """The findings before any policy."""
+@dataclass(frozen=True, kw_only=True)
+class _Scan:
+    """Everything the checks use, read from the file before any check runs: the checks do no I/O, so
+    an exception in one is a bug in it (`verify.internal`), never a malformed file."""
+
+    facts: ElfFacts
+    entry: int  # e_entry
+    segments: tuple[Segment, ...]
+    dynamic: _Dynamic
+    is_go: bool
+    contents: Contents | None  # None: not scanned (file over the size limit)
+
+
+def _verify(path: Path, platform: Platform | None, limit: int = MAX_FILE_SIZE) -> Verdict:
+    """The findings before any policy; contents are scanned only when the file is at most `limit` bytes."""
     try:
-        with _parse_errors_as_corrupt():
-            elf = _load(path)
-            facts = _facts(elf)
-            contents = elfscan.read_contents(elf, _contents(elf))
-            go = facts.go is not None or _is_go(elf)
-            findings = (
-                *_linkage_findings(facts),
-                *_arch_findings(elf, facts, platform),
-                *_go_findings(facts.go, platform),
-                *_entry_findings(elf, facts),
-                *_runtime_findings(contents),
-                *(_go_needs(contents) if go else _c_needs(contents)),
-                *_hardening_findings(elf, facts),
-                *_info_findings(facts, contents),
+        with _open(path) as stream, _parse_errors_as_corrupt():
+            binary = _Binary(stream)
+            facts = _facts(binary)
+            contents = elfscan.scan_contents(binary.elf, binary.read) if facts.size <= limit else None
+            scan = _Scan(
+                facts=facts,
+                entry=binary.elf["e_entry"],
+                segments=binary.segments,
+                dynamic=binary.dynamic,
+                is_go=facts.go is not None or binary.is_go(scan_segments=contents is not None),
+                contents=contents,
             )
     except VerifyError as exc:
         return _unreadable(path, exc.finding_id, exc.message)
     except Exception as exc:  # last resort: bad input must never end in a traceback
-        return _unreadable(path, "elf.corrupt", f"truncated or corrupt ELF: {_exception_text(exc)}")
+        return _unreadable(path, INTERNAL_FINDING, _internal_message(exc))
+    try:
+        findings = _findings(scan, platform)
+    except Exception as exc:  # a check that raises is a bug: said so, never a traceback
+        findings = (*_info_findings(facts, None), _error(INTERNAL_FINDING, _internal_message(exc)))
     return Verdict(path=str(path), facts=facts, findings=findings)
 
 
+def _findings(scan: _Scan, platform: Platform | None) -> tuple[Finding, ...]:
+    facts, contents = scan.facts, scan.contents
+    if contents is None:
+        scanned: tuple[Finding, ...] = ()
+        if facts.size > MAX_FILE_SIZE:
+            scanned = (
+                _error(
+                    "elf.too-large",
+                    f"file is {_size_text(facts.size)}, more than the {_size_text(MAX_FILE_SIZE)} osless "
+                    "reads: only its headers were checked",
+                    hint="a program this large is not meant for an image; check the recipe's output",
+                ),
+            )
+    else:
+        scanned = (
+            *_runtime_findings(contents),
+            *(_go_needs(contents) if scan.is_go else _c_needs(contents)),
+        )
+    return (
+        *_linkage_findings(facts),
+        *_arch_findings(scan, platform),
+        *_go_findings(facts.go, platform),
+        *_entry_findings(scan),
+        *scanned,
+        *_hardening_findings(scan),
+        *_info_findings(facts, contents),
+    )
+
+
+def _internal_message(exc: BaseException) -> str:
+    return f"the verifier could not check this file: {type(exc).__name__}: {_exception_text(exc)}"
+
+
 # ---------------------------------------------------------------------------------------------------
-# Loading: magic, identification and every table bound-checked before anything else reads the file
+# Opening: regular files only, never blocking; then magic, identification and every table
+# bound-checked before anything else reads the file
 
 
-def _load(path: Path) -> ELFFile:
-    """The file as an ELFFile over an in-memory copy (a huge size field then cannot make a huge read)."""
+@contextmanager
+def _open(path: Path) -> Iterator[BinaryIO]:
+    """`path` open for reading when it is a regular file (symbolic links followed).
+
+    Its type is checked with stat before opening and again on the open descriptor (it may have been
+    replaced in between): opened with O_NONBLOCK, a FIFO put there meanwhile cannot make open block.
+    """
     try:
-        data = path.read_bytes()
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFile(_not_regular_message(path, info.st_mode))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
         raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
-    _check_identification(data)
-    elf = ELFFile(io.BytesIO(data))
-    _check_bounds(elf)
-    return elf
+    with os.fdopen(fd, "rb") as stream:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(_not_regular_message(path, mode))
+        os.set_blocking(fd, True)
+        try:
+            yield stream
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # a seek to a negative offset the file's fields make
+                raise CorruptElf(_exception_text(exc)) from exc
+            raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _check_identification(data: bytes) -> None:
-    """Reject non-ELF input ourselves, and headers pyelftools would fail on with obscure messages."""
-    if data[:4] != _ELF_MAGIC:
-        if not data:
+def _not_regular_message(path: Path, mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), "not a file")
+    return f"{_text(str(path).encode(errors='surrogateescape'))} is {kind}, not a regular file"
+
+
+class _Binary:
+    """One ELF file open for reading: pyelftools over the file object (never a copy of the whole file),
+    its tables bound-checked on opening, and each part the checks need read once.
+
+    `read` is the only way to the file's contents: clamped to the file and counted, so a crafted file
+    cannot make the verifier read much more than its size.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        size = os.fstat(stream.fileno()).st_size
+        stream.seek(0)
+        _check_identification(stream.read(64), size)
+        self.size = size
+        self._stream = stream
+        self._budget = _READ_FACTOR * size + _READ_SLACK
+        self.elf = ELFFile(stream)
+        self.segments = _check_bounds(self.elf, size)
+        self._dynamic: _Dynamic | None = None
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes at `offset` (fewer past the end of the file, none for negative values)."""
+        if offset < 0 or length <= 0 or offset >= self.size:
+            return b""
+        length = min(length, self.size - offset)
+        self._budget -= length
+        if self._budget < 0:
+            raise CorruptElf(
+                f"overlapping segments or sections: reading them means more than {_READ_FACTOR} times "
+                f"the file's {self.size} bytes"
+            )
+        self._stream.seek(offset)
+        data = self._stream.read(length)
+        if len(data) != length:
+            raise CorruptElf("the file changed while it was read")
+        return data
+
+    def segments_of(self, p_type: str) -> Iterator[Segment]:
+        return _of_type(self.segments, p_type)
+
+    @property
+    def dynamic(self) -> _Dynamic:
+        if self._dynamic is None:
+            self._dynamic = _read_dynamic(self)
+        return self._dynamic
+
+    def is_go(self, *, scan_segments: bool) -> bool:
+        """A Go binary: a note owned by "Go" (its build ID), a `.go.buildinfo` section or, when
+        `scan_segments`, Go's build-info magic in a writable segment."""
+        if any(note.owner == b"Go" for note in elfscan.read_notes(self.elf, self.read)):
+            return True
+        if _buildinfo_section(self.elf) is not None:
+            return True
+        return scan_segments and any(
+            segment["p_flags"] & PF_W
+            and BUILDINFO_MAGIC in self.read(segment["p_offset"], segment["p_filesz"])
+            for segment in self.segments_of("PT_LOAD")
+        )
+
+
+def _check_identification(head: bytes, size: int) -> None:
+    """Reject non-ELF input ourselves, and headers pyelftools would fail on with obscure messages.
+    `head` is the file's first bytes (up to 64), `size` its size."""
+    if head[:4] != _ELF_MAGIC:
+        if not head:
             raise NotAnElf("not an ELF file (empty)")
-        start = data[:24].split(b"\n", 1)[0] or data[:24]
+        start = head[:24].split(b"\n", 1)[0] or head[:24]
         raise NotAnElf(f"not an ELF file (starts with '{_text(start)}')")
-    if len(data) < _IDENT_SIZE:
-        raise CorruptElf(f"file is {len(data)} bytes, shorter than the {_IDENT_SIZE}-byte ELF identification")
-    if data[4] not in _HEADER_SIZE:
-        raise CorruptElf(f"unknown ELF class {data[4]} in e_ident (1 is 32-bit, 2 is 64-bit)")
-    if data[5] not in (1, 2):
-        raise CorruptElf(f"unknown byte order {data[5]} in e_ident (1 is little-endian, 2 is big-endian)")
-    header_size = _HEADER_SIZE[data[4]]
-    if len(data) < header_size:
-        raise CorruptElf(f"file is {len(data)} bytes, shorter than the {header_size}-byte ELF header")
+    if size < _IDENT_SIZE:
+        raise CorruptElf(f"file is {size} bytes, shorter than the {_IDENT_SIZE}-byte ELF identification")
+    if head[4] not in _HEADER_SIZE:
+        raise CorruptElf(f"unknown ELF class {head[4]} in e_ident (1 is 32-bit, 2 is 64-bit)")
+    if head[5] not in (1, 2):
+        raise CorruptElf(f"unknown byte order {head[5]} in e_ident (1 is little-endian, 2 is big-endian)")
+    header_size = _HEADER_SIZE[head[4]]
+    if size < header_size:
+        raise CorruptElf(f"file is {size} bytes, shorter than the {header_size}-byte ELF header")
 
 
-def _check_bounds(elf: ELFFile) -> None:
-    """Header tables, segments and sections must lie inside the file: a truncated file fails here."""
-    size, structs = elf.stream_len, elf.structs
+def _check_bounds(elf: ELFFile, size: int) -> tuple[Segment, ...]:
+    """Header tables, segments and sections must lie inside the file: a truncated file fails here.
+    Returns the segments (their headers parsed once, for the checks)."""
+    structs = elf.structs
     tables = (
         ("program header table", elf["e_phoff"], elf["e_phentsize"], elf.num_segments(), structs.Elf_Phdr),
         ("section header table", elf["e_shoff"], elf["e_shentsize"], elf.num_sections(), structs.Elf_Shdr),
@@ -351,7 +524,8 @@ def _check_bounds(elf: ELFFile) -> None:
         if count and entry_size < entry_struct.sizeof():
             raise CorruptElf(f"{what} entries are {entry_size} bytes, expected {entry_struct.sizeof()}")
         _check_range(what, offset, entry_size * count, size)
-    for n, segment in enumerate(elf.iter_segments()):
+    segments = tuple(elf.iter_segments())
+    for n, segment in enumerate(segments):
         _check_range(
             f"segment {n} ({_type_name(segment['p_type'])})", segment["p_offset"], segment["p_filesz"], size
         )
@@ -363,10 +537,11 @@ def _check_bounds(elf: ELFFile) -> None:
                 section["sh_size"],
                 size,
             )
+    return segments
 
 
 def _check_range(what: str, offset: int, length: int, size: int) -> None:
-    if offset + length > size:
+    if offset < 0 or length < 0 or offset + length > size:
         raise CorruptElf(f"{what} extends past end of file ({offset + length} > {size} bytes)")
 
 
@@ -383,16 +558,17 @@ def _parse_errors_as_corrupt() -> Iterator[None]:
 # Facts
 
 
-def _facts(elf: ELFFile) -> ElfFacts:
+def _facts(binary: _Binary) -> ElfFacts:
+    elf = binary.elf
     machine = _machine_number(elf["e_machine"])
-    interpreter = _interpreter(elf)
-    dynamic = _read_dynamic(elf)
+    interpreter = _interpreter(binary)
+    dynamic = binary.dynamic
     elf_type = _type_name(elf["e_type"])
-    arm_cpu_arch = _arm_cpu_arch(elf) if machine == EM_ARM else None
-    go = read_go_build_info(_contents(elf))
+    arm_cpu_arch = _arm_cpu_arch(binary) if machine == EM_ARM else None
+    go = _go_build_info(binary)
     go_arm = go.arm_version if go else None
     return ElfFacts(
-        size=elf.stream_len,
+        size=binary.size,
         elf_class=elf.elfclass,
         little_endian=elf.little_endian,
         machine=machine,
@@ -410,11 +586,39 @@ def _facts(elf: ELFFile) -> ElfFacts:
     )
 
 
-def _contents(elf: ELFFile) -> bytes:
-    """The whole file, from the in-memory copy _load made (pyelftools seeks before every read)."""
-    elf.stream.seek(0)
-    data: bytes = elf.stream.read()
-    return data
+def _buildinfo_section(elf: ELFFile) -> tuple[int, int] | None:
+    """File offset and size of the `.go.buildinfo` section, when there is one with contents."""
+    section = elf.get_section_by_name(".go.buildinfo")
+    if section is None or section["sh_type"] == "SHT_NOBITS":
+        return None
+    return section["sh_offset"], section["sh_size"]
+
+
+def _go_build_info(binary: _Binary) -> GoBuildInfo | None:
+    """The Go build info, from the `.go.buildinfo` section or else the first writable, non-executable
+    PT_LOAD (where Go's linker puts it), at most _MAX_BUILDINFO bytes of either.
+
+    Go >= 1.18 writes the strings inline there. Older Go writes pointers to strings elsewhere: only then,
+    and only for a file no larger than MAX_FILE_SIZE, is the whole file read to follow them.
+    """
+    regions = []
+    section = _buildinfo_section(binary.elf)
+    if section is not None:
+        regions.append(section)
+    data_segment = next(
+        (s for s in binary.segments_of("PT_LOAD") if s["p_flags"] & (PF_X | PF_W) == PF_W), None
+    )
+    if data_segment is not None:
+        regions.append((data_segment["p_offset"], data_segment["p_filesz"]))
+    for offset, size in regions:
+        # Padding keeps the file's 16-byte alignment, which goinfo requires of the header.
+        data = bytes(offset % 16) + binary.read(offset, min(size, _MAX_BUILDINFO))
+        info = read_go_build_info(data)
+        if info is not None:
+            return info
+        if BUILDINFO_MAGIC in data and binary.size <= MAX_FILE_SIZE:  # pointer format (Go < 1.18)
+            return read_go_build_info(binary.read(0, binary.size))
+    return None
 
 
 def _machine_number(e_machine: str | int) -> int:
@@ -445,18 +649,23 @@ def _linkage(elf_type: str, entry: int, interpreter: str | None, dynamic: _Dynam
     return Linkage.AMBIGUOUS
 
 
-def _interpreter(elf: ELFFile) -> str | None:
+def _interpreter(binary: _Binary) -> str | None:
     """PT_INTERP's path: any interpreter is fatal in an empty image."""
-    segment = next(elf.iter_segments("PT_INTERP"), None)
-    return None if segment is None else _text(segment.data().split(b"\0", 1)[0])
+    segment = next(binary.segments_of("PT_INTERP"), None)
+    if segment is None:
+        return None
+    raw = binary.read(segment["p_offset"], min(segment["p_filesz"], _MAX_INTERPRETER))
+    return _text(raw.split(b"\0", 1)[0])
 
 
-def _read_dynamic(elf: ELFFile) -> _Dynamic:
+def _read_dynamic(binary: _Binary) -> _Dynamic:
     """The PT_DYNAMIC entries verification uses, found through PT_DYNAMIC and PT_LOAD only."""
+    elf = binary.elf
     entries = [
         entry
-        for segment in _segments(elf, "PT_DYNAMIC", DynamicSegment)
-        for entry in _dynamic_entries(elf, segment)
+        for segment in binary.segments_of("PT_DYNAMIC")
+        if isinstance(segment, DynamicSegment)
+        for entry in _dynamic_entries(binary, segment)
     ]
     strtab = next((value for tag, value in entries if tag == "DT_STRTAB"), None)
     flags = {"DT_FLAGS": 0, "DT_FLAGS_1": 0}
@@ -478,11 +687,14 @@ def _read_dynamic(elf: ELFFile) -> _Dynamic:
     )
 
 
-def _dynamic_entries(elf: ELFFile, segment: DynamicSegment) -> Iterator[tuple[str | int, int]]:
+def _dynamic_entries(binary: _Binary, segment: DynamicSegment) -> Iterator[tuple[str | int, int]]:
     """(d_tag, d_val) up to DT_NULL, never past the segment (pyelftools reads on until DT_NULL)."""
+    elf = binary.elf
     entry_size = elf.structs.Elf_Dyn.sizeof()
     start = segment["p_offset"]
-    for offset in range(start, start + segment["p_filesz"] - entry_size + 1, entry_size):
+    for count, offset in enumerate(range(start, start + segment["p_filesz"] - entry_size + 1, entry_size)):
+        if count >= _MAX_DYNAMIC_ENTRIES:
+            raise CorruptElf(f"PT_DYNAMIC holds more than {_MAX_DYNAMIC_ENTRIES} entries before DT_NULL")
         entry = struct_parse(elf.structs.Elf_Dyn, elf.stream, offset)
         if entry["d_tag"] == "DT_NULL":
             return
@@ -494,17 +706,24 @@ def _dynamic_string(elf: ELFFile, strtab: int | None, offset: int) -> str:
     if strtab is None:
         raise CorruptElf("DT_NEEDED, DT_RPATH or DT_RUNPATH without DT_STRTAB")
     file_offset = next(elf.address_offsets(strtab + offset), None)
-    raw = None if file_offset is None else parse_cstring_from_stream(elf.stream, file_offset)
+    raw = None
+    if file_offset is not None:
+        elf.stream.seek(file_offset)
+        raw = elf.stream.read(_MAX_DYNAMIC_STRING).split(b"\0", 1)[0]
     if raw is None:
         raise CorruptElf(f"dynamic string at address {strtab + offset:#x} is not in the file")
     return _text(raw)
 
 
-def _arm_cpu_arch(elf: ELFFile) -> int | None:
+def _arm_cpu_arch(binary: _Binary) -> int | None:
     """Tag_CPU_arch of `.ARM.attributes`; None when there is no such section (Go, stripped headers)."""
-    section = next(elf.iter_sections("SHT_ARM_ATTRIBUTES"), None)
-    byteorder: Literal["little", "big"] = "little" if elf.little_endian else "big"
-    return None if section is None else _aeabi_cpu_arch(section.data(), byteorder)
+    section = next(binary.elf.iter_sections("SHT_ARM_ATTRIBUTES"), None)
+    if section is None:
+        return None
+    if section["sh_size"] > _MAX_ATTRIBUTES:
+        raise CorruptElf(f".ARM.attributes is {section['sh_size']} bytes, more than {_MAX_ATTRIBUTES}")
+    byteorder: Literal["little", "big"] = "little" if binary.elf.little_endian else "big"
+    return _aeabi_cpu_arch(binary.read(section["sh_offset"], section["sh_size"]), byteorder)
 
 
 def _aeabi_cpu_arch(data: bytes, byteorder: Literal["little", "big"]) -> int | None:
@@ -583,22 +802,6 @@ def _arm_arch_name(cpu_arch: int) -> str:
     return _ARM_ARCH_NAMES[cpu_arch] if cpu_arch < len(_ARM_ARCH_NAMES) else f"Tag_CPU_arch {cpu_arch}"
 
 
-def _is_go(elf: ELFFile) -> bool:
-    """A Go binary: a note owned by "Go" (its build ID), or Go's build-info magic in a writable segment."""
-    has_go_note = any(note.owner == b"Go" for note in elfscan.read_notes(elf, _contents(elf)))
-    return has_go_note or any(
-        segment["p_flags"] & PF_W and BUILDINFO_MAGIC in segment.data()
-        for segment in elf.iter_segments("PT_LOAD")
-    )
-
-
-def _segments(elf: ELFFile, p_type: str, kind: type[_S]) -> Iterator[_S]:
-    """Segments of one type as the class pyelftools makes for it (typed for mypy)."""
-    for segment in elf.iter_segments(p_type):
-        if isinstance(segment, kind):
-            yield segment
-
-
 # ---------------------------------------------------------------------------------------------------
 # Checks
 
@@ -653,15 +856,15 @@ def _dynamic_message(facts: ElfFacts) -> str:
     return f"dynamically linked: needs {', '.join(facts.needed)} ({interpreter}) — link with -static"
 
 
-def _arch_findings(elf: ELFFile, facts: ElfFacts, platform: Platform | None) -> tuple[Finding, ...]:
+def _arch_findings(scan: _Scan, platform: Platform | None) -> tuple[Finding, ...]:
     """The header must say the recipe's platform; e_flags checks only make sense once it does."""
     if platform is None:
         return ()
-    mismatches = _identity_mismatches(facts, platform)
+    mismatches = _identity_mismatches(scan.facts, platform)
     if mismatches:
         return mismatches
-    check = _FLAG_CHECKS.get(facts.machine)
-    return check(elf, facts, platform) if check else ()
+    check = _FLAG_CHECKS.get(scan.facts.machine)
+    return check(scan, scan.facts, platform) if check else ()
 
 
 def _identity_mismatches(facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
@@ -692,7 +895,7 @@ def _identity_mismatches(facts: ElfFacts, platform: Platform) -> tuple[Finding, 
     return tuple(findings)
 
 
-def _arm_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
+def _arm_flag_findings(scan: _Scan, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
     """EABI version 5, the hard-float ABI on armhf, and a new enough Tag_CPU_arch.
 
     Go sets neither float flag (0x400 hard, 0x200 soft) and writes no attributes: both are accepted.
@@ -728,7 +931,7 @@ def _arm_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tup
     return tuple(findings)
 
 
-def _riscv_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
+def _riscv_flag_findings(scan: _Scan, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
     """Linux distributions' riscv64 C ABI is lp64d: e_flags must carry the double-float ABI.
 
     Go binaries are accepted whatever their flags: Go's own calling convention is not the C float ABI,
@@ -737,7 +940,7 @@ def _riscv_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> t
     whether the binary runs.
     """
     float_abi = facts.flags & EF_RISCV_FLOAT_ABI
-    if float_abi == EF_RISCV_FLOAT_ABI_DOUBLE or _is_go(elf):
+    if float_abi == EF_RISCV_FLOAT_ABI_DOUBLE or scan.is_go:
         return ()
     return (
         _error(
@@ -748,7 +951,7 @@ def _riscv_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> t
     )
 
 
-def _ppc64_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
+def _ppc64_flag_findings(scan: _Scan, facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
     """ppc64le is ELFv2 (e_flags & 3 == 2; Go writes 2 too); 0 means unspecified and is accepted."""
     abi = facts.flags & EF_PPC64_ABI
     if abi in (0, 2):
@@ -762,7 +965,7 @@ def _ppc64_flag_findings(elf: ELFFile, facts: ElfFacts, platform: Platform) -> t
     )
 
 
-_FLAG_CHECKS: dict[int, Callable[[ELFFile, ElfFacts, Platform], tuple[Finding, ...]]] = {
+_FLAG_CHECKS: dict[int, Callable[[_Scan, ElfFacts, Platform], tuple[Finding, ...]]] = {
     EM_ARM: _arm_flag_findings,
     EM_RISCV: _riscv_flag_findings,
     EM_PPC64: _ppc64_flag_findings,
@@ -801,14 +1004,15 @@ def _go_findings(go: GoBuildInfo | None, platform: Platform | None) -> tuple[Fin
     return ()
 
 
-def _entry_findings(elf: ELFFile, facts: ElfFacts) -> tuple[Finding, ...]:
+def _entry_findings(scan: _Scan) -> tuple[Finding, ...]:
     """A program's entry point must be code the loader maps executable, or it dies at its first step."""
+    facts = scan.facts
     if facts.elf_type not in _PROGRAM_TYPES or facts.linkage is Linkage.SHARED_OBJECT:
         return ()
-    entry = elf["e_entry"] & ~1 if facts.machine == EM_ARM else elf["e_entry"]  # bit 0: Thumb
+    entry = scan.entry & ~1 if facts.machine == EM_ARM else scan.entry  # bit 0: Thumb
     if any(
         segment["p_flags"] & PF_X and segment["p_vaddr"] <= entry < segment["p_vaddr"] + segment["p_filesz"]
-        for segment in elf.iter_segments("PT_LOAD")
+        for segment in _of_type(scan.segments, "PT_LOAD")
     ):
         return ()
     return (
@@ -984,18 +1188,18 @@ def _refers(string: str | None) -> str | None:
 # Hardening and hygiene
 
 
-def _hardening_findings(elf: ELFFile, facts: ElfFacts) -> tuple[Finding, ...]:
+def _hardening_findings(scan: _Scan) -> tuple[Finding, ...]:
+    facts, dynamic = scan.facts, scan.dynamic
     if facts.elf_type not in _PROGRAM_TYPES:
         return ()
-    dynamic = _read_dynamic(elf)
-    return (*_stack_findings(elf), *_relro_findings(elf, facts, dynamic), *_dynamic_hygiene(facts, dynamic))
+    return (*_stack_findings(scan), *_relro_findings(scan, dynamic), *_dynamic_hygiene(facts, dynamic))
 
 
-def _stack_findings(elf: ELFFile) -> tuple[Finding, ...]:
+def _stack_findings(scan: _Scan) -> tuple[Finding, ...]:
     """PT_GNU_STACK without PF_X keeps the stack non-executable. gcc, musl-gcc and Go (1.19, 1.24) all
     write it RW, so Go needs no exception; without it the kernel may map the stack executable
     (READ_IMPLIES_EXEC on 32-bit x86)."""
-    stack = next(elf.iter_segments("PT_GNU_STACK"), None)
+    stack = next(_of_type(scan.segments, "PT_GNU_STACK"), None)
     hint = "link with -Wl,-z,noexecstack"
     if stack is None:
         message = "no PT_GNU_STACK header: the kernel may map the stack executable"
@@ -1006,12 +1210,12 @@ def _stack_findings(elf: ELFFile) -> tuple[Finding, ...]:
     return (_info("hardening.nx-stack", "non-executable stack (PT_GNU_STACK without PF_X)"),)
 
 
-def _relro_findings(elf: ELFFile, facts: ElfFacts, dynamic: _Dynamic) -> tuple[Finding, ...]:
+def _relro_findings(scan: _Scan, dynamic: _Dynamic) -> tuple[Finding, ...]:
     """A static-pie relocates itself at startup, then makes PT_GNU_RELRO read-only; the GOT is in it only
     with BIND_NOW (gcc's default -static-pie has RELRO without BIND_NOW: partial)."""
-    if facts.linkage is not Linkage.STATIC_PIE:
+    if scan.facts.linkage is not Linkage.STATIC_PIE:
         return ()
-    if not any(True for _ in elf.iter_segments("PT_GNU_RELRO")):
+    if not any(True for _ in _of_type(scan.segments, "PT_GNU_RELRO")):
         return (
             _warning(
                 "hardening.relro",
@@ -1052,7 +1256,7 @@ def _dynamic_hygiene(facts: ElfFacts, dynamic: _Dynamic) -> tuple[Finding, ...]:
     return tuple(findings)
 
 
-def _info_findings(facts: ElfFacts, contents: Contents) -> tuple[Finding, ...]:
+def _info_findings(facts: ElfFacts, contents: Contents | None) -> tuple[Finding, ...]:
     identified = (
         facts.platform
         if facts.platform
@@ -1065,7 +1269,7 @@ def _info_findings(facts: ElfFacts, contents: Contents) -> tuple[Finding, ...]:
     findings.append(_info("elf.size", f"{facts.size} bytes ({_size_text(facts.size)})"))
     if facts.stripped:
         findings.append(_info("elf.stripped", "stripped (no symbol table)"))
-    if contents.debug_sections:
+    if contents is not None and contents.debug_sections:
         size = sum(size for _, size in contents.debug_sections)
         findings.append(
             _info(
@@ -1074,7 +1278,7 @@ def _info_findings(facts: ElfFacts, contents: Contents) -> tuple[Finding, ...]:
                 hint="strip it (-s, or strip --strip-debug) for a smaller image",
             )
         )
-    if contents.build_ids:
+    if contents is not None and contents.build_ids:
         ids = "; ".join(f"{kind} build ID {_one_line(value)}" for kind, value in contents.build_ids)
         findings.append(_info("elf.build-id", ids))
     return tuple(findings)
@@ -1117,6 +1321,10 @@ def _sizes_apart(size: int, budget: int) -> tuple[str, str]:
     return (shown, limit) if shown != limit else (f"{size} bytes", f"{budget} bytes")
 
 
+def _of_type(segments: tuple[Segment, ...], p_type: str) -> Iterator[Segment]:
+    return (segment for segment in segments if segment["p_type"] == p_type)
+
+
 def _unreadable(path: Path, finding_id: str, message: str) -> Verdict:
     return Verdict(path=str(path), facts=None, findings=(_error(finding_id, message),))
 
@@ -1142,5 +1350,6 @@ def _one_line(text: str) -> str:
 
 
 def _exception_text(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """An exception's message on one printable line (pyelftools quotes bytes of the file in some)."""
+    text = _one_line(" ".join(str(exc).split())) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator import oci
-from orchestrator.engine import RUN_LABEL
+from orchestrator.engine import PROJECT_LABEL, project_label
 from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import OslessRun, run_osless
@@ -262,7 +262,7 @@ def test_ctrl_c_leaves_no_container(
             ),
         }
     )
-    ours = {"label": RUN_LABEL, "volume": str(project)}  # this run's builder mounts the project
+    ours = {"label": f"{PROJECT_LABEL}={project_label(project)}"}  # this run's builder is the project's
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "-C", str(project), "build", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE,

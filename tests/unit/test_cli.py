@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from orchestrator import outdir
 from orchestrator.cli import main
+from tests.conftest import REPO_ROOT
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 
@@ -93,7 +98,166 @@ def test_unknown_service_is_a_usage_error(no_engine: None, capsys: pytest.Captur
 
 
 def test_build_without_engine_says_how_to_start_one(
-    no_engine: None, capsys: pytest.CaptureFixture[str]
+    no_engine: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["-C", str(Path(__file__).parents[2]), "build"]) == 4
+    assert main(["-C", str(Path(__file__).parents[2]), "build", "--out", str(tmp_path / "out")]) == 4
     assert "setup-host" in capsys.readouterr().err
+
+
+def _one_error_line(captured: str) -> str:
+    """The error output: one `osless:` line (and maybe its hint), never a traceback."""
+    assert "Traceback" not in captured, captured
+    lines = [line for line in captured.splitlines() if line.strip() and not line.startswith("  hint:")]
+    assert len(lines) == 1 and lines[0].startswith("osless: "), captured
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["build", "x[/y]"], "'x[/y]'"),
+        (["build", "[bold]x"], "'[bold]x'"),
+        (["build", "--platform", "linux/[/x]"], "'linux/[/x]'"),
+        (["build", "--shard", "[/x]"], "--shard '[/x]'"),
+        (["build", "--changed-since", "[/x]"], "'[/x]'"),
+        (["build", "--engine", "linux/[/x]=unix:///x"], "linux/[/x]=unix:///x"),
+        (["push", "hello-go", "--to", "localhost:5000/a[/b]"], "'a[/b]'"),
+        (["push", "[/x]", "--to", "localhost:5000/a"], "'[/x]'"),
+        (["run", "x[/y]"], "'x[/y]'"),
+        (["assemble", "[/x]"], "[/x] is not a directory"),
+    ],
+)
+def test_user_text_is_printed_as_text(
+    no_engine: None, capsys: pytest.CaptureFixture[str], argv: list[str], shown: str
+) -> None:
+    """Brackets in names, platforms and references are text, not rich markup (a MarkupError before)."""
+    assert main(["-C", str(Path(__file__).parents[2]), *argv]) == 2
+    assert shown in _one_error_line(capsys.readouterr().err)
+
+
+def test_list_prints_a_source_path_with_brackets_as_it_is(
+    no_engine: None, make_project: Callable[[dict[str, str]], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(
+        {
+            "sources/x[/]y/main.c": "int main(void) { return 0; }\n",
+            "recipes/odd.toml": _recipe("odd", source="sources/x[/]y"),
+        }
+    )
+    assert main(["-C", str(project), "list"]) == 0
+    captured = capsys.readouterr()
+    assert "sources/x[/]y" in captured.out and "Traceback" not in captured.err
+
+
+def test_emoji_codes_in_user_text_stay_text(no_engine: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-C", str(Path(__file__).parents[2]), "build", "a:smile:b"]) == 2
+    assert "'a:smile:b'" in _one_error_line(capsys.readouterr().err)
+
+
+def test_a_file_in_place_of_out_is_a_usage_error(
+    no_engine: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "out").write_text("not a directory\n")
+    repo = str(Path(__file__).parents[2])
+    assert main(["-C", repo, "build", "hello-c", "--out", str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'out'} is not a directory" in _one_error_line(capsys.readouterr().err)
+    assert main(["-C", repo, "build", "hello-c", "--out", str(tmp_path / "out" / "sub")]) == 2
+    assert f"{tmp_path / 'out' / 'sub'} cannot be used" in _one_error_line(capsys.readouterr().err)
+
+
+def test_an_out_held_by_another_run_is_refused_naming_the_holder(
+    no_engine: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lock is taken before the engine is asked: the refusal is exit 2, not exit 4."""
+    out = tmp_path / "out"
+    with outdir.locked(out):
+        assert main(["-C", str(Path(__file__).parents[2]), "build", "hello-c", "--out", str(out)]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert f"{out} is in use by another osless run (pid {os.getpid()}, started " in line
+    # released: the same command now gets as far as the engine
+    assert main(["-C", str(Path(__file__).parents[2]), "build", "hello-c", "--out", str(out)]) == 4
+
+
+# Every subcommand's options, and values that have broken osless before (markup, emoji, paths).
+OPTIONS = {
+    "build": ["--platform", "--jobs", "-j", "--emulated-jobs", "--changed-since", "--engine",
+              "--check-reproducible", "--rebuild", "--fail-fast", "--shard", "--out"],
+    "list": [],
+    "verify": ["--platform", "--json"],
+    "inspect": ["--platform", "--json"],
+    "run": ["--platform", "--"],
+    "push": ["--to", "--out", "--insecure"],
+    "doctor": [],
+    "matrix": ["--by", "--max-jobs", "--format"],
+    "assemble": ["--out"],
+}  # fmt: skip
+VALUES = ["hello", "linux/amd64", "linux/[/x]", "[/x]", "x[/y]", "[bold]", ":smile:", "1/2", "0/0",
+          "-1", "0", "999999999999999999999", "localhost:5000/a", "a@sha256:00", "out", "..", "/",
+          "linux/amd64=unix:///nothing", "platform", "github", "HEAD", "", " ", "-", "--",
+          "\u00e9\u4e2d"]  # fmt: skip
+VALUE = st.one_of(
+    st.sampled_from(VALUES),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12),
+)
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> list[str]:
+    """A subcommand, some positional values, then options each with a value (or misplaced ones)."""
+    command = draw(st.sampled_from(sorted(OPTIONS)))
+    arguments = draw(st.lists(VALUE, max_size=3))
+    for option in draw(st.lists(st.sampled_from(OPTIONS[command] or ["--help"]), max_size=3)):
+        arguments += [option, *draw(st.lists(VALUE, max_size=1))]
+    if draw(st.booleans()):
+        arguments = draw(st.permutations(arguments))
+    return [command, *arguments]
+
+
+@pytest.fixture(scope="module")
+def fuzz_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with one service (named like the values above), and a working directory for relative
+    paths the generated arguments name: nothing lands in the repository."""
+    root = tmp_path_factory.mktemp("fuzz") / "project"
+    shutil.copytree(REPO_ROOT / "recipes" / "toolchains", root / "recipes" / "toolchains")
+    (root / "sources" / "hello").mkdir(parents=True)
+    (root / "sources" / "hello" / "main.c").write_text("int main(void) { return 0; }\n")
+    (root / "recipes" / "hello.toml").write_text(_recipe("hello", source="sources/hello"))
+    return root
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command_line=command_lines())
+def test_no_command_line_ends_in_a_traceback(
+    fuzz_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command_line: list[str],
+) -> None:
+    """Any arguments to any subcommand, engine unreachable: an exit code and one-line reasons, never an
+    exception out of main (argparse's SystemExit 0/2 aside) and never an "internal error"."""
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    work = fuzz_project.parent / "work" / "a" / "b"
+    work.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(work)
+    argv = ["-C", str(fuzz_project), *_contained(command_line)]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        assert exit_.code in (0, 2), argv
+        capsys.readouterr()
+        return
+    captured = capsys.readouterr()
+    assert isinstance(code, int), argv
+    assert "Traceback" not in captured.out + captured.err, argv
+    assert "internal error" not in captured.err, (argv, captured.err)
+
+
+def _contained(arguments: list[str]) -> list[str]:
+    """The arguments with every --out value made a path below the working directory: the commands
+    that write (build, assemble) create what --out names."""
+    contained = list(arguments)
+    for index, argument in enumerate(contained[:-1]):
+        if argument == "--out":
+            value = contained[index + 1].lstrip("/")
+            contained[index + 1] = value if value and ".." not in value else "out"
+    return contained

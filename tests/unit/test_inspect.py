@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import shutil
+import socket
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -18,9 +20,11 @@ import pytest
 from orchestrator import inspect as inspection
 from orchestrator import oci
 from orchestrator.cli import main
+from orchestrator.engine import Engine
 from orchestrator.errors import UsageError
 from orchestrator.inspect import FileType, ImageContents
 from orchestrator.platforms import PLATFORMS, Platform
+from orchestrator.stages.report import human_size
 from orchestrator.stages.verify import Finding, Severity
 
 EPOCH = 1_700_000_000
@@ -341,7 +345,7 @@ class FakeEngine:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch, static_binary: bytes) -> FakeEngine:
     fake = FakeEngine({"hello:latest-amd64": legacy_save(make_image(static_binary))})
-    monkeypatch.setattr(inspection.Engine, "connect", staticmethod(lambda: fake))
+    monkeypatch.setattr(Engine, "connect", staticmethod(lambda: fake))
     return fake
 
 
@@ -403,3 +407,142 @@ def test_an_image_says_which_needs_it_lacks(
     missing = "missing: CA bundle (/etc/ssl/certs/ca-certificates.crt) — "
     assert missing + 'add extras = ["ca-certificates"] to [image]' in out
     assert "provided: temporary directory (/tmp)" in out
+
+
+# User text is never markup; special files are never opened; only ELF bytes are kept, within limits
+
+MARKUP = ("[/x]", "[bold]", "[/]", "[red]x[/red]", "[link=file:///etc]y")
+
+
+def test_image_text_is_printed_as_written(
+    tmp_path: Path, static_binary: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """File names, links, config values and labels from the image hold markup-like text: shown as is."""
+    files = [
+        oci.FileEntry(path="/usr/bin/hello", data=static_binary, mode=0o755),
+        *(
+            oci.FileEntry(path=f"/data/{text.replace('/', '_')}{n}", data=b"x")
+            for n, text in enumerate(MARKUP)
+        ),
+        oci.FileEntry(path="/[bold]/[/x]", data=b"x"),
+    ]
+    config = oci.ImageConfig(
+        platform=AMD64,
+        entrypoint=("/[/x]-missing", "[bold]"),
+        cmd=("[/]",),
+        user="[red]",
+        env={"A": "[/x]"},
+        labels={"[/x]": "[bold]v[/bold]", "l": "[/]"},
+    )
+    directory = tmp_path / "oci"
+    oci.write_layout(directory, [oci.build_image(files, config)])
+    assert main(["inspect", str(directory)]) == 7  # the entrypoint is missing
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "Traceback" not in captured.err
+    for shown in ("/[bold]/[/x]", '"/[/x]-missing"', "[red]", "A=[/x]", "[/x]=[bold]v[/bold]", "l=[/]"):
+        assert shown in out, (shown, out)
+    assert "the entrypoint /[/x]-missing is not a file in the image" in out + captured.err
+
+
+@pytest.mark.parametrize("text", ["[/x] hello", "[bold]unclosed", "[/]", "\\[/x]"])
+def test_a_text_file_starting_with_markup_is_shown_as_written(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text(text + "\n")
+    assert main(["inspect", str(path)]) == 7
+    captured = capsys.readouterr()
+    assert f"not an ELF file (starts with '{text}')" in captured.out, captured.out
+    assert "Traceback" not in captured.err
+
+
+def test_a_binary_whose_name_is_markup_is_shown_as_written(
+    tmp_path: Path, static_binary: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "[bold]x[/b]"  # a directory "[bold]x[" holding "b]"
+    path.parent.mkdir()
+    path.write_bytes(static_binary)
+    assert main(["inspect", str(path)]) == 0
+    assert f"{path}: ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("char-device", "is a character device, not a regular file"),
+        ("fifo", "is a FIFO (named pipe), not a regular file"),
+        ("socket", "is a socket, not a regular file"),
+    ],
+)
+def test_special_files_are_usage_errors(
+    tmp_path: Path, kind: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like a missing path (exit 2), never opened: a FIFO would block, /dev/zero never end."""
+    path, server = Path("/dev/zero"), None
+    if kind == "fifo":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    elif kind == "socket":
+        path = tmp_path / "socket"
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+    try:
+        code = main(["inspect", str(path)])
+    finally:
+        if server is not None:
+            server.close()
+    assert code == 2
+    assert f"{path} {message}" in capsys.readouterr().err
+
+
+def test_only_elf_bytes_are_kept_from_an_image(layout: Path, static_binary: bytes) -> None:
+    contents = inspection.read_image_path(layout, "linux/amd64")
+    assert contents.files["/usr/bin/hello"].data == static_binary
+    passwd = contents.files["/etc/passwd"]
+    assert (passwd.data, passwd.size) == (None, len(PASSWD))
+
+
+def test_elf_files_beyond_the_read_budget_are_a_problem(
+    tmp_path: Path, static_binary: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image's ELF files are kept in memory up to a budget; the rest are named, never skipped silently."""
+    files = [
+        oci.FileEntry(path="/usr/bin/hello", data=static_binary, mode=0o755),
+        oci.FileEntry(path="/usr/bin/second", data=static_binary, mode=0o755),
+    ]
+    directory = tmp_path / "oci"
+    config = oci.ImageConfig(platform=AMD64, entrypoint=("/usr/bin/hello",))
+    oci.write_layout(directory, [oci.build_image(files, config)])
+    monkeypatch.setattr(inspection, "_MAX_ELF_BYTES", len(static_binary) + 1)
+    report = inspection.inspect_image(inspection.read_image_path(directory))
+    assert [b.path for b in report.binaries] == ["/usr/bin/hello"]
+    assert report.problems == (
+        "/usr/bin/second: not verified: the image's ELF files hold more than the "
+        f"{human_size(len(static_binary) + 1)} osless reads",
+    )
+
+
+def test_a_config_platform_holding_markup_is_shown_as_written(
+    tmp_path: Path, static_binary: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The title line shows the config's os/architecture/variant, which the image's author chose."""
+    image = make_image(static_binary)
+    config = json.loads(image.config.data)
+    config["variant"] = "[/x]"
+    config_name = "config.json"
+    manifest = [{"Config": config_name, "RepoTags": ["hello:latest"], "Layers": ["layer.tar"]}]
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(
+        tar_of(
+            {
+                config_name: json.dumps(config).encode(),
+                "layer.tar": image.layers[0].data,
+                "manifest.json": json.dumps(manifest).encode(),
+            }
+        )
+    )
+    assert main(["inspect", str(archive)]) == 7  # linux/amd64/[/x] is no platform osless knows
+    captured = capsys.readouterr()
+    assert f"{archive} (linux/amd64/[/x]): FAIL" in captured.out
+    assert "platform linux/amd64/[/x] is not one osless knows" in captured.out + captured.err

@@ -3,14 +3,25 @@ with file, line and key, all at once. Each test edits a tiny valid project writt
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from orchestrator.errors import RecipeError, RecipeProblem
 from orchestrator.platforms import PLATFORMS
-from orchestrator.stages.recipe import build_env, load_project
+from orchestrator.stages.recipe import BUILD_LIMITS, SMOKE_LIMITS, Limits, build_env, load_project
+from orchestrator.stages.toolchain import mmdebstrap_command
 from tests.conftest import REPO_ROOT
 
 TOOLCHAIN = """\
@@ -520,3 +531,578 @@ def test_all_platforms_misuse_is_a_problem(
     with pytest.raises(RecipeError) as raised:
         load_project(make_project(_all_platforms_service(extra, platforms)))
     assert any(message in str(problem) for problem in raised.value.problems), raised.value.problems
+
+
+# --- Issue 10: values that reach a command line, image references, ranges, limits, special files ---
+
+EVIL_MIRROR = "--setup-hook=touch /tmp/proof; exit 1"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'suite = "trixie"',
+            'suite = "--version"',
+            ":5: toolchain.bootstrap.suite: '--version' is not a Debian",
+        ),
+        ('suite = "trixie"', 'suite = "trixie main"', ":5: toolchain.bootstrap.suite: 'trixie main' is not"),
+        ('suite = "trixie"', f'suite = "{"a" * 65}"', ":5: toolchain.bootstrap.suite: 'aaaa"),
+        (
+            'packages = ["gcc"]',
+            f'packages = ["gcc"]\nmirror = "{EVIL_MIRROR}"',
+            f":7: toolchain.bootstrap.mirror: {EVIL_MIRROR!r} is not a mirror URL",
+        ),
+        (
+            'packages = ["gcc"]',
+            'packages = ["gcc"]\nmirror = "ftp://x/d"',
+            ":7: toolchain.bootstrap.mirror: 'ftp",
+        ),
+        (
+            'packages = ["gcc"]',
+            'packages = ["gcc"]\nmirror = "deb.debian.org"',
+            ":7: toolchain.bootstrap.mirror",
+        ),
+        ('packages = ["gcc"]', 'packages = ["gcc"]\nmirror = "http:///d"', ":7: toolchain.bootstrap.mirror"),
+        ('packages = ["gcc"]', 'packages = ["gcc"]\nmirror = "file:d"', ":7: toolchain.bootstrap.mirror"),
+        (
+            'packages = ["gcc"]',
+            'packages = ["gcc"]\nmirror = "http://a b/"',
+            ":7: toolchain.bootstrap.mirror",
+        ),
+        (
+            'packages = ["gcc"]',
+            'packages = ["--include=x"]',
+            ":6: toolchain.bootstrap.packages: '--include=x' is not",
+        ),
+        (
+            'packages = ["gcc"]',
+            'packages = ["gcc,make"]',
+            ":6: toolchain.bootstrap.packages: 'gcc,make' is not",
+        ),
+        ('packages = ["gcc"]', 'packages = ["g"]', ":6: toolchain.bootstrap.packages: 'g' is not"),
+        ('packages = ["gcc"]', 'packages = ["gcc:arm64:x"]', ":6: toolchain.bootstrap.packages"),
+        (
+            'packages = ["gcc"]',
+            'packages = ["gcc"]\ncomponents = ["main,x"]',
+            ":7: toolchain.bootstrap.components",
+        ),
+        (
+            'packages = ["gcc"]',
+            'packages = ["gcc"]\ncomponents = ["-x"]',
+            ":7: toolchain.bootstrap.components",
+        ),
+        (
+            'env = { CC = "aarch64',
+            'packages = ["-q"]\nenv = { CC = "aarch64',
+            ":12: toolchain.platforms.\"linux/arm64\".packages: '-q' is not a Debian package name",
+        ),
+        (
+            'name = "gcc"',
+            'name = "gcc"\nimage = "--help"',
+            ":3: toolchain.image: '--help' is not a valid image",
+        ),
+        (
+            'name = "gcc"',
+            'name = "gcc"\nimage = "Gcc:14"',
+            ":3: toolchain.image: 'Gcc:14' is not a valid image",
+        ),
+    ],
+)
+def test_bootstrap_values_reaching_mmdebstrap_are_validated(
+    project: Path, old: str, new: str, expected: str
+) -> None:
+    edit(project, TOOLCHAIN_FILE, old, new)
+
+    assert_problem(project, TOOLCHAIN_FILE + expected)
+
+
+@pytest.mark.parametrize(
+    "bootstrap",
+    [
+        'suite = "bookworm-backports"\npackages = ["gcc", "libc6-dev:arm64", "g++", "libstdc++6"]',
+        'suite = "unstable"\npackages = []\nmirror = "http://deb.debian.org/debian"',
+        'suite = "trixie"\npackages = ["gcc"]\nmirror = "https://mirror.example:8443/debian/"',
+        'suite = "trixie"\npackages = ["gcc"]\nmirror = "file:///srv/mirror"\n'
+        'components = ["main", "non-free-firmware"]',
+    ],
+)
+def test_valid_bootstrap_values_load(project: Path, bootstrap: str) -> None:
+    edit(project, TOOLCHAIN_FILE, 'suite = "trixie"\npackages = ["gcc"]', bootstrap)
+
+    assert load_project(project).toolchains["gcc"].bootstrap is not None
+
+
+def test_mmdebstrap_positionals_come_after_double_dash(project: Path) -> None:
+    edit(
+        project,
+        TOOLCHAIN_FILE,
+        'packages = ["gcc"]',
+        'packages = ["gcc"]\nmirror = "http://deb.debian.org/debian"',
+    )
+    toolchain = load_project(project).toolchains["gcc"]
+
+    command = mmdebstrap_command(toolchain, Path("/tmp/out.tar"))
+
+    separator = command.index("--")
+    assert command[separator + 1 :] == ["trixie", "/tmp/out.tar", "http://deb.debian.org/debian"]
+    assert all(argument.startswith("-") for argument in command[1:separator])
+
+
+def test_mmdebstrap_accepts_double_dash() -> None:
+    """The installed mmdebstrap documents `--` as the end of its options (its --help says so)."""
+    if shutil.which("mmdebstrap") is None:
+        pytest.skip("mmdebstrap is not installed")
+    help_text = subprocess.run(["mmdebstrap", "--help"], capture_output=True, text=True, check=False).stdout
+    assert 'A double dash "--" can be used' in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("svc-", "'svc-' is not a valid image repository"),
+        ("a..b", "'a..b' is not a valid image repository"),
+        ("a._b", "'a._b' is not a valid image repository"),
+        ("x_", "'x_' is not a valid image repository"),
+    ],
+)
+def test_service_name_must_make_a_repository(project: Path, name: str, expected: str) -> None:
+    edit(project, SERVICE_FILE, 'name = "hello"', f'name = "{name}"')
+
+    assert_problem(project, f"{SERVICE_FILE}:2: service.name: {expected}")
+
+
+def test_service_name_with_its_own_repository_loads(project: Path) -> None:
+    edit(project, SERVICE_FILE, 'name = "hello"', 'name = "svc-"')
+    append(project, SERVICE_FILE, '[image]\nrepository = "svc"\n')
+
+    assert load_project(project).services["svc-"].image.repository == "svc"
+
+
+@pytest.mark.parametrize(
+    ("repository", "valid"),
+    [
+        ("hello", True),
+        ("team/hello-go", True),
+        ("a__b/c---d/e.f", True),
+        ("localhost:5000/a", True),
+        ("Registry.Example:443/team/app", True),
+        ("[::1]:5000/app", True),
+        ("a/" * 126 + "bcd", True),  # 255 characters
+        ("a/" * 126 + "bcde", False),  # 256
+        ("Hello", False),
+        ("team/Hello", False),
+        ("a___b", False),
+        ("-a.example/b", False),
+        ("a/", False),
+        ("a//b", False),
+        ("host:port/a", False),
+    ],
+)
+def test_repository_grammar(project: Path, repository: str, valid: bool) -> None:
+    append(project, SERVICE_FILE, f'[image]\nrepository = "{repository}"\n')
+
+    if valid:
+        assert load_project(project).services["hello"].image.repository == repository
+    else:
+        assert any(problem.key == "image.repository" for problem in problems(project))
+
+
+@pytest.mark.parametrize(("length", "valid"), [(122, True), (123, False), (128, False)])
+def test_tag_fits_with_the_longest_platform_suffix(project: Path, length: int, valid: bool) -> None:
+    """hello builds linux/amd64 and linux/arm64: `-amd64` and `-arm64` are 6 characters."""
+    append(project, SERVICE_FILE, f'[image]\ntag = "{"t" * length}"\n')
+
+    if valid:
+        assert len(load_project(project).services["hello"].image.tag) == length
+    else:
+        assert_problem(project, f"{SERVICE_FILE}:10: image.tag: 'ttt")
+
+
+def test_tag_length_counts_the_platforms_of_all(make_project: Any) -> None:
+    """With ["all"], riscv64 and ppc64le give the longest suffix: 7 characters."""
+    files = _all_platforms_service(platforms='["all"]')
+    files["recipes/s.toml"] = (
+        files["recipes/s.toml"].replace("{MUSL_CC}", "{CC}") + '[image]\ntag = "' + "t" * 121 + '"\n'
+    )
+    with pytest.raises(RecipeError) as raised:
+        load_project(make_project(files))
+    assert "with the platform suffix '-riscv64' it has 129 characters" in str(raised.value.problems[0])
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs"),
+    [
+        ("", '[image]\nrepository = "hello"\n'),
+        ('[image]\ntag = "v1"\n', '[image]\nrepository = "docker.io/library/hello"\ntag = "v1"\n'),
+        ('[image]\nrepository = "localhost:5000/x"\n', '[image]\nrepository = "localhost:5000/x"\n'),
+    ],
+)
+def test_repository_and_tag_are_unique(project: Path, mine: str, theirs: str) -> None:
+    append(project, SERVICE_FILE, mine)
+    write(project, "recipes/other.toml", SERVICE.replace('"hello"', '"other"') + theirs)
+
+    found = [str(problem) for problem in problems(project)]
+
+    assert len(found) == 2, found
+    assert any(
+        text.startswith(SERVICE_FILE) and "the image of service 'other' (recipes/other.toml)" in text
+        for text in found
+    )
+    assert any(
+        text.startswith("recipes/other.toml") and f"the image of service 'hello' ({SERVICE_FILE})" in text
+        for text in found
+    )
+
+
+def test_same_repository_other_tag_is_fine(project: Path) -> None:
+    write(
+        project,
+        "recipes/other.toml",
+        SERVICE.replace('"hello"', '"other"') + '[image]\nrepository = "hello"\ntag = "v2"\n',
+    )
+
+    assert set(load_project(project).services) == {"hello", "other"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1e300", "1e+300 is longer than 24h"),
+        ('"25h"', "'25h' is longer than 24h"),
+        ("86401", "86401 is longer than 24h"),
+        ("nan", "nan is not a positive duration"),
+        ("-inf", "-inf is not a positive duration"),
+        ("9" * 400, "99999"),  # too large for a float: no OverflowError
+        (f'"{"9" * 400}h"', "'99999"),
+    ],
+)
+def test_durations_are_bounded(project: Path, value: str, expected: str) -> None:
+    append(project, SERVICE_FILE, f"timeout = {value}\n[smoke]\ntimeout = {value}\n")
+
+    found = [str(problem) for problem in problems(project)]
+    assert any(text.startswith(f"{SERVICE_FILE}:9: build.timeout: {expected}") for text in found), found
+    assert any(text.startswith(f"{SERVICE_FILE}:11: smoke.timeout: {expected}") for text in found), found
+
+
+def test_a_day_is_the_longest_duration(project: Path) -> None:
+    append(project, SERVICE_FILE, 'timeout = "24h"\n[smoke]\ntimeout = 86400\n')
+
+    service = load_project(project).services["hello"]
+    assert service.build.timeout == service.smoke.timeout == 86400
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"0KiB"', "'0KiB' is out of range (from 1 byte to 1TiB)"),
+        ("0", "0 is out of range"),
+        ("-5", "-5 is out of range"),
+        ('"2TiB"', "'2TiB' is not a size"),
+        ('"1025GiB"', "'1025GiB' is out of range"),
+        (f'"{"9" * 400}GiB"', "'99999"),
+        ("9" * 30, "99999"),
+    ],
+)
+def test_max_size_is_bounded(project: Path, value: str, expected: str) -> None:
+    append(project, SERVICE_FILE, f"[verify]\nmax_size = {value}\n")
+
+    assert_problem(project, f"{SERVICE_FILE}:10: verify.max_size: {expected}")
+
+
+def test_default_limits(project: Path) -> None:
+    service = load_project(project).services["hello"]
+
+    assert service.build.limits == BUILD_LIMITS == Limits(memory=4 * 1024**3, pids=1024, cpus=2.0)
+    assert service.smoke.limits == SMOKE_LIMITS == Limits(memory=512 * 1024**2, pids=128, cpus=1.0)
+    assert service.smoke.allow_root is False
+
+
+def test_limits_override_any_subset(project: Path) -> None:
+    append(
+        project,
+        SERVICE_FILE,
+        'limits = { memory = "8GiB", pids = 2048, cpus = 1.5 }\n[smoke]\nlimits = { memory = 67108864 }\n',
+    )
+
+    service = load_project(project).services["hello"]
+
+    assert service.build.limits == Limits(memory=8 * 1024**3, pids=2048, cpus=1.5)
+    assert service.smoke.limits == Limits(memory=64 * 1024**2, pids=128, cpus=1.0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ('{ memory = "15MiB" }', "build.limits.memory: '15MiB' is out of range (from 16MiB to 1TiB)"),
+        ('{ memory = "2TiB" }', "build.limits.memory: '2TiB' is not a size"),
+        ("{ pids = 15 }", "build.limits.pids: 15 is out of range (from 16 to 1000000)"),
+        ("{ pids = 1000001 }", "build.limits.pids: 1000001 is out of range"),
+        ("{ pids = 1.5 }", "build.limits.pids: expected an integer, got float"),
+        ("{ cpus = 0.001 }", "build.limits.cpus: 0.001 is out of range (from 0.01 to 1024)"),
+        ("{ cpus = 1025 }", "build.limits.cpus: 1025 is out of range"),
+        ("{ cpus = nan }", "build.limits.cpus: nan is out of range"),
+        ("{ cpus = true }", "build.limits.cpus: expected a number, got boolean"),
+        ('{ mem = "1GiB" }', "build.limits.mem: unknown key (did you mean 'memory'?)"),
+        ('"1GiB"', "build.limits: expected a table, got string"),
+    ],
+)
+def test_bad_limits(project: Path, limits: str, expected: str) -> None:
+    append(project, SERVICE_FILE, f"limits = {limits}\n")
+
+    assert_problem(project, f"{SERVICE_FILE}:9: {expected}")
+
+
+@pytest.mark.parametrize("user", ["0", "0:0", "0:123", "00:5"])
+def test_root_user_needs_allow_root(project: Path, user: str) -> None:
+    append(project, SERVICE_FILE, f'[image]\nuser = "{user}"\n')
+
+    assert_problem(project, f"{SERVICE_FILE}:10: image.user: '{user}' runs the image as root")
+
+    append(project, SERVICE_FILE, "[smoke]\nallow_root = true\n")
+    service = load_project(project).services["hello"]
+    assert (service.image.user, service.smoke.allow_root) == (user, True)
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("root", "'root' is not a numeric user (use '0' together with [smoke] allow_root = true"),
+        ("4294967295", "'4294967295' is out of range"),
+        ("1:4294967295", "'1:4294967295' is out of range"),
+    ],
+)
+def test_bad_users(project: Path, user: str, expected: str) -> None:
+    append(project, SERVICE_FILE, f'[image]\nuser = "{user}"\n[smoke]\nallow_root = true\n')
+
+    assert_problem(project, f"{SERVICE_FILE}:10: image.user: {expected}")
+
+
+def test_allow_root_is_a_boolean(project: Path) -> None:
+    append(project, SERVICE_FILE, '[smoke]\nallow_root = "yes"\n')
+
+    assert_problem(project, f"{SERVICE_FILE}:10: smoke.allow_root: expected a boolean, got string")
+
+
+def test_special_files_in_the_source_are_problems(project: Path) -> None:
+    os.mkfifo(project / "src" / "pipe")
+    (project / "src" / "a" / "b").mkdir(parents=True)
+    os.mkfifo(project / "src" / "a" / "b" / "pipe2")
+    (project / "src" / "ok.c").write_text("")
+    (project / "src" / "link").symlink_to("pipe")  # the link itself is fine: nothing follows it
+    with socket.socket(socket.AF_UNIX) as server:
+        cwd = Path.cwd()
+        os.chdir(project / "src")
+        try:
+            server.bind("sock")
+        finally:
+            os.chdir(cwd)
+
+        found = sorted(str(problem) for problem in problems(project))
+
+    assert found == [
+        f"{SERVICE_FILE}:3: service.source: 'src/a/b/pipe2' is a FIFO "
+        "(a source tree holds only files, directories and symlinks: remove it)",
+        f"{SERVICE_FILE}:3: service.source: 'src/pipe' is a FIFO "
+        "(a source tree holds only files, directories and symlinks: remove it)",
+        f"{SERVICE_FILE}:3: service.source: 'src/sock' is a socket "
+        "(a source tree holds only files, directories and symlinks: remove it)",
+    ]
+
+
+def test_symlinked_directories_in_the_source_are_not_followed(project: Path, outside: Path) -> None:
+    os.mkfifo(outside / "pipe")
+    (project / "src" / "elsewhere").symlink_to(outside)
+
+    assert load_project(project).services["hello"].source == project / "src"
+
+
+def test_deep_nesting_is_a_problem_not_a_recursion_error(project: Path) -> None:
+    write(project, "recipes/deep.toml", "a = " + "[" * 50000 + "]" * 50000 + "\n")
+    write(project, "recipes/deep2.toml", "\n\nb = " + "{c=" * 50000 + "1" + "}" * 50000 + "\n")
+
+    found = [str(problem) for problem in problems(project)]
+
+    assert (
+        "recipes/deep.toml:1: arrays and tables nest more than 64 deep (recipes need a few levels)" in found
+    )
+    assert any(text.startswith("recipes/deep2.toml:3: arrays and tables nest more than 64") for text in found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a = "' + "[" * 100 + '"',
+        "a = '" + "{" * 100 + "'",
+        'a = """\n' + "[" * 100 + '\n"""',
+        "a = '''" + "[" * 100 + "''''",
+        'a = "\\"' + "[" * 100 + '"',
+        "# " + "[" * 100,
+        "a = " + "[" * 64 + "]" * 64,
+    ],
+)
+def test_brackets_in_strings_and_comments_do_not_count(project: Path, text: str) -> None:
+    write(project, "recipes/x.toml", text + "\n")
+
+    assert not any("nest" in str(problem) for problem in problems(project))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a = " + "9" * 5000 + "\n", "recipes/x.toml: invalid TOML: Exceeds the limit (4300 digits)"),
+        ("# " + "x" * (1024**2), "recipes/x.toml: larger than 1 MiB (a recipe is a few lines of TOML)"),
+    ],
+)
+def test_oversized_recipes_are_problems(project: Path, text: str, expected: str) -> None:
+    write(project, "recipes/x.toml", text)
+
+    assert_problem(project, expected)
+
+
+def test_recipe_fifo_is_a_problem_and_does_not_block(project: Path) -> None:
+    fifo = project / "recipes" / "x.toml"
+    os.mkfifo(fifo)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(assert_problem, project, "recipes/x.toml: not a regular file (a recipe is")
+        try:
+            loading.result(timeout=20)
+        except concurrent.futures.TimeoutError:
+            with fifo.open("w"):  # lets the blocked reader end, so the test does not hang
+                pass
+            pytest.fail("load_project blocked reading a FIFO")
+
+
+def test_nul_in_paths_is_a_problem(project: Path) -> None:
+    edit(project, SERVICE_FILE, 'source = "src"', 'source = "src\\u0000x"')
+    append(project, SERVICE_FILE, '[image]\nfiles = { "/etc/a" = "a\\u0000b", "/etc/\\u0000" = "b" }\n')
+
+    found = [str(problem) for problem in problems(project)]
+
+    assert any(
+        text.startswith(f"{SERVICE_FILE}:3: service.source: 'src\\x00x' holds a NUL") for text in found
+    )
+    assert any("'/etc/\\x00' is not an absolute, normalized image path" in text for text in found)
+
+
+def test_long_values_are_cut_short_in_messages(project: Path) -> None:
+    edit(project, SERVICE_FILE, 'name = "hello"', f'name = "{"X" * 100000}"')
+
+    [problem] = [p for p in problems(project) if p.key == "service.name"]
+    assert len(problem.message) < 200
+
+
+# --- Generated recipes: whatever the values, a Project or a RecipeError ---
+
+_KEYS = {
+    "service": ["name", "source", "toolchain", "platforms", "exclude_platforms"],
+    "build": ["command", "env", "output", "timeout", "limits"],
+    "image": ["repository", "tag", "entrypoint", "cmd", "user", "env", "labels", "extras", "zones", "files"],
+    "verify": ["errors", "allow", "max_size"],
+    "smoke": ["args", "stdout", "exit_code", "timeout", "limits", "allow_root"],
+}
+_TOOLCHAIN_KEYS = {
+    "toolchain": ["name", "image", "env"],
+    "toolchain.bootstrap": ["suite", "packages", "mirror", "components"],
+    'toolchain.platforms."linux/amd64"': ["packages", "env"],
+}
+_TEXT = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet="[]{}/-.:_ \\\"'\x00aZ09é", max_size=30),
+    st.sampled_from(
+        [
+            *("", "[/x]", "--version", "0", "0:0", "all", "linux/amd64", "gcc", "{CC}", "{output}", "1e300"),
+            *("src\x00", "../x", "/etc", "src/../..", "9" * 400 + "h", "9" * 400 + "GiB", "-1s", "svc-"),
+        ]
+    ),
+)
+_SCALAR = st.one_of(
+    _TEXT,
+    st.integers(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.sampled_from([10**309, -(10**309), 2**63, 2**64, 1e300, -0.0]),
+    st.floats(),
+    st.booleans(),
+)
+_VALUE = st.recursive(
+    _SCALAR,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(_TEXT.filter(bool), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _toml(value: object) -> str:
+    """A TOML inline value (floats: inf and nan as TOML spells them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return (
+            "nan"
+            if math.isnan(value)
+            else ("inf" if value > 0 else "-inf")
+            if math.isinf(value)
+            else repr(value)
+        )
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ", ".join(f"{json.dumps(key)} = {_toml(item)}" for key, item in value.items()) + "}"
+
+
+def _document(tables: dict[str, list[str]], values: dict[str, object]) -> str:
+    lines = []
+    for table, keys in tables.items():
+        lines.append(f"[{table}]")
+        lines.extend(
+            f"{key} = {_toml(values[f'{table}.{key}'])}" for key in keys if f"{table}.{key}" in values
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _overrides(tables: dict[str, list[str]]) -> st.SearchStrategy[dict[str, object]]:
+    keys = [f"{table}.{key}" for table, names in tables.items() for key in names]
+    return st.dictionaries(st.sampled_from(keys), _VALUE, max_size=8)
+
+
+_VALID_SERVICE = {
+    "service.name": "hello",
+    "service.source": "src",
+    "service.toolchain": "gcc",
+    "service.platforms": ["linux/amd64"],
+    "build.command": ["{CC}", "-o", "{output}", "hello.c"],
+}
+_VALID_TOOLCHAIN = {
+    "toolchain.name": "gcc",
+    "toolchain.bootstrap.suite": "trixie",
+    "toolchain.bootstrap.packages": ["gcc"],
+    'toolchain.platforms."linux/amd64".env': {"CC": "gcc"},
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(service=_overrides(_KEYS), toolchain=_overrides(_TOOLCHAIN_KEYS), raw=st.text(max_size=200))
+@example(service={"service.source": "src\x00"}, toolchain={}, raw="")
+@example(service={"build.timeout": 10**309, "verify.max_size": "9" * 400 + "GiB"}, toolchain={}, raw="")
+@example(service={}, toolchain={}, raw="a = " + "[" * 5000 + "]" * 5000)
+def test_generated_recipes_load_or_fail_cleanly(
+    tmp_path: Path, service: dict[str, object], toolchain: dict[str, object], raw: str
+) -> None:
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    (root / "src").mkdir()
+    write(root, SERVICE_FILE, _document(_KEYS, {**_VALID_SERVICE, **service}))
+    write(root, TOOLCHAIN_FILE, _document(_TOOLCHAIN_KEYS, {**_VALID_TOOLCHAIN, **toolchain}))
+    write(root, "recipes/raw.toml", raw)
+
+    try:
+        project = load_project(root)
+    except RecipeError as error:
+        assert error.problems and all(str(problem) for problem in error.problems)
+    else:
+        assert project.services

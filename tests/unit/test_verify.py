@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import shutil
+import socket
 import struct
 import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +32,10 @@ from orchestrator.platforms import (
     PLATFORMS,
 )
 from orchestrator.stages import elfscan
+from orchestrator.stages import verify as verify_module
 from orchestrator.stages.verify import (
+    INTERNAL_FINDING,
+    MAX_FILE_SIZE,
     CorruptElf,
     ElfFacts,
     Finding,
@@ -1015,14 +1022,24 @@ def verify_bytes_with(tmp_path: Path, data: bytes, policy: VerifyPolicy) -> Verd
 
 
 def assert_well_formed(verdict: Verdict) -> None:
+    """A proper verdict: one-line messages, and never the catch-all of a check that crashed (malformed
+    input must be an elf.* finding; verify.internal on generated input is a bug in the verifier)."""
     assert isinstance(verdict, Verdict)
+    internal = [f.message for f in verdict.findings if f.id == INTERNAL_FINDING]
+    assert not internal, internal
     for finding in verdict.findings:
         assert finding.message and "\n" not in finding.message and finding.message.isprintable()
     if verdict.facts is None:
         assert [f.id for f in verdict.findings] in (["elf.not-elf"], ["elf.corrupt"])
 
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# OSLESS_FUZZ_EXAMPLES=20000 for a long hunt; the default keeps the unit suite quick.
+FUZZ = settings(
+    max_examples=int(os.environ.get("OSLESS_FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    print_blob=True,
+)
 
 
 @FUZZ
@@ -1036,14 +1053,224 @@ def test_random_bytes_never_raise(tmp_path: Path, prefix: bytes, rest: bytes) ->
     assert_well_formed(verify_binary(write(tmp_path, "random", prefix + rest), AMD64))
 
 
+class Seeds(dict[str, bytes]):
+    """Seed files by name; a short repr, for hypothesis' report of a failing example."""
+
+    def __repr__(self) -> str:
+        return f"Seeds({', '.join(self)})"
+
+
+@pytest.fixture(scope="session")
+def fuzz_seeds(gcc_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Seeds:
+    """Real binaries of every linkage (a dynamic one has PT_INTERP, PT_DYNAMIC and DT_NEEDED strings),
+    a crafted ARM file with `.ARM.attributes`, and a Go binary (build info, notes) when go is here."""
+    seeds = Seeds({name: gcc_binaries[name].read_bytes() for name in ("static", "static-pie", "dynamic")})
+    seeds["arm"] = craft_arm()
+    if GO is not None:
+        directory = tmp_path_factory.mktemp("fuzz-go")
+        (directory / "main.go").write_text(HELLO_GO)
+        (directory / "go.mod").write_text("module example.com/hello\n\ngo 1.19\n")
+        env = {"HOME": str(directory), **os.environ, "CGO_ENABLED": "0", "GOARCH": "riscv64"}
+        run_compiler([GO, "build", "-ldflags=-s -w", "-o", "go", "."], directory, env)
+        seeds["go"] = (directory / "go").read_bytes()
+    return seeds
+
+
 @FUZZ
 @given(data=st.data())
-def test_mutated_static_binary_never_raises(static_bytes: bytes, tmp_path: Path, data: st.DataObject) -> None:
-    mutated = bytearray(static_bytes)
+@pytest.mark.parametrize("seed", ["static", "static-pie", "dynamic", "arm", "go"])
+def test_mutated_binary_never_raises(
+    fuzz_seeds: Seeds, seed: str, tmp_path: Path, data: st.DataObject
+) -> None:
+    if seed not in fuzz_seeds:
+        pytest.skip(f"no {seed} seed here")
+    mutated = bytearray(fuzz_seeds[seed])
     # Most flips land in the headers (first 4 KiB), where they change what the parser does.
     for _ in range(data.draw(st.integers(1, 12), label="flips")):
         limit = data.draw(st.sampled_from([0x100, 0x1000, len(mutated)]), label="region")
-        mutated[data.draw(st.integers(0, limit - 1), label="offset")] = data.draw(st.integers(0, 255))
+        offset = data.draw(st.integers(0, min(limit, len(mutated)) - 1), label="offset")
+        mutated[offset] = data.draw(st.integers(0, 255))
     if data.draw(st.booleans(), label="truncate"):
         del mutated[data.draw(st.integers(0, len(mutated)), label="length") :]
-    assert_well_formed(verify_binary(write(tmp_path, "mutated", bytes(mutated)), AMD64))
+    platform = data.draw(st.sampled_from([AMD64, ARMV7, PLATFORMS["linux/riscv64"], None]), label="platform")
+    assert_well_formed(verify_binary(write(tmp_path, "mutated", bytes(mutated)), platform))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bounded reads: special files are never opened, big files never read whole
+
+
+def verify_within(path: Path, seconds: float = 10.0, policy: VerifyPolicy | None = None) -> Verdict:
+    """verify_binary in a thread: a regression that blocks (a FIFO) fails instead of hanging the suite."""
+    outcome: list[Verdict | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(verify_binary(path, AMD64, policy or VerifyPolicy()))
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if path.is_fifo():  # let the blocked open return so the thread ends
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"verify_binary({path}) blocked for {seconds} s")
+    result = outcome[0]
+    assert isinstance(result, Verdict), result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("fifo", "is a FIFO (named pipe), not a regular file"),
+        ("socket", "is a socket, not a regular file"),
+        ("directory", "is a directory, not a regular file"),
+        ("char-device", "is a character device, not a regular file"),
+        ("link-to-fifo", "is a FIFO (named pipe), not a regular file"),
+    ],
+)
+def test_special_files_are_refused_without_opening_them(tmp_path: Path, kind: str, message: str) -> None:
+    path = tmp_path / kind
+    server = None
+    if kind in ("fifo", "link-to-fifo"):
+        os.mkfifo(tmp_path / "fifo-target")
+        path.symlink_to(tmp_path / "fifo-target") if kind == "link-to-fifo" else os.rename(
+            tmp_path / "fifo-target", path
+        )
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path = Path("/dev/null")
+    try:
+        verdict = verify_within(path)
+    finally:
+        if server is not None:
+            server.close()
+    assert (error_ids(verdict), verdict.reason) == (["elf.not-regular"], f"{path} {message}")
+    assert verdict.facts is None
+
+
+def run_osless_limited(
+    *args: str, memory: int = 1 << 30, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`osless ARGS` in a child process that may use at most `memory` bytes of address space, so a
+    regression that reads a huge file whole fails (MemoryError) instead of taking the machine."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
+        check=False,
+    )
+
+
+def test_osless_verify_dev_zero_is_one_error_line() -> None:
+    """It used to read /dev/zero until the OOM killer came (23.8 GB)."""
+    result = run_osless_limited("verify", "/dev/zero")
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == "/dev/zero: FAIL — /dev/zero is a character device, not a regular file\n"
+    assert "Traceback" not in result.stderr
+
+
+def sparse_elf(tmp_path: Path, size: int) -> Path:
+    """A valid static ELF header and program, then a hole up to `size` bytes: no disk used."""
+    path = tmp_path / "huge"
+    path.write_bytes(craft_elf(machine=EM_X86_64, elf_class=64))
+    os.truncate(path, size)
+    return path
+
+
+MEASURE = """
+import resource, sys
+from pathlib import Path
+from orchestrator.platforms import PLATFORMS
+from orchestrator.stages.verify import VerifyPolicy, verify_binary
+max_size = int(sys.argv[2]) if len(sys.argv) > 2 else None
+verdict = verify_binary(Path(sys.argv[1]), PLATFORMS["linux/amd64"], VerifyPolicy(max_size=max_size))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(" ".join(f.id for f in verdict.errors))
+"""
+
+
+@pytest.mark.parametrize(
+    ("size", "max_size", "errors"),
+    [
+        (900 << 20, 1 << 20, "size.budget"),  # max_size is checked by stat, before any read
+        (MAX_FILE_SIZE + 1, None, "elf.too-large"),  # the ceiling, whatever the recipe says
+    ],
+)
+def test_a_huge_file_costs_neither_its_memory_nor_its_time(
+    tmp_path: Path, size: int, max_size: int | None, errors: str
+) -> None:
+    path = sparse_elf(tmp_path, size)
+    args = [str(path), *([str(max_size)] if max_size else [])]
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak, found = result.stdout.splitlines()
+    assert int(peak) < 200 << 20, f"peak RSS {int(peak) >> 20} MiB verifying a {size >> 20} MiB file"
+    assert found == errors
+
+
+def test_over_the_ceiling_only_headers_are_checked(tmp_path: Path) -> None:
+    verdict = verify_binary(sparse_elf(tmp_path, MAX_FILE_SIZE + 1), AMD64)
+    assert error_ids(verdict) == ["elf.too-large"]
+    assert finding(verdict, "elf.too-large").message == (
+        "file is 1024.0 MiB, more than the 1024.0 MiB osless reads: only its headers were checked"
+    )
+    assert facts_of(verdict).linkage is Linkage.STATIC and facts_of(verdict).size == MAX_FILE_SIZE + 1
+
+
+def test_an_allowed_budget_still_scans_up_to_the_ceiling(c_programs: dict[str, Path]) -> None:
+    """max_size decides what is read only when the budget is enforced: an allowed one scans as usual."""
+    policy = VerifyPolicy(max_size=1000, allowed={"size.budget": "debug build"})
+    verdict = verify_binary(c_programs["zoneinfo"], AMD64, policy)
+    assert "needs.tzdata" in problems(verdict)
+    enforced = verify_binary(c_programs["zoneinfo"], AMD64, VerifyPolicy(max_size=1000))
+    assert error_ids(enforced) == ["size.budget"] and "needs.tzdata" not in problems(enforced)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The catch-all: a check that raises is a bug, reported under its own id
+
+
+def test_a_crashing_check_is_reported_as_internal(
+    gcc_binaries: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> tuple[Finding, ...]:
+        raise KeyError("p_flags")
+
+    monkeypatch.setattr(verify_module, "_hardening_findings", broken)
+    verdict = verify_binary(gcc_binaries["static"], AMD64)
+    internal = finding(verdict, INTERNAL_FINDING)
+    assert internal.severity is Severity.ERROR and not verdict.ok
+    assert internal.message == "the verifier could not check this file: KeyError: 'p_flags'"
+    assert facts_of(verdict).linkage is Linkage.STATIC  # the facts were read before the check failed
+
+
+def test_a_bad_attributes_version_byte_is_quoted_printably(tmp_path: Path) -> None:
+    """Found by the fuzzer: pyelftools puts the raw byte in its message ("version \\x7f, expecting 'A'")."""
+    data = bytearray(craft_arm())
+    data[bytes(data).index(b"A" + struct.pack("<I", 4 + 4 + 7))] = 0x7F  # the format version
+    verdict = verify_bytes(tmp_path, bytes(data), None)
+    assert (error_ids(verdict), verdict.reason) == (
+        ["elf.corrupt"],
+        f"{CORRUPT}Unknown attributes version \\x7f, expecting 'A'.",
+    )
