@@ -95,6 +95,10 @@ class ContainerResult:
     stderr_truncated: bool = False
 
 
+class ImageMissing(EngineError):
+    """The engine has no image by the reference asked for."""
+
+
 class FileRefused(Exception):
     """A file to be copied out of a container is missing, not one regular file, or too large."""
 
@@ -408,11 +412,20 @@ class Engine:
         except _ENGINE_ERRORS as error:
             raise EngineError(f"docker load refused the image: {_first_line(error)}") from error
 
-    def tag_image(self, image_id: str, repository: str, tag: str) -> None:
-        self._call(
-            f"cannot tag {image_id} as {repository}:{tag}",
-            lambda: self.client.images.get(image_id).tag(repository, tag),
-        )
+    def save_image(self, reference: str, into: IO[bytes]) -> None:
+        """`docker save` of a local image, written to `into`; ImageMissing when the engine has no image
+        by that reference (or it is not a valid reference)."""
+        try:
+            for chunk in self.client.images.get(reference).save(named=True):
+                into.write(chunk)
+        except (docker.errors.ImageNotFound, docker.errors.NullResource) as error:
+            raise ImageMissing(f"no image {reference} in the engine") from error
+        except docker.errors.APIError as error:
+            if error.status_code in (400, 404):  # 400: not a valid reference
+                raise ImageMissing(f"{reference} is not an image reference the engine knows") from error
+            raise EngineError(f"cannot read image {reference}: {_first_line(error)}") from error
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot read image {reference}: {_first_line(error)}") from error
 
     def cancel(self) -> None:
         """Stop starting containers and remove every container of this run (Ctrl-C, SIGTERM)."""

@@ -27,12 +27,11 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
-import docker.errors
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, ImageMissing
 from orchestrator.errors import EngineError, UsageError, VerificationFailed
 from orchestrator.goinfo import format_like_go_version_m
 from orchestrator.platforms import PLATFORMS, Platform, host_platform
@@ -474,27 +473,17 @@ def read_engine_image(reference: str, platform: str | None = None) -> ImageConte
             hint=error.hint,
         ) from error
     try:
-        image = engine.client.images.get(reference)
         with tempfile.TemporaryFile() as archive:
-            for chunk in image.save(named=True):
-                archive.write(chunk)
+            engine.save_image(reference, archive)
             archive.seek(0)
             with tarfile.open(fileobj=archive, mode="r:") as tar:
                 members = {_normalize(m.name): m for m in tar.getmembers() if m.isfile()}
                 store = _Store(list(members), lambda name: _extract(tar, members[name]))
                 return _read_store(store, reference, platform)
-    except (docker.errors.ImageNotFound, docker.errors.NullResource) as error:
+    except ImageMissing as error:
         raise UsageError(
-            f"{reference}: no such file or directory, and no image {reference} in the engine",
-            hint=_INPUT_HINT,
+            f"{reference}: no such file or directory, and {error.message}", hint=_INPUT_HINT
         ) from error
-    except docker.errors.APIError as error:
-        if error.status_code in (400, 404):  # 400: not a valid reference
-            raise UsageError(
-                f"{reference}: no such file or directory, and not an image reference the engine knows",
-                hint=_INPUT_HINT,
-            ) from error
-        raise EngineError(f"cannot read image {reference} from the engine: {error}") from error
 
 
 def _read_store(store: _Store, source: str, platform: str | None = None) -> ImageContents:

@@ -44,10 +44,15 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 
 def changed_files(root: Path, ref: str) -> list[Path] | None:
-    """Files changed since `ref` (committed or not, and untracked new ones); None if git cannot say."""
-    diff = _git(root, "diff", "--name-only", "--relative", ref, "--")
-    untracked = _git(root, "ls-files", "--others", "--exclude-standard")
-    if diff is None and _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
+    """Files changed since `ref` (committed or not, and untracked new ones); None if git cannot say.
+
+    `ref` comes from the command line: it is resolved to a commit first, after `--end-of-options`, so
+    a value like `--output=FILE` is a revision git does not know, never an option of `git diff`.
+    """
+    commit = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    if commit is None:
         return None
+    diff = _git(root, "diff", "--name-only", "--relative", commit, "--")
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard")
     names = (diff or "").splitlines() + (untracked or "").splitlines()
     return [(root / name).resolve() for name in names if name]

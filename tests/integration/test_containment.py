@@ -229,6 +229,24 @@ def test_a_fork_bomb_in_a_build_is_stopped_by_the_pids_limit(
     assert "Traceback" not in run.stdout + run.stderr
 
 
+def test_a_build_eating_memory_is_killed_at_the_memory_limit(
+    project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`tail` of 1 GiB without a newline holds it all in memory: at a 64 MiB limit the kernel kills it
+    inside the builder, the build fails (not by its timeout) and the run goes on."""
+    hog = "head -c 1G /dev/zero | tail -n 1 > /dev/null || exit 77; " + COMPILE
+    limits = 'timeout = "5m"\nlimits = { memory = "64MiB" }\n'
+    root = project(
+        {"hog": (HELLO_C, _recipe("hog", hog, limits)), "fine": (HELLO_C, _recipe("fine", COMPILE))}
+    )
+    run = _build(root, tmp_path / "out")
+    hogged = run.target("hog", AMD64)
+    assert hogged["status"] == "failed" and hogged["failed_stage"] == "build", hogged
+    assert "exited with 77" in hogged["reason"] and "timed out" not in hogged["reason"], hogged
+    assert run.target("fine", AMD64)["status"] == "passed"
+    assert "Traceback" not in run.stdout + run.stderr
+
+
 FLOOD_C = r"""#include <stdio.h>
 #include <string.h>
 int main(void) {

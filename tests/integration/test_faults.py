@@ -242,6 +242,29 @@ def test_a_second_run_on_the_same_out_is_refused_naming_the_first(
     assert f"{out} is in use by another osless run (pid {first.process.pid}, started" in line
 
 
+def test_the_containers_of_a_killed_run_are_removed_by_the_next_run(
+    docker_client: Any, c_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """osless killed with SIGKILL mid-build cannot clean up: its builder stays in the engine, and the
+    next run on this host removes it by its owner label (a dead pid), saying so."""
+    project = c_project({"hello": HELLO_C}, slow=True)
+    out = tmp_path / "out"
+    killed = Osless(project, "build", "--out", str(out))
+    try:
+        killed.wait_for("hello linux/amd64: build")
+        left = _containers_of(docker_client, killed.process.pid)
+        assert left, "the build runs in a builder container labelled with its osless pid"
+    finally:
+        killed.process.kill()
+        killed.finish(timeout=60)
+    assert _containers_of(docker_client, killed.process.pid) == left, "SIGKILL leaves them behind"
+    (project / "sources" / "hello" / "slow").unlink()
+    after = run_osless(project, "build", out=out)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert _containers_of(docker_client, killed.process.pid) == []
+    assert "removed" in after.stdout and left[0] in after.stdout, after.stdout
+
+
 # --- the cache ------------------------------------------------------------------------------------
 
 

@@ -10,17 +10,15 @@ import shutil
 import socket
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import docker.errors
 import pytest
 
 from orchestrator import inspect as inspection
 from orchestrator import oci
 from orchestrator.cli import main
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, ImageMissing
 from orchestrator.errors import UsageError
 from orchestrator.inspect import FileType, ImageContents
 from orchestrator.platforms import PLATFORMS, Platform
@@ -320,37 +318,28 @@ def test_a_missing_path_is_a_usage_error(target: str, capsys: pytest.CaptureFixt
     assert f"{target}: no such file or directory" in err and "hint:" in err and "Traceback" not in err
 
 
-class FakeImage:
-    def __init__(self, archive: bytes) -> None:
-        self.archive = archive
-
-    def save(self, named: bool = False) -> Iterator[bytes]:
-        yield from (self.archive[i : i + 1000] for i in range(0, len(self.archive), 1000))
-
-
-class FakeEngine:
-    """An engine holding one image, as Docker 20.10 saves it."""
+class EngineWithImages:
+    """The engine interface inspect uses (`save_image`), holding archives as Docker 20.10 saves them; the
+    real engine's side is tests/integration/test_inspect_images.py."""
 
     def __init__(self, images: dict[str, bytes]) -> None:
-        self.client = self
-        self.images = self
         self._images = images
 
-    def get(self, reference: str) -> FakeImage:
+    def save_image(self, reference: str, into: IO[bytes]) -> None:
         if reference not in self._images:
-            raise docker.errors.ImageNotFound(f"No such image: {reference}")
-        return FakeImage(self._images[reference])
+            raise ImageMissing(f"no image {reference} in the engine")
+        into.write(self._images[reference])
 
 
 @pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch, static_binary: bytes) -> FakeEngine:
-    fake = FakeEngine({"hello:latest-amd64": legacy_save(make_image(static_binary))})
-    monkeypatch.setattr(Engine, "connect", staticmethod(lambda: fake))
-    return fake
+def engine(monkeypatch: pytest.MonkeyPatch, static_binary: bytes) -> EngineWithImages:
+    engine = EngineWithImages({"hello:latest-amd64": legacy_save(make_image(static_binary))})
+    monkeypatch.setattr(Engine, "connect", staticmethod(lambda: engine))
+    return engine
 
 
 def test_inspect_an_engine_image(
-    engine: FakeEngine, static_binary: bytes, capsys: pytest.CaptureFixture[str]
+    engine: EngineWithImages, static_binary: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     contents = inspection.read_engine_image("hello:latest-amd64")
     assert listing(contents) == expected_files(static_binary)
@@ -360,7 +349,7 @@ def test_inspect_an_engine_image(
 
 
 def test_an_unknown_reference_is_a_usage_error(
-    engine: FakeEngine, capsys: pytest.CaptureFixture[str]
+    engine: EngineWithImages, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["inspect", "nosuch:latest"]) == 2
     err = capsys.readouterr().err

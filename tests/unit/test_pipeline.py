@@ -63,6 +63,14 @@ def test_changed_since_an_unknown_revision_is_a_usage_error(repo: Path) -> None:
         changed_services(load_project(repo), "nope")
 
 
+@pytest.mark.parametrize("ref", ["--output=written-by-git", "-p", "--no-index"])
+def test_changed_since_an_option_shaped_revision_never_reaches_git_as_an_option(repo: Path, ref: str) -> None:
+    """`git diff --output=FILE` would write FILE: the revision is resolved after --end-of-options."""
+    with pytest.raises(UsageError, match="git cannot compare"):
+        changed_services(load_project(repo), ref)
+    assert not (repo / "written-by-git").exists()
+
+
 def test_select_targets_by_service_and_platform(repo: Path) -> None:
     targets = select_targets(load_project(repo), ["b"], ["linux/arm64"])
     assert [t.name for t in targets] == ["b linux/arm64"]
