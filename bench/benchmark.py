@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.platforms import PLATFORMS
+from orchestrator.recipe.loader import Project, build_env, load_project
 from orchestrator.stages.build import BUILD_ENV_DEFAULTS
-from orchestrator.stages.recipe import Project, build_env, load_project
 from orchestrator.stages.toolchain import image_reference
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

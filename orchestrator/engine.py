@@ -33,7 +33,7 @@ import docker.types
 import requests.exceptions
 
 from orchestrator.errors import EngineError
-from orchestrator.stages.recipe import Limits
+from orchestrator.recipe.loader import Limits
 
 RUN_LABEL = "osless.run"
 ROLE_LABEL = "osless.role"

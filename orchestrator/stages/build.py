@@ -26,9 +26,9 @@ from typing import IO, Any
 
 from orchestrator.engine import PROJECT_LABEL, ContainerSpec, Engine, FileRefused, Mount, project_label
 from orchestrator.errors import EngineError
+from orchestrator.outputs.report import write_atomic
 from orchestrator.platforms import Platform
-from orchestrator.stages.recipe import Service, Toolchain, build_env
-from orchestrator.stages.report import write_atomic
+from orchestrator.recipe.loader import Service, Toolchain, build_env
 
 PROJECT_DIR = "/project"
 OUTPUT_DIR = "/osless-out"  # a scratch volume in the builder: never out/ itself

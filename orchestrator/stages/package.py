@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import oci
 from orchestrator.engine import Engine
+from orchestrator.image import oci
+from orchestrator.outputs.report import write_atomic
+from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
-from orchestrator.provenance import Provenance
-from orchestrator.stages.recipe import Service
-from orchestrator.stages.report import write_atomic
+from orchestrator.recipe.loader import Service
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,11 +15,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator import binfmt
 from orchestrator.engine import OUTPUT_LIMIT, ContainerResult, ContainerSpec, Engine
 from orchestrator.errors import EngineError
+from orchestrator.host import binfmt
 from orchestrator.platforms import Platform, is_emulated
-from orchestrator.stages.recipe import Service
+from orchestrator.recipe.loader import Service
 
 # How an exec failure of the emulator shows up: the program never started.
 EMULATOR_FAILURE_MARKERS = ("exec format error", "qemu:", "no such file or directory")

@@ -14,7 +14,7 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator import binfmt
+from orchestrator.host import binfmt
 from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 

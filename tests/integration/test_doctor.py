@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import binfmt
+from orchestrator.host import binfmt
+from orchestrator.host.probe import ProbeResult, run_probe
 from orchestrator.platforms import PLATFORMS, Platform
-from orchestrator.probe import ProbeResult, run_probe
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import RISCV64, RISCV_HANDLER
 

@@ -13,7 +13,7 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator import oci
+from orchestrator.image import oci
 from orchestrator.platforms import PLATFORMS, Platform
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import oci
 from orchestrator.engine import PROJECT_LABEL, project_label
+from orchestrator.image import oci
 from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import OslessRun, run_osless

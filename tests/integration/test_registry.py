@@ -17,7 +17,7 @@ import docker
 import pytest
 import requests
 
-from orchestrator import oci
+from orchestrator.image import oci
 from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import OslessRun, run_osless

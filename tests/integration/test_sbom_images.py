@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from cyclonedx.validation.json import JsonStrictValidator
 
-from orchestrator import oci
-from orchestrator.goinfo import read_go_build_info
-from orchestrator.stages import sbom
-from orchestrator.stages.recipe import load_project
+from orchestrator.elf.goinfo import read_go_build_info
+from orchestrator.image import oci
+from orchestrator.outputs import sbom
+from orchestrator.recipe.loader import load_project
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import OslessRun
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.pipeline import select_shard, select_targets
-from orchestrator.stages.recipe import load_project
+from orchestrator.pipeline.runner import select_shard, select_targets
+from orchestrator.recipe.loader import load_project
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import OslessRun, run_osless
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from orchestrator.platforms import PLATFORMS
-from orchestrator.stages.recipe import load_project
+from orchestrator.recipe.loader import load_project
 from orchestrator.stages.toolchain import image_reference
-from orchestrator.stages.verify import Severity, Verdict, VerifyPolicy, verify_binary
+from orchestrator.verify.verifier import Severity, Verdict, VerifyPolicy, verify_binary
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.assemble import assemble
+from orchestrator.ci.assemble import assemble
 from orchestrator.engine import Engine
 from orchestrator.errors import UsageError
-from orchestrator.stages.recipe import Project, load_project
-from orchestrator.stages.report import REPORT_SCHEMA
+from orchestrator.outputs.report import REPORT_SCHEMA
+from orchestrator.recipe.loader import Project, load_project
 from tests.conftest import REPO_ROOT
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import binfmt
+from orchestrator.host import binfmt
 from orchestrator.platforms import PLATFORMS
 
 ARM64 = PLATFORMS["linux/arm64"]

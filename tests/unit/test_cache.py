@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator import oci
 from orchestrator.errors import RecipeError
+from orchestrator.image import oci
+from orchestrator.outputs.report import BinaryInfo, ImageInfo, Status, TargetReport
+from orchestrator.pipeline import cache
+from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import PLATFORMS
-from orchestrator.provenance import Provenance
-from orchestrator.stages import cache
-from orchestrator.stages.recipe import load_project
-from orchestrator.stages.report import BinaryInfo, ImageInfo, Status, TargetReport
+from orchestrator.recipe.loader import load_project
 from tests.conftest import REPO_ROOT
 
 PROJECT = load_project(REPO_ROOT)

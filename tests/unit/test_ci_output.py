@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from orchestrator import cli, github
+from orchestrator.cli import main as cli
+from orchestrator.cli.progress import ProgressView
 from orchestrator.errors import (
     TargetsFailed,
     TargetsFailedAtBuild,
@@ -25,9 +26,8 @@ from orchestrator.errors import (
     TargetsFailedAtVerify,
     targets_failed,
 )
-from orchestrator.stages import summary
-from orchestrator.stages.report import RunReport, Status, Unsupported
-from orchestrator.ui import ProgressView
+from orchestrator.outputs import github, summary
+from orchestrator.outputs.report import RunReport, Status, Unsupported
 from tests.unit.test_junit import failed_at_build, failed_at_smoke, report, target
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"

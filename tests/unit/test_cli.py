@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import outdir
-from orchestrator.cli import main
+from orchestrator.cli.main import main
+from orchestrator.outputs import outdir
 from tests.conftest import REPO_ROOT
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine import FileRefused, Owner, _Capture, _file_kind, _single_file, project_label
-from orchestrator.stages.recipe import load_project
+from orchestrator.recipe.loader import load_project
 from orchestrator.stages.smoke import DIFF_LIMIT, root_refused, stdout_diff
 from tests.conftest import REPO_ROOT
 

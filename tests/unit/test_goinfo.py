@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.goinfo import (
+from orchestrator.elf.goinfo import (
     BUILDINFO_MAGIC,
     GoBuildInfo,
     Module,

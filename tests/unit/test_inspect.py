@@ -15,15 +15,15 @@ from typing import IO, Any
 
 import pytest
 
-from orchestrator import inspect as inspection
-from orchestrator import oci
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.engine import Engine, ImageMissing
 from orchestrator.errors import UsageError
-from orchestrator.inspect import FileType, ImageContents
+from orchestrator.image import inspect as inspection
+from orchestrator.image import oci
+from orchestrator.image.inspect import FileType, ImageContents
+from orchestrator.outputs.report import human_size
 from orchestrator.platforms import PLATFORMS, Platform
-from orchestrator.stages.report import human_size
-from orchestrator.stages.verify import Finding, Severity
+from orchestrator.verify.verifier import Finding, Severity
 
 EPOCH = 1_700_000_000
 AMD64, ARM64 = PLATFORMS["linux/amd64"], PLATFORMS["linux/arm64"]

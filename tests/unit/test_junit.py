@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from orchestrator.stages.junit import STAGES, junit_xml, write_junit
-from orchestrator.stages.report import BinaryInfo, ImageInfo, RunReport, Status, TargetReport
+from orchestrator.outputs.junit import STAGES, junit_xml, write_junit
+from orchestrator.outputs.report import BinaryInfo, ImageInfo, RunReport, Status, TargetReport
 from orchestrator.stages.smoke import SmokeResult
 from tests.conftest import REPO_ROOT
 

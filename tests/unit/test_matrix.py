@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator import matrix
-from orchestrator.cli import _parser, main
+from orchestrator.ci import matrix
+from orchestrator.cli.main import _parser, main
 from orchestrator.errors import UsageError
-from orchestrator.pipeline import Target, parse_shard, select_shard, select_targets
+from orchestrator.pipeline.runner import Target, parse_shard, select_shard, select_targets
 from orchestrator.platforms import PLATFORMS
-from orchestrator.stages.recipe import Project, load_project
+from orchestrator.recipe.loader import Project, load_project
 from tests.conftest import REPO_ROOT
 
 ARM64 = "linux/arm64"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import oci
+from orchestrator.image import oci
 from orchestrator.platforms import PLATFORMS, Platform
 
 EPOCH = 1_700_000_000

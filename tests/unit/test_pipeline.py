@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import UsageError
-from orchestrator.pipeline import changed_services, select_targets
-from orchestrator.stages.recipe import load_project
+from orchestrator.pipeline.runner import changed_services, select_targets
+from orchestrator.recipe.loader import load_project
 
 
 def _service(name: str) -> str:

@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from orchestrator import oci, registry
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.errors import RegistryError, UsageError
+from orchestrator.image import oci, registry
 from orchestrator.platforms import PLATFORMS
 
 SERVICE = "app"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import oci
+from orchestrator.image import oci
+from orchestrator.pipeline.reproduce import first_elf_difference, first_image_difference
 from orchestrator.platforms import PLATFORMS
-from orchestrator.stages.reproduce import first_elf_difference, first_image_difference
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 from cyclonedx.validation.json import JsonStrictValidator
 
-from orchestrator import oci
 from orchestrator.engine import ContainerResult, ContainerSpec
 from orchestrator.errors import EngineError, ToolchainError
+from orchestrator.image import oci
+from orchestrator.outputs import sbom
+from orchestrator.outputs.sbom import DebianPackage, PlatformBinary
+from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import PLATFORMS
-from orchestrator.provenance import Provenance
-from orchestrator.stages import package, sbom
-from orchestrator.stages.recipe import Service, load_project
-from orchestrator.stages.sbom import DebianPackage, PlatformBinary
+from orchestrator.recipe.loader import Service, load_project
+from orchestrator.stages import package
 from orchestrator.stages.toolchain import ToolchainImage
 from tests.conftest import REPO_ROOT
 

@@ -21,6 +21,7 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orchestrator.elf import scan as elfscan
 from orchestrator.platforms import (
     EM_386,
     EM_AARCH64,
@@ -31,9 +32,8 @@ from orchestrator.platforms import (
     EM_X86_64,
     PLATFORMS,
 )
-from orchestrator.stages import elfscan
-from orchestrator.stages import verify as verify_module
-from orchestrator.stages.verify import (
+from orchestrator.verify import verifier as verify_module
+from orchestrator.verify.verifier import (
     INTERNAL_FINDING,
     MAX_FILE_SIZE,
     CorruptElf,
@@ -1195,7 +1195,7 @@ MEASURE = """
 import resource, sys
 from pathlib import Path
 from orchestrator.platforms import PLATFORMS
-from orchestrator.stages.verify import VerifyPolicy, verify_binary
+from orchestrator.verify.verifier import VerifyPolicy, verify_binary
 max_size = int(sys.argv[2]) if len(sys.argv) > 2 else None
 verdict = verify_binary(Path(sys.argv[1]), PLATFORMS["linux/amd64"], VerifyPolicy(max_size=max_size))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

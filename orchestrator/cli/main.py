@@ -42,9 +42,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator import __version__, doctor, github, outdir, registry
-from orchestrator import matrix as build_matrix
-from orchestrator.assemble import assemble
+from orchestrator import __version__
+from orchestrator.ci import matrix as build_matrix
+from orchestrator.ci.assemble import assemble
+from orchestrator.cli.progress import ProgressView
+from orchestrator.elf.goinfo import format_like_go_version_m
 from orchestrator.engine import Engine
 from orchestrator.errors import (
     EngineError,
@@ -57,9 +59,19 @@ from orchestrator.errors import (
     VerificationFailed,
     targets_failed,
 )
-from orchestrator.goinfo import format_like_go_version_m
-from orchestrator.inspect import run as inspect_target
-from orchestrator.pipeline import (
+from orchestrator.host import doctor
+from orchestrator.image import registry
+from orchestrator.image.inspect import run as inspect_target
+from orchestrator.outputs import github, outdir, summary
+from orchestrator.outputs.report import (
+    RunReport,
+    Status,
+    human_size,
+    print_failures,
+    summary_table,
+    to_jsonable,
+)
+from orchestrator.pipeline.runner import (
     BuildOptions,
     ReproducibilityReport,
     Runner,
@@ -71,20 +83,10 @@ from orchestrator.pipeline import (
     select_targets,
 )
 from orchestrator.platforms import PLATFORMS, host_platform
-from orchestrator.stages import summary
+from orchestrator.recipe.loader import Project, load_project
 from orchestrator.stages.package import image_tag
-from orchestrator.stages.recipe import Project, load_project
-from orchestrator.stages.report import (
-    RunReport,
-    Status,
-    human_size,
-    print_failures,
-    summary_table,
-    to_jsonable,
-)
 from orchestrator.stages.smoke import run_image
-from orchestrator.stages.verify import verify_binary
-from orchestrator.ui import ProgressView
+from orchestrator.verify.verifier import verify_binary
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.errors import RecipeProblem
-from orchestrator.stages.report import RunReport, Status, TargetReport, human_size, write_atomic
+from orchestrator.outputs.report import RunReport, Status, TargetReport, human_size, write_atomic
 
 COLUMNS = ("service", "platform", "result", "failed stage", "reason", "binary size", "image size")
 

@@ -17,7 +17,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator import github
+from orchestrator.outputs import github
 
 
 class ProgressView:

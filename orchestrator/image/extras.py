@@ -13,10 +13,10 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator import oci
 from orchestrator.engine import Engine
 from orchestrator.errors import EngineError
-from orchestrator.stages.recipe import ImageSpec
+from orchestrator.image import oci
+from orchestrator.recipe.loader import ImageSpec
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 ZONEINFO = "/usr/share/zoneinfo"

@@ -16,8 +16,8 @@ from typing import Any
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from orchestrator import oci
-from orchestrator.stages.report import TargetReport
+from orchestrator.image import oci
+from orchestrator.outputs.report import TargetReport
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,12 +31,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.elf.goinfo import format_like_go_version_m
 from orchestrator.engine import Engine, ImageMissing
 from orchestrator.errors import EngineError, UsageError, VerificationFailed
-from orchestrator.goinfo import format_like_go_version_m
+from orchestrator.outputs.report import human_size, to_jsonable
 from orchestrator.platforms import PLATFORMS, Platform, host_platform
-from orchestrator.stages.report import human_size, to_jsonable
-from orchestrator.stages.verify import (
+from orchestrator.verify.verifier import (
     DEFAULT_POLICY,
     MAX_FILE_SIZE,
     Finding,

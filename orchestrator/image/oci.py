@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from orchestrator.atomic import write_atomic
+from orchestrator.outputs.atomic import write_atomic
 from orchestrator.platforms import PLATFORMS, Platform
 
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"

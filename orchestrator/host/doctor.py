@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import binfmt, probe
 from orchestrator.engine import ENGINE_HINT, Engine
 from orchestrator.errors import EngineError
+from orchestrator.host import binfmt, probe
 from orchestrator.platforms import PLATFORMS, Platform, is_emulated
 
 # A handler that looks right but cannot run the probe: its interpreter is broken.

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import __version__, oci
+from orchestrator import __version__
 from orchestrator.errors import RecipeError, RecipeProblem
+from orchestrator.image import oci
+from orchestrator.outputs.report import TargetReport, to_jsonable, write_json
+from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
-from orchestrator.provenance import Provenance
-from orchestrator.stages.recipe import Service, Toolchain
-from orchestrator.stages.report import TargetReport, to_jsonable, write_json
+from orchestrator.recipe.loader import Service, Toolchain
 
 # Bump when the meaning of a cached result changes.
 CACHE_FORMAT = 1

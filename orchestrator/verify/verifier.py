@@ -33,11 +33,11 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_E_MACHINE
 from elftools.elf.segments import Segment
 
+from orchestrator.elf import scan as elfscan
+from orchestrator.elf.goinfo import BUILDINFO_MAGIC, GoBuildInfo, goarm_version, read_go_build_info
+from orchestrator.elf.scan import Contents
 from orchestrator.errors import OslessError
-from orchestrator.goinfo import BUILDINFO_MAGIC, GoBuildInfo, goarm_version, read_go_build_info
 from orchestrator.platforms import EM_ARM, EM_PPC64, EM_RISCV, EM_X86_64, PLATFORMS, Platform
-from orchestrator.stages import elfscan
-from orchestrator.stages.elfscan import Contents
 
 _ELF_MAGIC = b"\x7fELF"
 _IDENT_SIZE = 16

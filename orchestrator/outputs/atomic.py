@@ -1,6 +1,6 @@
 """The one way osless writes a file in out/: whole or not at all.
 
-`orchestrator.stages.report.write_atomic` is this function (stages import it from there); it lives
+`orchestrator.outputs.report.write_atomic` is this function (stages import it from there); it lives
 here so that low-level modules (oci) can use it without importing the stages.
 """
 

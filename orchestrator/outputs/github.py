@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from orchestrator.errors import RecipeProblem
-from orchestrator.stages.report import Status, TargetReport
+from orchestrator.outputs.report import Status, TargetReport
 
 
 def active(environ: Mapping[str, str] | None = None) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from orchestrator.pipeline import Target, select_shard
+from orchestrator.pipeline.runner import Target, select_shard
 from orchestrator.platforms import PLATFORMS
 
 By = Literal["platform", "service", "target"]

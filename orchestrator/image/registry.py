@@ -33,8 +33,8 @@ from urllib.parse import urljoin
 
 import requests
 
-from orchestrator import oci
 from orchestrator.errors import RegistryError, UsageError
+from orchestrator.image import oci
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MANIFEST_MEDIA_TYPES = (oci.MEDIA_TYPE_INDEX, oci.MEDIA_TYPE_MANIFEST)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.stages.report import RunReport, Status, TargetReport, write_atomic
+from orchestrator.outputs.report import RunReport, Status, TargetReport, write_atomic
 
 STAGES = ("toolchain", "build", "verify", "package", "smoke")
 INTERNAL = "internal error"  # how the pipeline's reasons for a bug of osless begin

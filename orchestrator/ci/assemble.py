@@ -31,24 +31,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import __version__, oci
+from orchestrator import __version__
 from orchestrator.engine import Engine
 from orchestrator.errors import UsageError
-from orchestrator.pipeline import (
-    BuiltTarget,
-    Target,
-    sbom_binaries,
-    sbom_inputs_key,
-    select_targets,
-    write_run_files,
-    write_service_image,
-)
-from orchestrator.provenance import Provenance, provenance
-from orchestrator.stages import cache
-from orchestrator.stages import sbom as sbom_stage
-from orchestrator.stages.package import image_annotations
-from orchestrator.stages.recipe import Project, Service
-from orchestrator.stages.report import (
+from orchestrator.image import oci
+from orchestrator.outputs import sbom as sbom_stage
+from orchestrator.outputs.report import (
     REPORT_SCHEMA,
     RunReport,
     ServiceImage,
@@ -58,6 +46,19 @@ from orchestrator.stages.report import (
     write_atomic,
     write_json,
 )
+from orchestrator.pipeline import cache
+from orchestrator.pipeline.provenance import Provenance, provenance
+from orchestrator.pipeline.runner import (
+    BuiltTarget,
+    Target,
+    sbom_binaries,
+    sbom_inputs_key,
+    select_targets,
+    write_run_files,
+    write_service_image,
+)
+from orchestrator.recipe.loader import Project, Service
+from orchestrator.stages.package import image_annotations
 from orchestrator.stages.toolchain import ToolchainImage, provision
 
 Note = Callable[[str], None]

@@ -41,16 +41,18 @@ from cyclonedx.schema import SchemaVersion
 from elftools.elf.elffile import ELFFile
 from packageurl import PackageURL
 
-from orchestrator import __version__, oci
+from orchestrator import __version__
+from orchestrator.elf import scan as elfscan
+from orchestrator.elf.goinfo import GoBuildInfo, Module
 from orchestrator.engine import ContainerSpec, Engine
 from orchestrator.errors import EngineError, OslessError
-from orchestrator.goinfo import GoBuildInfo, Module
+from orchestrator.image import oci
+from orchestrator.outputs.report import write_atomic
+from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
-from orchestrator.provenance import Provenance
-from orchestrator.stages import elfscan, verify
-from orchestrator.stages.recipe import Service
-from orchestrator.stages.report import write_atomic
+from orchestrator.recipe.loader import Service
 from orchestrator.stages.toolchain import ToolchainImage
+from orchestrator.verify import verifier as verify
 
 SBOM_FILE = "sbom.cdx.json"  # in out/<service>/
 MEDIA_TYPE = "application/vnd.cyclonedx+json"

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator import atomic
+from orchestrator.outputs import atomic
 from orchestrator.stages.smoke import SmokeResult
 
 REPORT_SCHEMA = 1

@@ -25,22 +25,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from orchestrator import __version__, oci, outdir
+from orchestrator import __version__
+from orchestrator.cli.progress import ProgressView
 from orchestrator.engine import Engine
 from orchestrator.errors import EngineError, OslessError, OutputError, UsageError
-from orchestrator.platforms import PLATFORMS, Platform, is_emulated
-from orchestrator.provenance import Provenance, changed_files, provenance
-from orchestrator.stages import build as build_stage
-from orchestrator.stages import cache
-from orchestrator.stages import package as package_stage
-from orchestrator.stages import sbom as sbom_stage
-from orchestrator.stages import smoke as smoke_stage
-from orchestrator.stages import verify as verify_stage
-from orchestrator.stages.extras import extra_files
-from orchestrator.stages.junit import write_junit
-from orchestrator.stages.package import PackageResult
-from orchestrator.stages.recipe import Project, Service
-from orchestrator.stages.report import (
+from orchestrator.image import oci
+from orchestrator.image.extras import extra_files
+from orchestrator.outputs import outdir
+from orchestrator.outputs import sbom as sbom_stage
+from orchestrator.outputs.junit import write_junit
+from orchestrator.outputs.report import (
     BinaryInfo,
     ImageInfo,
     RunReport,
@@ -54,11 +48,19 @@ from orchestrator.stages.report import (
     write_json,
     write_report,
 )
-from orchestrator.stages.reproduce import Comparison, compare_targets
+from orchestrator.outputs.summary import write_summary
+from orchestrator.pipeline import cache
+from orchestrator.pipeline.provenance import Provenance, changed_files, provenance
+from orchestrator.pipeline.reproduce import Comparison, compare_targets
+from orchestrator.platforms import PLATFORMS, Platform, is_emulated
+from orchestrator.recipe.loader import Project, Service
+from orchestrator.stages import build as build_stage
+from orchestrator.stages import package as package_stage
+from orchestrator.stages import smoke as smoke_stage
+from orchestrator.stages.package import PackageResult
 from orchestrator.stages.smoke import SmokeResult
-from orchestrator.stages.summary import write_summary
 from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
-from orchestrator.ui import ProgressView
+from orchestrator.verify import verifier as verify_stage
 
 
 @dataclass(frozen=True, kw_only=True)
