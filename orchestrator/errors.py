@@ -6,8 +6,15 @@ The CLI prints it on one line (no traceback) and exits with the class's code.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The hint "did you mean 'x'?" for the choice closest to a mistyped word; None when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}?" if close else None
 
 
 class OslessError(Exception):

@@ -6,12 +6,12 @@ logs. The merge writes into one output directory:
 
 - every target's directory, copied, with the paths in its result and report entries pointing there;
 - one OCI layout per service over every platform that passed, with its SBOM: the same code as a
-  build (`pipeline.write_service_image`), from the same images (read back from image.tar unchanged)
+  build (`pipeline.services.write_service_image`), from the same images (read back from image.tar unchanged)
   in the same order, so the index digest and the SBOM bytes are those of a single build;
 - report.json (and its views) over all the targets, in build order. `started` is the earliest
   input's, `seconds` the longest input's (the inputs ran side by side).
 
-A service's SBOM is made from its targets' cache keys (`pipeline.sbom_inputs_key`): when an input
+A service's SBOM is made from its targets' cache keys (`pipeline.services.sbom_inputs_key`): when an input
 built all of a service's platforms, its SBOM is that SBOM and is copied. A service split between
 inputs gets its SBOM made here, which reads the toolchain image's package list in the engine: the
 image the targets were built with when the engine has it (same machine), else the toolchain as
@@ -36,6 +36,7 @@ from orchestrator.engine import Engine
 from orchestrator.errors import UsageError
 from orchestrator.image import oci
 from orchestrator.outputs import sbom as sbom_stage
+from orchestrator.outputs.atomic import write_atomic
 from orchestrator.outputs.report import (
     REPORT_SCHEMA,
     RunReport,
@@ -43,21 +44,19 @@ from orchestrator.outputs.report import (
     Status,
     TargetReport,
     Unsupported,
-    write_atomic,
     write_json,
 )
+from orchestrator.outputs.writers import write_run_files
 from orchestrator.pipeline import cache
 from orchestrator.pipeline.provenance import Provenance, provenance
-from orchestrator.pipeline.runner import (
+from orchestrator.pipeline.services import (
     BuiltTarget,
-    Target,
     sbom_binaries,
     sbom_inputs_key,
-    select_targets,
-    write_run_files,
     write_service_image,
 )
-from orchestrator.recipe.loader import Project, Service
+from orchestrator.pipeline.targets import Target, select_targets
+from orchestrator.recipe.model import Project, Service
 from orchestrator.stages.package import image_annotations
 from orchestrator.stages.toolchain import ToolchainImage, provision
 

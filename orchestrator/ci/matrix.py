@@ -9,7 +9,7 @@ unit of a job is chosen with `by`:
 
 `max_jobs` caps the number of jobs. Platforms and services are then grouped, largest first into the
 job with the fewest targets so far, and a group is still plain arguments (`--platform A --platform B`,
-`S1 S2`); targets are grouped as shards (`--shard K/N`, see `pipeline.select_shard`), since a set of
+`S1 S2`); targets are grouped as shards (`--shard K/N`, see `pipeline.targets.select_shard`), since a set of
 arbitrary targets cannot be named by services and platforms. Jobs together build every target once.
 
 A job whose targets are all linux/arm64 runs on a native arm64 runner; every other job on an amd64
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from orchestrator.pipeline.runner import Target, select_shard
+from orchestrator.pipeline.targets import Target, select_shard
 from orchestrator.platforms import PLATFORMS
 
 By = Literal["platform", "service", "target"]

@@ -1,10 +1,10 @@
 """What an ELF file's contents say about its needs at run time: strings, symbols, notes, debug sections.
 
-The verifier's headers tell whether a binary can start in an empty image; this module reads what it will
-look for once running. Everything is read through a `Reader` over a file whose tables `verify` has already
+The headers tell whether a binary can start in an empty image; this module reads what it will look for
+once running. Everything is read through a `Reader` over a file whose tables `elf.load` has already
 bound-checked (only the parts named below are read, never debug information), and nothing here raises
-on odd input: a symbol table or note that does not parse is skipped. Only the reader may raise (verify's
-stops a crafted file that would make it read far more than its size).
+on odd input: a symbol table or note that does not parse is skipped. Only the reader may raise (the
+loader's stops a crafted file that would make it read far more than its size).
 
 Strings are searched only in PT_LOAD segments (what the program can use at run time), never in debug
 information or symbol tables: `-g` records the build directory (e.g. under /tmp), `.strtab` records names.
@@ -207,20 +207,15 @@ class Contents:
         return tuple(ids)
 
 
-def read_contents(elf: Any, data: bytes) -> Contents:
-    """The Contents of a loaded ELFFile over `data` (headers and ranges already checked)."""
-    return scan_contents(elf, lambda offset, size: _slice(data, offset, size))
-
-
-def scan_contents(elf: Any, read: Reader) -> Contents:
-    """The Contents of an ELFFile whose bytes `read` gives (headers and ranges already checked): its
-    PT_LOAD segments, symbol and string tables and notes are read, each once."""
+def scan_contents(elf: Any, read: Reader, notes: tuple[Note, ...]) -> Contents:
+    """The Contents of an ELFFile whose bytes `read` gives (headers and ranges already checked) and whose
+    notes (read_notes) are `notes`: its PT_LOAD segments, symbol and string tables are read, each once."""
     return Contents(
         loaded=b"\0".join(
             read(segment["p_offset"], segment["p_filesz"]) for segment in elf.iter_segments("PT_LOAD")
         ),
         functions=_defined_functions(elf, read),
-        notes=read_notes(elf, read),
+        notes=notes,
         debug_sections=tuple(
             (section.name, section["sh_size"])
             for section in elf.iter_sections()
@@ -302,10 +297,6 @@ def _c_string_around(data: bytes, index: int, needle: bytes) -> str:
     if not text.isprintable() or not text:
         text = needle.strip(b"\0").decode("ascii")
     return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 3] + "..."
-
-
-def _slice(data: bytes, offset: int, size: int) -> bytes:
-    return data[offset : offset + size] if offset >= 0 and size > 0 else b""
 
 
 def _round_up(value: int, align: int) -> int:

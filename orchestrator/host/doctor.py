@@ -14,8 +14,6 @@ from orchestrator.platforms import PLATFORMS, Platform, is_emulated
 
 # A handler that looks right but cannot run the probe: its interpreter is broken.
 REINSTALL_QEMU = "apt-get install --reinstall qemu-user-static"
-# Natively run platforms that a kernel can still refuse.
-NATIVE_FIXES = {"linux/386": "enable the kernel's IA32 emulation (CONFIG_IA32_EMULATION, ia32_emulation=1)"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +54,7 @@ def _platform_check(platform: Platform, binfmt_dir: Path) -> Check:
     result = probe.run_probe(platform)
     if result.ok:
         return Check(name=name, ok=True, detail=f"{via}, {result.detail}")
-    fix = REINSTALL_QEMU if is_emulated(platform) else NATIVE_FIXES.get(platform.name)
+    fix = REINSTALL_QEMU if is_emulated(platform) else platform.native_fix
     return Check(name=name, ok=False, detail=f"{via}, but {result.detail}", fix=fix)
 
 

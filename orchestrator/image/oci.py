@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.outputs.atomic import write_atomic
-from orchestrator.platforms import PLATFORMS, Platform
+from orchestrator.platforms import PLATFORMS, Platform, platform_name
 
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_TYPE_LAYER = "application/vnd.oci.image.layer.v1.tar"
+# Docker's own types, which `docker save` and registries use for the same documents (read, never written).
+DOCKER_MEDIA_TYPE_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MEDIA_TYPE_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 LAYER_MEDIA_TYPES = frozenset({MEDIA_TYPE_LAYER, MEDIA_TYPE_LAYER + "+gzip", MEDIA_TYPE_LAYER + "+zstd"})
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 BLOBS_DIR = "blobs/sha256"
@@ -160,12 +163,6 @@ def _rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _platform(platform: Platform) -> dict[str, str]:
-    """The OCI platform object; `variant` only when the platform has one."""
-    fields = {"os": platform.name.split("/")[0], "architecture": platform.architecture}
-    return fields | ({"variant": platform.variant} if platform.variant else {})
-
-
 def _config_json(config: ImageConfig, diff_ids: list[str]) -> dict[str, Any]:
     """The image config; empty settings are left out, Env is sorted so dict order cannot matter."""
     created = _rfc3339(config.created)
@@ -176,7 +173,7 @@ def _config_json(config: ImageConfig, diff_ids: list[str]) -> dict[str, Any]:
         "Env": [f"{key}={value}" for key, value in sorted(config.env.items())],
         "Labels": dict(config.labels),
     }
-    return _platform(config.platform) | {
+    return config.platform.oci_platform | {
         "created": created,
         "config": {key: value for key, value in runtime.items() if value} | {"WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -221,7 +218,7 @@ def _index(images: Sequence[Image], annotations: Mapping[str, str] | None) -> Bl
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_INDEX,
         "manifests": [
-            image.manifest.descriptor(platform=_platform(image.platform))
+            image.manifest.descriptor(platform=image.platform.oci_platform)
             for image in sorted(images, key=lambda image: image.platform.name)
         ],
     }
@@ -304,8 +301,7 @@ def read_archive(data: bytes) -> Image:
     (entry,) = json.loads(files["index.json"])["manifests"]
     manifest = blob(entry)
     layout = json.loads(manifest.data)
-    platform = entry["platform"]
-    name = "/".join(filter(None, (platform["os"], platform["architecture"], platform.get("variant"))))
+    name = platform_name(entry["platform"])
     return Image(
         config=blob(layout["config"]),
         layers=tuple(blob(layer) for layer in layout["layers"]),

@@ -35,9 +35,9 @@ import requests
 
 from orchestrator.errors import RegistryError, UsageError
 from orchestrator.image import oci
+from orchestrator.platforms import platform_name
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-MANIFEST_MEDIA_TYPES = (oci.MEDIA_TYPE_INDEX, oci.MEDIA_TYPE_MANIFEST)
 DEFAULT_TIMEOUT = 60.0  # seconds without a byte from the registry before giving up
 
 # https://github.com/distribution/reference/blob/main/reference.go
@@ -210,12 +210,6 @@ class _Plan:
         return "sha256:" + hashlib.sha256(self.index).hexdigest()
 
 
-def _platform_name(descriptor: dict[str, Any]) -> str:
-    platform = descriptor.get("platform") or {}
-    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
-    return "/".join(str(part) for part in parts if part)
-
-
 def _plan(layout: Path) -> _Plan:
     """What the layout holds, in push order; refuses a layout that `oci.verify_layout` rejects."""
     if not (layout / "index.json").is_file():
@@ -244,12 +238,12 @@ def _plan(layout: Path) -> _Plan:
 
     def walk(index_document: dict[str, Any]) -> None:
         for descriptor in index_document.get("manifests") or []:
-            entry = item(descriptor, f"{_platform_name(descriptor) or 'nested'} manifest")
+            platform = platform_name(descriptor.get("platform") or {})
+            entry = item(descriptor, f"{platform or 'nested'} manifest")
             child = json.loads(entry.path.read_bytes())
             if entry.media_type == oci.MEDIA_TYPE_INDEX:
                 walk(child)
             else:
-                platform = _platform_name(descriptor)
                 config = item(child["config"], f"{platform} config")
                 blobs.setdefault(config.digest, config)
                 for layer in child.get("layers") or []:

@@ -1,7 +1,7 @@
 """The one way osless writes a file in out/: whole or not at all.
 
-`orchestrator.outputs.report.write_atomic` is this function (stages import it from there); it lives
-here so that low-level modules (oci) can use it without importing the stages.
+It imports nothing of osless, so every module that writes into out/ (stages, oci, sbom, the run
+files) can use it.
 """
 
 from __future__ import annotations

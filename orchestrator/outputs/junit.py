@@ -7,7 +7,7 @@ reason and, for smoke, the stdout diff, and the stages it never reached are `<sk
 target's cases pass with time 0 and a "cached" note in system-out. One `<testsuite>` per service.
 
 The document is valid against the Jenkins / Maven Surefire JUnit schema (tests/data/junit.xsd). Pure:
-made from the RunReport alone.
+made from the RunReport alone (`outputs.writers` writes it).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from orchestrator.outputs.report import RunReport, Status, TargetReport, write_atomic
+from orchestrator.outputs.report import RunReport, Status, TargetReport
 
 STAGES = ("toolchain", "build", "verify", "package", "smoke")
 INTERNAL = "internal error"  # how the pipeline's reasons for a bug of osless begin
@@ -69,13 +68,6 @@ def junit_xml(report: RunReport) -> bytes:
     ET.indent(root)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document + b"\n"
-
-
-def write_junit(report: RunReport, out_root: Path) -> Path:
-    """out/junit.xml, replaced atomically."""
-    path = out_root / "junit.xml"
-    write_atomic(path, junit_xml(report))
-    return path
 
 
 def _testsuite(name: str, targets: Sequence[TargetReport], report: RunReport) -> tuple[ET.Element, _Counts]:

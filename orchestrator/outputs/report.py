@@ -1,6 +1,7 @@
-"""Stage 6: what happened, for people (a summary table) and for machines (out/report.json).
+"""The run report: what happened to every target and image, and its JSON form (out/report.json).
 
 The JSON report's fields are documented in docs/report.md; bump REPORT_SCHEMA when they change shape.
+The files made from it are listed in `outputs.writers`; its tables for people are in `cli.render`.
 """
 
 from __future__ import annotations
@@ -8,17 +9,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
-
-from orchestrator.outputs import atomic
+from orchestrator.outputs.atomic import write_atomic
 from orchestrator.stages.smoke import SmokeResult
 
 REPORT_SCHEMA = 1
@@ -135,74 +130,21 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """The one writer of files in out/: the old file or the whole new one, never a part (temporary
-    file in the same directory, fsync, rename; removed on failure; an OSError names `path`)."""
-    atomic.write_atomic(path, data)
+def json_bytes(value: Any) -> bytes:
+    """`value` as the indented, key-sorted JSON document every out/ file uses."""
+    return (json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n").encode()
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write atomically, so a crash never leaves a half-written report that looks valid."""
-    write_atomic(path, (json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n").encode())
+    """Write atomically, so a crash never leaves a half-written document that looks valid."""
+    write_atomic(path, json_bytes(value))
 
 
-def write_report(report: RunReport, out_root: Path) -> Path:
-    path = out_root / "report.json"
+def report_json(report: RunReport) -> bytes:
+    """out/report.json: the report with its schema version and counts."""
     document = {
         "schema": REPORT_SCHEMA,
         **to_jsonable(report),
         "summary": {"targets": len(report.targets), "failed": len(report.failed)},
     }
-    write_json(path, document)
-    return path
-
-
-def summary_table(targets: Sequence[TargetReport]) -> Table:
-    """Service, platform, sizes, linkage, smoke result and time, one row per target."""
-    table = Table(title="osless build", title_justify="left")
-    for column in ("service", "platform", "binary", "image", "on slim", "linkage", "smoke", "time", "result"):
-        table.add_column(
-            column, justify="right" if column in {"binary", "image", "on slim", "time"} else "left"
-        )
-    for target in targets:
-        smoke = "-"
-        if target.smoke:
-            smoke = ("ok" if target.smoke.passed else "FAIL") + (" (qemu)" if target.smoke.emulated else "")
-        result = "[green]passed[/]" if target.status is Status.PASSED else f"[red]{target.status.value}[/]"
-        if target.cached:
-            result += " [dim](cached)[/]"
-        if target.failed_stage:
-            result += f" [red]at {target.failed_stage}[/]"
-        table.add_row(
-            Text(target.service),  # user text: never markup
-            Text(target.platform),
-            human_size(target.binary.size) if target.binary else "-",
-            human_size(target.image.size) if target.image else "-",
-            human_size(target.image.on_debian_slim) if target.image and target.image.on_debian_slim else "-",
-            target.binary.linkage or "-" if target.binary else "-",
-            smoke,
-            f"{sum(target.seconds.values()):.1f}s",
-            result,
-        )
-    return table
-
-
-def print_failures(console: Console, targets: Sequence[TargetReport]) -> None:
-    """Each failure's reason, and the stdout diff for smoke mismatches, below the table."""
-    for target in targets:
-        if target.status is Status.PASSED:
-            continue
-        where = escape(f"{target.service} {target.platform}")
-        reason = escape(target.reason or "")
-        console.print(f"[red]✗ {where}[/] {target.failed_stage or ''}: {reason}", highlight=False)
-        if target.smoke and target.smoke.diff:
-            console.print(target.smoke.diff, markup=False, highlight=False)
-
-
-def human_size(size: int) -> str:
-    """Bytes as people read them: 512 B, 17.4 KiB, 1.4 MiB."""
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024**2:
-        return f"{size / 1024:.1f} KiB"
-    return f"{size / 1024**2:.1f} MiB"
+    return json_bytes(document)

@@ -1,10 +1,10 @@
 """The SBOM of each service image (CycloneDX JSON), listing what is really inside each platform's binary.
 
-What a binary holds is read from the binary itself, never from the recipe: a Go binary's embedded build
-info names the Go version (the standard library) and every module linked in; a C binary's contents say
-which libc it was linked against (glibc's tunables string or ABI-tag note; a C binary without them is
-taken for musl when the toolchain has musl-dev). The libc's and the compiler's versions come from the
-toolchain image's package database, read once per toolchain image per run.
+What a binary holds is read from the binary itself, never from the recipe, by its language
+(orchestrator/languages/): a Go binary's embedded build info names the Go version (the standard
+library) and every module linked in; a C binary's contents say which libc it was linked against. The
+libc's and the compiler's versions come from the toolchain image's package database, read once per
+toolchain image per run.
 
 One SBOM per service image (index): the image is what people pull, and one document lists every platform
 binary as its own `application` component with the modules or libc it depends on. Platforms mostly share
@@ -22,9 +22,7 @@ metadata component has a `pkg:oci` purl only when a caller passes an index diges
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import re
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -32,27 +30,26 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cyclonedx.model import HashAlgorithm, HashType, Property
+from cyclonedx.model import HashAlgorithm, HashType
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot5
 from cyclonedx.schema import SchemaVersion
-from elftools.elf.elffile import ELFFile
 from packageurl import PackageURL
 
 from orchestrator import __version__
-from orchestrator.elf import scan as elfscan
-from orchestrator.elf.goinfo import GoBuildInfo, Module
 from orchestrator.engine import ContainerSpec, Engine
 from orchestrator.errors import EngineError, OslessError
 from orchestrator.image import oci
-from orchestrator.outputs.report import write_atomic
+from orchestrator.image.extras import EXTRAS
+from orchestrator.outputs.atomic import write_atomic
+from orchestrator.outputs.components import DebianPackage, deb_component, properties
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
-from orchestrator.recipe.loader import Service
+from orchestrator.recipe.model import Service
 from orchestrator.stages.toolchain import ToolchainImage
-from orchestrator.verify import verifier as verify
+from orchestrator.verify.context import read_context
 
 SBOM_FILE = "sbom.cdx.json"  # in out/<service>/
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
@@ -66,28 +63,8 @@ _PACKAGES_SCRIPT = (
     "if [ -r /etc/os-release ]; then . /etc/os-release; "
     'printf "#distro\\t%s-%s\\n" "$ID" "${VERSION_ID:-$VERSION_CODENAME}"; fi'
 )
-# Image extras that are files of a Debian package of the toolchain image.
-EXTRA_PACKAGES = {"ca-certificates": "ca-certificates", "tzdata": "tzdata"}
-
 _cache: dict[str, dict[str, DebianPackage]] = {}  # toolchain image id -> its packages
 _cache_lock = threading.Lock()
-
-
-@dataclass(frozen=True, kw_only=True)
-class DebianPackage:
-    """An installed package of a toolchain image."""
-
-    name: str
-    version: str
-    architecture: str  # the package's own: "amd64", or "all" (e.g. libc6-dev-arm64-cross)
-    distro: str | None = None  # "debian-13": the purl qualifier vulnerability scanners match on
-
-    @property
-    def purl(self) -> PackageURL:
-        qualifiers = {"arch": self.architecture} | ({"distro": self.distro} if self.distro else {})
-        return PackageURL(
-            type="deb", namespace="debian", name=self.name, version=self.version, qualifiers=qualifiers
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,162 +119,6 @@ def toolchain_packages(engine: Engine, image: ToolchainImage) -> dict[str, Debia
 
 
 # ---------------------------------------------------------------------------------------------------
-# What a binary holds
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Binary:
-    sha256: str
-    linkage: str
-    libc: str  # "glibc", "musl", "none" (a Go binary without cgo) or "unknown"
-    go: GoBuildInfo | None
-
-
-def _read_binary(path: Path, packages: Mapping[str, DebianPackage]) -> _Binary:
-    data = path.read_bytes()
-    facts = verify.read_elf_facts(path)
-    contents = elfscan.read_contents(ELFFile(io.BytesIO(data)), data)
-    if contents.glibc:
-        libc = "glibc"
-    elif facts.go is not None:
-        libc = "none" if facts.go.cgo_enabled is not True else "unknown"
-    else:
-        # musl leaves no mark in a static binary; a C toolchain that has it is the evidence.
-        libc = "musl" if "musl-dev" in packages else "unknown"
-    return _Binary(
-        sha256=hashlib.sha256(data).hexdigest(), linkage=facts.linkage.value, libc=libc, go=facts.go
-    )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Components
-
-
-def _properties(values: Mapping[str, str | None]) -> list[Property]:
-    return [Property(name=f"osless:{key}", value=value) for key, value in values.items() if value]
-
-
-def _deb_component(
-    package: DebianPackage, kind: ComponentType = ComponentType.LIBRARY, **properties: str
-) -> Component:
-    purl = package.purl
-    return Component(
-        type=kind,
-        name=package.name,
-        version=package.version,
-        purl=purl,
-        bom_ref=purl.to_string(),
-        properties=_properties(properties),
-    )
-
-
-def _native(packages: Mapping[str, DebianPackage], name: str, platform: Platform) -> DebianPackage | None:
-    """A package built for the platform's own architecture (what the native compiler links)."""
-    package = packages.get(name)
-    return package if package is not None and package.architecture == platform.debian_arch else None
-
-
-def _libc_package(
-    libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
-) -> tuple[DebianPackage | None, bool]:
-    """The package that provided the linked libc, and whether it is a cross package."""
-    if libc == "musl":
-        return _native(packages, "musl-dev", platform), False
-    native = _native(packages, "libc6-dev", platform)
-    if native is not None:
-        return native, False
-    return packages.get(f"libc6-dev-{platform.debian_arch}-cross"), True
-
-
-def _libc_component(libc: str, platform: Platform, packages: Mapping[str, DebianPackage]) -> Component:
-    package, _ = _libc_package(libc, platform, packages)
-    if package is not None:
-        return _deb_component(package, libc=libc)
-    # Linked in, version unknown (a toolchain image without the package database): still listed.
-    return Component(
-        type=ComponentType.LIBRARY,
-        name=libc,
-        bom_ref=f"libc:{libc}:{platform.debian_arch}",
-        properties=_properties({"libc": libc, "platform": platform.name}),
-    )
-
-
-def _compiler_packages(
-    libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
-) -> list[DebianPackage]:
-    """gcc (native) or gcc-<triple> (cross), and the versioned gcc-N[-<triple>] it depends on; musl-gcc's
-    musl-tools wraps the native gcc."""
-    _, cross = _libc_package(libc, platform, packages)
-    suffix = f"-{platform.gnu_triple}" if cross else ""
-    names = ([f"gcc{suffix}"] if libc == "glibc" else ["musl-tools", "gcc"]) if libc != "unknown" else []
-    found = [packages[name] for name in names if name in packages]
-    gcc = packages.get(f"gcc{suffix}") if names else None
-    major = re.match(r"(?:[0-9]+:)?([0-9]+)\.", gcc.version) if gcc else None
-    versioned = packages.get(f"gcc-{major.group(1)}{suffix}") if major else None
-    return found + ([versioned] if versioned else [])
-
-
-def _go_version(info: GoBuildInfo) -> str:
-    """The Go version as purls and OSV name it: "1.24.4" from "go1.24.4 X:nocoverageredesign"."""
-    return info.go_version.split(" ", 1)[0].removeprefix("go")
-
-
-def _go_purl(path: str, version: str | None) -> PackageURL:
-    namespace, _, name = path.rpartition("/")
-    return PackageURL(type="golang", namespace=namespace or None, name=name, version=version)
-
-
-def _go_module(module: Module, role: str) -> Component:
-    """A module as linked: a replacement by another module version is that version; a replacement by a
-    directory keeps the original path, without a version in its purl (the code is not that version)."""
-    replace = module.replace
-    linked = replace if replace is not None and replace.version and replace.version != "(devel)" else module
-    by_directory = replace is not None and linked is module
-    version = None if by_directory or linked.version in ("", "(devel)") else linked.version
-    purl = _go_purl(linked.path, version)
-    properties = {
-        "go:module": role,
-        "go:sum": linked.sum,
-        "go:replaces": f"{module.path} {module.version}" if linked is not module else None,
-        "go:replaced-by": replace.path if by_directory and replace is not None else None,
-    }
-    return Component(
-        type=ComponentType.LIBRARY,
-        name=linked.path,
-        version=(replace.version if by_directory and replace is not None else linked.version) or None,
-        purl=purl,
-        bom_ref=purl.to_string(),
-        properties=_properties(properties),
-    )
-
-
-def _go_components(info: GoBuildInfo) -> list[Component]:
-    """The standard library at the binary's Go version, the main module and every dependency module."""
-    version = _go_version(info)
-    stdlib = _go_purl("stdlib", version)
-    components = [
-        Component(
-            type=ComponentType.LIBRARY,
-            name="stdlib",
-            version=version,
-            purl=stdlib,
-            bom_ref=stdlib.to_string(),
-            properties=_properties({"go:module": "stdlib"}),
-        )
-    ]
-    if info.main is not None and info.main.path:
-        components.append(_go_module(info.main, "main"))
-    components.extend(_go_module(dep, "dep") for dep in info.deps)
-    return components
-
-
-def _go_tools(info: GoBuildInfo, packages: Mapping[str, DebianPackage]) -> list[DebianPackage]:
-    """Debian's golang-go and the golang-X.Y-go it depends on, when the toolchain has them."""
-    minor = ".".join(_go_version(info).split(".")[:2])
-    return [packages[name] for name in ("golang-go", f"golang-{minor}-go") if name in packages]
-
-
-# ---------------------------------------------------------------------------------------------------
 # The document
 
 
@@ -322,7 +143,7 @@ def sbom_for(
         version=service.image.tag,
         bom_ref=f"image:{service.image.repository}:{service.image.tag}",
         purl=_oci_purl(service, index_digest),
-        properties=_properties(
+        properties=properties(
             {"image:repository": service.image.repository, "source:revision": provenance.revision}
         ),
     )
@@ -330,33 +151,30 @@ def sbom_for(
 
     for binary in sorted(binaries, key=lambda b: b.platform.name):
         platform = binary.platform
-        facts = _read_binary(binary.path, packages)
+        context = read_context(binary.path)  # what the binary holds, never what the recipe says
+        sha256 = hashlib.sha256(binary.path.read_bytes()).hexdigest()
+        language = context.language
+        libc = language.libc(context, packages)
         component = Component(
             type=ComponentType.APPLICATION,
             name=service.build.output,
             bom_ref=f"binary:{platform.name}:/{service.build.output}",
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=facts.sha256)],
-            properties=_properties(
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sha256)],
+            properties=properties(
                 {
                     "platform": platform.name,
-                    "linkage": facts.linkage,
-                    "libc": facts.libc,
+                    "linkage": context.facts.linkage.value,
+                    "libc": libc,
                     "image:path": f"/{service.build.output}",
                     "image:manifest-digest": binary.image_digest,
-                    "go:version": facts.go.go_version if facts.go else None,
+                    **language.sbom_properties(context),
                 }
             ),
         )
-        inside: list[Component] = []
-        if facts.go is not None:
-            inside += _go_components(facts.go)
-            tool_packages = _go_tools(facts.go, packages)
-        else:
-            tool_packages = _compiler_packages(facts.libc, platform, packages)
-        if facts.libc in ("glibc", "musl"):
-            inside.append(_libc_component(facts.libc, platform, packages))
+        inside = language.sbom_components(context, libc, platform, packages)
+        tool_packages = language.tool_packages(context, libc, platform, packages)
         for tool in tool_packages:
-            tools.setdefault(tool.purl.to_string(), _deb_component(tool, ComponentType.APPLICATION))
+            tools.setdefault(tool.purl.to_string(), deb_component(tool, ComponentType.APPLICATION))
         for part in inside:
             components.setdefault(_ref(part), part)
             depends.setdefault(_ref(part), [])
@@ -365,9 +183,9 @@ def sbom_for(
         depends[_ref(image)].append(_ref(component))
 
     for extra in service.image.extras:
-        package = packages.get(EXTRA_PACKAGES.get(extra, ""))
+        package = packages.get(EXTRAS[extra].package or "")  # an extra made of a toolchain package
         if package is not None:
-            data = _deb_component(package, ComponentType.DATA, **{"image:extra": extra})
+            data = deb_component(package, ComponentType.DATA, **{"image:extra": extra})
             components.setdefault(_ref(data), data)
             depends.setdefault(_ref(data), [])
             depends[_ref(image)].append(_ref(data))

@@ -1,17 +1,17 @@
 """The run as a Markdown summary: out/summary.md, and the GitHub Actions job summary.
 
 One row per target (service, platform, result, failed stage, reason, binary size, image size), then
-the totals. Pure: made from the RunReport alone.
+the totals. Pure: made from the RunReport alone (`outputs.writers` writes it).
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from pathlib import Path
 
 from orchestrator.errors import RecipeProblem
-from orchestrator.outputs.report import RunReport, Status, TargetReport, human_size, write_atomic
+from orchestrator.outputs.report import RunReport, Status, TargetReport
+from orchestrator.outputs.sizes import human_size
 
 COLUMNS = ("service", "platform", "result", "failed stage", "reason", "binary size", "image size")
 
@@ -48,13 +48,6 @@ def recipe_markdown(problems: Sequence[RecipeProblem]) -> str:
     lines = [f"## osless: {count} problem{'s' if count != 1 else ''} in recipes, nothing was built", ""]
     lines += [f"- {_cell(str(problem))}" for problem in problems]
     return "\n".join(lines) + "\n"
-
-
-def write_summary(report: RunReport, out_root: Path) -> Path:
-    """out/summary.md, replaced atomically."""
-    path = out_root / "summary.md"
-    write_atomic(path, markdown(report).encode("utf-8"))
-    return path
 
 
 def _row(target: TargetReport) -> str:

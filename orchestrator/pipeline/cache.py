@@ -22,7 +22,7 @@ from orchestrator.image import oci
 from orchestrator.outputs.report import TargetReport, to_jsonable, write_json
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
-from orchestrator.recipe.loader import Service, Toolchain
+from orchestrator.recipe.model import Service, Toolchain
 
 # Bump when the meaning of a cached result changes.
 CACHE_FORMAT = 1

@@ -6,18 +6,22 @@ layers) points at the cause — an embedded path, a timestamp, a build id.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from orchestrator.image import oci
-from orchestrator.outputs.report import TargetReport
+from orchestrator.cli.progress import ProgressView
+from orchestrator.engine import Engine
+from orchestrator.image import oci, reader
+from orchestrator.outputs.report import RunReport, TargetReport, write_json
+from orchestrator.pipeline.runner import BuildOptions, Runner
+from orchestrator.pipeline.targets import Target
+from orchestrator.recipe.model import Project
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +32,56 @@ class Comparison:
     platform: str
     same: bool
     difference: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReproducibilityReport:
+    """Two clean builds of the same targets compared: targets and service indexes."""
+
+    targets: list[Comparison]
+    indexes: dict[str, tuple[str, str]]  # service -> (first, second) index digests
+
+    @property
+    def reproducible(self) -> bool:
+        return all(c.same for c in self.targets) and all(a == b for a, b in self.indexes.values())
+
+
+def check_reproducible(
+    project: Project,
+    options: BuildOptions,
+    engine: Engine,
+    view: ProgressView,
+    targets: Sequence[Target],
+    *,
+    platform_engines: Mapping[str, Engine] | None = None,
+) -> tuple[RunReport, ReproducibilityReport]:
+    """Build every target twice, each time from clean state (no cached result, empty compiler caches)."""
+    namespace = f"-check-{engine.run_id}"
+    runs = []
+    try:
+        for label, out_root in (("a", options.out_root), ("b", options.out_root / ".reproducible")):
+            clean = replace(options, rebuild=True, out_root=out_root, cache_namespace=f"{namespace}-{label}")
+            view.step("reproducibility", f"clean build {label} of 2")
+            runs.append(Runner(project, clean, engine, view, platform_engines).run(targets))
+    finally:
+        engine.remove_volumes(containing=namespace)
+    first, second = runs
+    comparison = ReproducibilityReport(
+        targets=[
+            compare_targets(
+                a, b, t.output_dir(options.out_root), t.output_dir(options.out_root / ".reproducible")
+            )
+            for a, b, t in zip(first.targets, second.targets, targets, strict=True)
+        ],
+        indexes={
+            a.service: (a.index_digest, b.index_digest)
+            for a, b in zip(first.images, second.images, strict=False)
+            if a.service == b.service
+        },
+    )
+    write_json(options.out_root / "reproducible.json", comparison)
+    view.step("reproducibility", "same" if comparison.reproducible else "DIFFERENT", done=True)
+    return first, comparison
 
 
 def compare_targets(
@@ -104,25 +158,18 @@ def _value_difference(first: Any, second: Any, path: str) -> str:
 
 
 def _tar_difference(first: bytes, second: bytes) -> str:
-    entries_a, entries_b = _entries(first), _entries(second)
-    for name in sorted(entries_a.keys() | entries_b.keys()):
-        a, b = entries_a.get(name), entries_b.get(name)
+    entries_a, entries_b = reader.read_layer(first), reader.read_layer(second)
+    for path in sorted(entries_a.keys() | entries_b.keys()):
+        a, b = entries_a.get(path), entries_b.get(path)
+        name = path.lstrip("/")
         if a is None or b is None:
             return f"tar entry {name} exists only in the {'second' if a is None else 'first'} build"
-        if a[0] != b[0]:
-            return f"tar entry {name}: header differs ({a[0]} vs {b[0]})"
-        if a[1] != b[1]:
+        if _header(a) != _header(b):
+            return f"tar entry {name}: header differs ({_header(a)} vs {_header(b)})"
+        if a.digest != b.digest:
             return f"tar entry {name}: content differs"
     return "the tars differ outside their entries"
 
 
-def _entries(data: bytes) -> dict[str, tuple[str, bytes]]:
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        entries = {}
-        for member in tar.getmembers():
-            header = (
-                f"mode {member.mode:o} uid {member.uid}:{member.gid} mtime {member.mtime} size {member.size}"
-            )
-            extracted = tar.extractfile(member) if member.isfile() else None
-            entries[member.name] = (header, extracted.read() if extracted else b"")
-    return entries
+def _header(entry: reader.FileInfo) -> str:
+    return f"mode {entry.mode:o} uid {entry.uid}:{entry.gid} mtime {entry.mtime} size {entry.size}"

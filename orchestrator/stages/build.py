@@ -26,9 +26,11 @@ from typing import IO, Any
 
 from orchestrator.engine import PROJECT_LABEL, ContainerSpec, Engine, FileRefused, Mount, project_label
 from orchestrator.errors import EngineError
-from orchestrator.outputs.report import write_atomic
+from orchestrator.languages import build_env_defaults
+from orchestrator.outputs.atomic import write_atomic
 from orchestrator.platforms import Platform
-from orchestrator.recipe.loader import Service, Toolchain, build_env
+from orchestrator.recipe.model import Service, Toolchain
+from orchestrator.recipe.placeholders import build_env
 
 PROJECT_DIR = "/project"
 OUTPUT_DIR = "/osless-out"  # a scratch volume in the builder: never out/ itself
@@ -39,17 +41,8 @@ CACHE_VOLUME = "osless-cache-{toolchain}-{project}-{image}{namespace}"
 BUILD_USER = "65532:65532"
 BINARY_LIMIT = 1024**3  # a binary larger than this is refused
 LOG_STREAM_LIMIT = 2 * 1024**2  # bytes of stdout and of stderr kept in build.log (4 MiB in all)
-# Compilers want a writable home and cache, and must never fetch anything.
-BUILD_ENV_DEFAULTS = {
-    "HOME": "/tmp",
-    "XDG_CACHE_HOME": CACHE_DIR,
-    "GOCACHE": f"{CACHE_DIR}/go-build",
-    "CCACHE_DIR": f"{CACHE_DIR}/ccache",
-    "GOPATH": "/tmp/go",
-    "GOTOOLCHAIN": "local",
-    "GOPROXY": "off",
-    "GOFLAGS": "-buildvcs=false",
-}
+# Compilers want a writable home and cache, and must never fetch anything (each language's own settings).
+BUILD_ENV_DEFAULTS = {"HOME": "/tmp", "XDG_CACHE_HOME": CACHE_DIR, **build_env_defaults(CACHE_DIR)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,15 +69,17 @@ def container_env(
     }
 
 
-def build_command(service: Service, env: dict[str, str], output: str) -> list[str]:
-    """The recipe's command with `{output}` and `{ENV_NAME}` placeholders filled in."""
-    values = {**env, "output": output}
+def build_command(service: Service, platform: Platform, env: dict[str, str], output: str) -> list[str]:
+    """The recipe's command with `{output}`, platform fact (`{GOARCH}`...) and `{ENV_NAME}` placeholders
+    filled in, in the order the recipe loader checked them."""
+    values = {**platform.placeholders(), **env, "output": output}
     formatter = string.Formatter()
     return [formatter.vformat(argument, (), values) for argument in service.build.command]
 
 
 class Builders:
-    """The run's warm builder containers, one per (toolchain image, service), started on first use.
+    """The run's warm builder containers, one per (toolchain image, service), started on first use;
+    a context manager: `with Builders(...) as builders:` removes them on exit, whatever happens.
 
     On the local engine the service's source is bind-mounted read-only. An engine given with
     `--engine` may run elsewhere and not see this machine's files (copy_files): the service's source
@@ -110,6 +105,15 @@ class Builders:
         self._containers: dict[tuple[str, str], Any] = {}
         self._starting: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def __enter__(self) -> Builders:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Remove the builders (never raises: what the engine could not remove is in its leftovers)."""
+        with self._lock:
+            containers, self._containers = list(self._containers.values()), {}
+        self.engine.remove_containers(containers)
 
     def container(self, toolchain: Toolchain, image: str, service: Service) -> Any:
         """The service's builder for the toolchain image (started by the first build that needs it)."""
@@ -224,7 +228,7 @@ def build(
     # The same in-container path as out/<service>/<platform>/bin/<output>: {output} does not change.
     scratch = f"{OUTPUT_DIR}/{output_dir.relative_to(builders.out_root).as_posix()}"
     inside = f"{scratch}/bin/{service.build.output}"
-    command = build_command(service, env, inside)
+    command = build_command(service, platform, env, inside)
     started = time.monotonic()
     container = builders.container(toolchain, toolchain_image, service)
     builders.empty_scratch(container, scratch)
@@ -283,7 +287,7 @@ def _truncation_note(stream: str, truncated: bool) -> bytes:
 
 
 def _write_stream_atomic(path: Path, content: IO[bytes], *, mode: int) -> None:
-    """Like report.write_atomic, for a file streamed from another (a binary need not fit in memory):
+    """Like atomic.write_atomic, for a file streamed from another (a binary need not fit in memory):
     a temporary file in the same directory, flushed, then renamed over `path`."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:

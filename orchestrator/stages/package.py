@@ -14,10 +14,10 @@ from pathlib import Path
 
 from orchestrator.engine import Engine
 from orchestrator.image import oci
-from orchestrator.outputs.report import write_atomic
+from orchestrator.outputs.atomic import write_atomic
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
-from orchestrator.recipe.loader import Service
+from orchestrator.recipe.model import Service
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,12 +19,13 @@ from orchestrator.engine import OUTPUT_LIMIT, ContainerResult, ContainerSpec, En
 from orchestrator.errors import EngineError
 from orchestrator.host import binfmt
 from orchestrator.platforms import Platform, is_emulated
-from orchestrator.recipe.loader import Service
+from orchestrator.recipe.model import Service
 
 # How an exec failure of the emulator shows up: the program never started.
 EMULATOR_FAILURE_MARKERS = ("exec format error", "qemu:", "no such file or directory")
 TRUNCATED = f"\n[osless: output truncated after {OUTPUT_LIMIT // 1024**2} MiB]\n"
 DIFF_LIMIT = 200  # lines of the stdout diff kept in the result
+INTERRUPTED = "interrupted: the run was cancelled"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,49 +48,22 @@ def smoke(engine: Engine, service: Service, platform: Platform, image: str) -> S
     if emulated:
         missing = binfmt.problem(platform)
         if missing:
-            return SmokeResult(
-                passed=False,
-                emulated=True,
-                exit_code=None,
-                stdout="",
-                stderr="",
-                seconds=0.0,
-                reason=f"cannot run {platform.name} here: {missing}",
-                diff=None,
-            )
+            return _not_run(True, f"cannot run {platform.name} here: {missing}", 0.0)
     refused = root_refused(service)
     if refused:
-        return SmokeResult(
-            passed=False,
-            emulated=emulated,
-            exit_code=None,
-            stdout="",
-            stderr="",
-            seconds=0.0,
-            reason=refused,
-            diff=None,
-        )
+        return _not_run(emulated, refused, 0.0)
     started = time.monotonic()
     try:
         result = run_image(engine, service, platform, image, service.smoke.args)
     except EngineError as error:
         if engine.cancelled:
-            return _interrupted(emulated, time.monotonic() - started)
+            return _not_run(emulated, INTERRUPTED, time.monotonic() - started)
         # The runtime refused to start the program: no output to judge, the reason is the error.
         what = f"qemu-{platform.qemu} could not start it" if emulated else "the container did not start"
-        return SmokeResult(
-            passed=False,
-            emulated=emulated,
-            exit_code=None,
-            stdout="",
-            stderr="",
-            seconds=time.monotonic() - started,
-            reason=f"{what}: {error.message}",
-            diff=None,
-        )
+        return _not_run(emulated, f"{what}: {error.message}", time.monotonic() - started)
     seconds = time.monotonic() - started
     if engine.cancelled:  # killed by Ctrl-C/SIGTERM: its exit code says nothing about the program
-        return _interrupted(emulated, seconds)
+        return _not_run(emulated, INTERRUPTED, seconds)
     stdout = result.stdout.decode(errors="replace") + (TRUNCATED if result.stdout_truncated else "")
     stderr = result.stderr.decode(errors="replace") + (TRUNCATED if result.stderr_truncated else "")
     reason, diff = judge(service, stdout, result.exit_code, result.timed_out)
@@ -142,7 +116,8 @@ def root_refused(service: Service) -> str | None:
     return None
 
 
-def _interrupted(emulated: bool, seconds: float) -> SmokeResult:
+def _not_run(emulated: bool, reason: str, seconds: float) -> SmokeResult:
+    """A smoke test whose program did not run (or was stopped by us): no output to judge."""
     return SmokeResult(
         passed=False,
         emulated=emulated,
@@ -150,7 +125,7 @@ def _interrupted(emulated: bool, seconds: float) -> SmokeResult:
         stdout="",
         stderr="",
         seconds=seconds,
-        reason="interrupted: the run was cancelled",
+        reason=reason,
         diff=None,
     )
 

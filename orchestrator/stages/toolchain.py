@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orchestrator.engine import Engine
 from orchestrator.errors import ToolchainError
-from orchestrator.recipe.loader import Bootstrap, Toolchain
+from orchestrator.recipe.model import Bootstrap, Toolchain
 
 # Bump when the way images are bootstrapped changes, so old images are not reused.
 BOOTSTRAP_FORMAT = 1

@@ -10,8 +10,8 @@ import pytest
 import xmlschema
 
 from tests.conftest import REPO_ROOT
+from tests.factories import smoked_c_recipe
 from tests.integration.conftest import run_osless
-from tests.integration.test_pipeline import _c_recipe
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,8 @@ def test_one_passing_one_failing_target_in_github_actions(
     project = make_project(
         {
             "sources/c/hello.c": HELLO,
-            "recipes/good.toml": _c_recipe("good", "c", stdout="hi\\n", exit_code=0),
-            "recipes/mismatch.toml": _c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
+            "recipes/good.toml": smoked_c_recipe("good", "c", stdout="hi\\n", exit_code=0),
+            "recipes/mismatch.toml": smoked_c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
         }
     )
     step_summary = tmp_path / "step-summary.md"
@@ -73,8 +73,8 @@ def test_a_build_failure_exits_10_and_shows_in_junit(
         {
             "sources/c/hello.c": HELLO,
             "sources/broken/hello.c": "int main(void) { return missing; }\n",
-            "recipes/good.toml": _c_recipe("good", "c", stdout="hi\\n", exit_code=0),
-            "recipes/broken.toml": _c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),
+            "recipes/good.toml": smoked_c_recipe("good", "c", stdout="hi\\n", exit_code=0),
+            "recipes/broken.toml": smoked_c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),
         }
     )
     run = run_osless(project, "build", out=tmp_path / "out", env={"GITHUB_ACTIONS": "false"})

@@ -33,6 +33,7 @@ from orchestrator.engine import (
     project_label,
 )
 from tests.conftest import REPO_ROOT
+from tests.factories import service_recipe
 from tests.integration.conftest import OslessRun, run_osless
 
 pytestmark = pytest.mark.integration
@@ -46,11 +47,7 @@ COMPILE = 'exec "$0" -static -Os -s -o "$1" main.c'  # the end of every `sh -c` 
 def _recipe(name: str, command: str, extra: str = "") -> str:
     """A C service for linux/amd64 whose build is `sh -c SCRIPT {CC} {output}` (SCRIPT: no braces)."""
     assert "{" not in command  # the recipe's placeholders
-    return (
-        f'[service]\nname = "{name}"\nsource = "sources/{name}"\ntoolchain = "gcc"\n'
-        f'platforms = ["{AMD64}"]\n'
-        f'[build]\ncommand = ["sh", "-c", {json.dumps(command)}, "{{CC}}", "{{output}}"]\n{extra}'
-    )
+    return service_recipe(name, ["sh", "-c", command, "{CC}", "{output}"], platforms=[AMD64], more=extra)
 
 
 @pytest.fixture

@@ -2,61 +2,29 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from tests.integration.conftest import run_osless
+from tests.factories import service_recipe
+from tests.integration.conftest import SecondEngine, run_osless
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def second_engine() -> Iterator[tuple[str, Any]]:
-    """A second dockerd with its own socket, data root and exec root, stopped and removed afterwards."""
-    if shutil.which("dockerd") is None:
-        pytest.fail("dockerd is not installed: run `sudo scripts/setup-host`")
-    root = Path(tempfile.mkdtemp(prefix="osless-dockerd-"))  # short: socket paths are limited in length
-    host = f"unix://{root}/docker.sock"
-    # A bridge of its own: with `--bridge none` dockerd deletes docker0, the first engine's bridge.
-    bridge = f"osl{root.name[-8:]}"[:15]
-    subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
-    log = (root / "dockerd.log").open("w")
-    process = subprocess.Popen(
-        ["dockerd", "--host", host, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "dockerd.pid"), "--bridge", bridge, "--iptables=false", "--ip-masq=false"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    client = None
+    """A second dockerd for the module's tests, stopped and removed afterwards."""
+    engine = SecondEngine()
     try:
-        deadline = time.monotonic() + 60
-        while client is None:
-            try:
-                client = docker.DockerClient(base_url=host, timeout=300)  # asks the engine's API version
-            except docker.errors.DockerException:
-                assert process.poll() is None, (root / "dockerd.log").read_text()
-                assert time.monotonic() < deadline, "the second dockerd did not answer within 60 s"
-                time.sleep(0.5)
-        yield host, client
+        client = engine.start()
+        yield engine.host, client
+        client.close()
     finally:
-        if client is not None:
-            client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
-        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        engine.stop()
 
 
 def _tags(client: Any) -> set[str]:
@@ -73,10 +41,13 @@ def test_a_mapped_platform_runs_on_its_engine(
     project = make_project(
         {
             "sources/c/hello.c": '#include <stdio.h>\nint main(void) { puts("two engines"); return 0; }\n',
-            "recipes/twoeng.toml": '[service]\nname = "twoeng"\nsource = "sources/c"\ntoolchain = "gcc"\n'
-            'platforms = ["linux/amd64", "linux/arm64"]\n[build]\n'
-            'command = ["{CC}", "-static", "-Os", "-o", "{output}", "hello.c"]\n'
-            '[smoke]\nstdout = "two engines\\n"\n',
+            "recipes/twoeng.toml": service_recipe(
+                "twoeng",
+                ["{CC}", "-static", "-Os", "-o", "{output}", "hello.c"],
+                source="sources/c",
+                platforms=["linux/amd64", "linux/arm64"],
+                more='[smoke]\nstdout = "two engines\\n"\n',
+            ),
         }
     )
     run = run_osless(project, "build", "--engine", f"linux/arm64={host}", out=tmp_path / "out")

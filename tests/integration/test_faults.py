@@ -5,25 +5,23 @@ traceback, and leaves nothing that looks valid but is not.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import run_osless
+from tests.factories import service_recipe
+from tests.integration.conftest import SecondEngine, run_osless
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +33,12 @@ OWNER_PID_LABEL = "osless.owner.pid"
 def _c_service(name: str, *, slow_build: bool = False, source: str | None = None, smoke: str = "") -> str:
     """A C service for linux/amd64; with slow_build its build command first sleeps while `slow` exists."""
     compile_ = "{CC} -static -Os -o {output} main.c"
-    command = f'["sh", "-c", "if [ -e slow ]; then sleep 60; fi; {compile_}"]' if slow_build else (
-        '["{CC}", "-static", "-Os", "-o", "{output}", "main.c"]'
-    )  # fmt: skip
-    return (
-        f'[service]\nname = "{name}"\nsource = "{source or "sources/" + name}"\ntoolchain = "gcc"\n'
-        f'platforms = ["linux/amd64"]\n[build]\ncommand = {command}\n{smoke}'
+    command = (
+        ["sh", "-c", f"if [ -e slow ]; then sleep 60; fi; {compile_}"]
+        if slow_build
+        else ["{CC}", "-static", "-Os", "-o", "{output}", "main.c"]
     )
+    return service_recipe(name, command, source=source, more=smoke)
 
 
 class Osless:
@@ -296,96 +293,6 @@ def test_a_corrupted_or_substituted_cached_image_is_detected_and_rebuilt(
 
 
 # --- a killed engine ------------------------------------------------------------------------------
-
-
-class SecondEngine:
-    """A second dockerd with its own socket, data root, exec root and bridge (as test_engines does),
-    that can be killed and started again on the same data."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="osless-dockerd-", dir="/tmp"))  # short socket path
-        self.host = f"unix://{self.root}/docker.sock"
-        self.bridge = f"osf{self.root.name[-8:]}"[:15]
-        self.process: subprocess.Popen[bytes] | None = None
-        subprocess.run(["ip", "link", "add", "name", self.bridge, "type", "bridge"], check=True)
-
-    def start(self) -> Any:
-        log = (self.root / "dockerd.log").open("ab")
-        self.process = subprocess.Popen(
-            ["dockerd", "--host", self.host, "--data-root", str(self.root / "data"),
-             "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "dockerd.pid"),
-             "--bridge", self.bridge, "--iptables=false", "--ip-masq=false"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                return docker.DockerClient(base_url=self.host, timeout=300)
-            except docker.errors.DockerException:
-                assert self.process.poll() is None, (self.root / "dockerd.log").read_text()
-                assert time.monotonic() < deadline, "the second dockerd did not answer within 60 s"
-                time.sleep(0.5)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-        # and everything it ran (its containerd, the containers' shims and processes), as a crash of
-        # the machine would: the restarted engine finds the containers' records, stopped
-        for pid in self._own_processes():
-            _kill_tree(pid)
-
-    def _own_processes(self) -> list[int]:
-        """This engine's processes: those whose command line names its directory."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != os.getpid():
-                with contextlib.suppress(OSError):
-                    if str(self.root).encode() in (entry / "cmdline").read_bytes():
-                        found.append(int(entry.name))
-        return found
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for pid in self._own_processes():  # had any outlived its dockerd
-            _kill_tree(pid)
-        mounts = Path("/proc/mounts").read_text().split()
-        for point in sorted((m for m in mounts if m.startswith(f"{self.root}/")), reverse=True):
-            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)  # netns too
-        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a process and its descendants (children first)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    children.append(int(entry.name))
-    for child in children:
-        _kill_tree(child)
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def second_engine() -> Iterator[SecondEngine]:
-    if shutil.which("dockerd") is None:
-        pytest.fail("dockerd is not installed: run `sudo scripts/setup-host`")
-    engine = SecondEngine()
-    try:
-        yield engine
-    finally:
-        engine.stop()
 
 
 def test_an_engine_killed_mid_build_ends_in_one_line(

@@ -17,6 +17,7 @@ from orchestrator.engine import PROJECT_LABEL, project_label
 from orchestrator.image import oci
 from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
+from tests.factories import smoked_c_recipe
 from tests.integration.conftest import OslessRun, run_osless
 
 pytestmark = pytest.mark.integration
@@ -191,8 +192,8 @@ def test_unchanged_targets_are_cached_and_changed_or_failed_ones_rebuilt(
         {
             "sources/a/hello.c": hello.format("a"),
             "sources/b/hello.c": hello.format("b"),
-            "recipes/a.toml": _c_recipe("a", "a", stdout="a\\n", exit_code=0),
-            "recipes/b.toml": _c_recipe("b", "b", stdout="not b\\n", exit_code=0),
+            "recipes/a.toml": smoked_c_recipe("a", "a", stdout="a\\n", exit_code=0),
+            "recipes/b.toml": smoked_c_recipe("b", "b", stdout="not b\\n", exit_code=0),
         }
     )
     out = tmp_path / "out"
@@ -217,9 +218,9 @@ def test_a_failing_target_does_not_stop_the_others(
         {
             "sources/c/hello.c": hello,
             "sources/broken/hello.c": "int main(void) { return missing; }\n",
-            "recipes/good.toml": _c_recipe("good", "c", stdout="hi\\n", exit_code=3),
-            "recipes/mismatch.toml": _c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
-            "recipes/broken.toml": _c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),
+            "recipes/good.toml": smoked_c_recipe("good", "c", stdout="hi\\n", exit_code=3),
+            "recipes/mismatch.toml": smoked_c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
+            "recipes/broken.toml": smoked_c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),
         }
     )
     run = run_osless(project, "build", out=tmp_path / "out")
@@ -241,7 +242,9 @@ def test_dynamic_binary_fails_verification(
     project = make_project(
         {
             "sources/c/hello.c": '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n',
-            "recipes/dynamic.toml": _c_recipe("dynamic", "c", stdout="hi\\n", exit_code=0, static=False),
+            "recipes/dynamic.toml": smoked_c_recipe(
+                "dynamic", "c", stdout="hi\\n", exit_code=0, static=False
+            ),
         }
     )
     run = run_osless(project, "build", out=tmp_path / "out")
@@ -257,8 +260,8 @@ def test_ctrl_c_leaves_no_container(
     project = make_project(
         {
             "sources/c/hello.c": "int main(void) { return 0; }\n",
-            "recipes/slow.toml": _c_recipe(
-                "slow", "c", stdout="", exit_code=0, command='["sh", "-c", "sleep 120"]'
+            "recipes/slow.toml": smoked_c_recipe(
+                "slow", "c", stdout="", exit_code=0, command=["sh", "-c", "sleep 120"]
             ),
         }
     )
@@ -282,28 +285,6 @@ def test_ctrl_c_leaves_no_container(
     assert process.returncode == 130
     assert docker_client.containers.list(all=True, filters=ours) == []
     assert list((tmp_path / "out").rglob("result.json")) == [], "an interrupted target must not look valid"
-
-
-def _c_recipe(
-    name: str, source: str, *, stdout: str, exit_code: int, static: bool = True, command: str | None = None
-) -> str:
-    flags = '"-static", ' if static else ""
-    command = command or f'["{{CC}}", {flags}"-o", "{{output}}", "hello.c"]'
-    return f"""
-[service]
-name = "{name}"
-source = "sources/{source}"
-toolchain = "gcc"
-platforms = ["linux/amd64"]
-
-[build]
-command = {command}
-
-[smoke]
-stdout = "{stdout}"
-exit_code = {exit_code}
-timeout = "20s"
-"""
 
 
 TLS_BARE = """
@@ -335,9 +316,9 @@ def test_runtime_traps_and_needs_follow_the_recipe(
     project = make_project(
         {
             "sources/whoami/whoami.c": whoami,
-            "recipes/whoami-glibc.toml": _c_recipe("whoami-glibc", "whoami", stdout="", exit_code=0).replace(
-                "hello.c", "whoami.c"
-            ),
+            "recipes/whoami-glibc.toml": smoked_c_recipe(
+                "whoami-glibc", "whoami", stdout="", exit_code=0
+            ).replace("hello.c", "whoami.c"),
             "recipes/whoami-musl.toml": (REPO_ROOT / "recipes" / "whoami-c-musl.toml")
             .read_text()
             .replace("sources/whoami-c", "sources/whoami")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.factories import service_recipe
 from tests.integration.conftest import OslessRun, run_osless
 
 pytestmark = pytest.mark.integration
@@ -52,9 +53,11 @@ def test_a_nondeterministic_build_is_located(
     project = make_project(
         {
             "sources/c/main.c": "int main(void) { return 0; }\n",
-            "recipes/uuid.toml": '[service]\nname = "uuid"\nsource = "sources/c"\ntoolchain = "gcc"\n'
-            'platforms = ["linux/amd64"]\n[build]\n'
-            'command = ["{CC}", "-static", "-Wl,--build-id=uuid", "-o", "{output}", "main.c"]\n',
+            "recipes/uuid.toml": service_recipe(
+                "uuid",
+                ["{CC}", "-static", "-Wl,--build-id=uuid", "-o", "{output}", "main.c"],
+                source="sources/c",
+            ),
         }
     )
     run = run_osless(project, "build", "--check-reproducible", out=tmp_path / "out")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.pipeline.runner import select_shard, select_targets
+from orchestrator.pipeline.targets import select_shard, select_targets
 from orchestrator.recipe.loader import load_project
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import OslessRun, run_osless

@@ -15,7 +15,8 @@ import pytest
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from orchestrator.stages.toolchain import image_reference
-from orchestrator.verify.verifier import Severity, Verdict, VerifyPolicy, verify_binary
+from orchestrator.verify.findings import Severity, Verdict
+from orchestrator.verify.policy import VerifyPolicy, verify_binary
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,8 @@ from orchestrator.ci.assemble import assemble
 from orchestrator.engine import Engine
 from orchestrator.errors import UsageError
 from orchestrator.outputs.report import REPORT_SCHEMA
-from orchestrator.recipe.loader import Project, load_project
+from orchestrator.recipe.loader import load_project
+from orchestrator.recipe.model import Project
 from tests.conftest import REPO_ROOT
 
 

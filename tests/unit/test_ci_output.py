@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from orchestrator.cli import main as cli
+from orchestrator.cli.commands import build as build_command
+from orchestrator.cli.main import main
 from orchestrator.cli.progress import ProgressView
 from orchestrator.errors import (
     TargetsFailed,
@@ -28,17 +29,11 @@ from orchestrator.errors import (
 )
 from orchestrator.outputs import github, summary
 from orchestrator.outputs.report import RunReport, Status, Unsupported
-from tests.unit.test_junit import failed_at_build, failed_at_smoke, report, target
+from tests.factories import true_recipe
+from tests.run_reports import failed_at_build, failed_at_smoke, report, target
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 OK_SOURCE = {"sources/ok/main.c": "int main(void) { return 0; }\n"}
-
-
-def _recipe(name: str, platform: str = "linux/amd64", key: str = "command") -> str:
-    return (
-        f'[service]\nname = "{name}"\nsource = "sources/ok"\ntoolchain = "gcc"\n'
-        f'platforms = ["{platform}"]\n[build]\n{key} = ["true"]\n'
-    )
 
 
 @pytest.fixture
@@ -49,6 +44,13 @@ def actions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "step-summary.md"))
     monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
     return tmp_path / "step-summary.md"
+
+
+@pytest.fixture
+def outside_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a GitHub Actions step, whatever the environment running the tests says."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 def test_escaping_follows_the_actions_runner() -> None:
@@ -66,12 +68,12 @@ def test_recipe_errors_are_annotations_on_their_file_line_and_column(
     project = make_project(
         {
             **OK_SOURCE,
-            "recipes/typo.toml": _recipe("typo", key="comand"),
-            "recipes/percent.toml": _recipe("percent", platform="linux/100%,x"),
-            "recipes/syntax.toml": _recipe("syntax").replace('["true"]', '["true",\n  oops ]'),
+            "recipes/typo.toml": true_recipe("typo", key="comand"),
+            "recipes/percent.toml": true_recipe("percent", platform="linux/100%,x"),
+            "recipes/syntax.toml": true_recipe("syntax").replace('["true"]', '["true",\n  oops ]'),
         }
     )
-    assert cli.main(["-C", str(project), "build"]) == 3
+    assert main(["-C", str(project), "build"]) == 3
     out = capsys.readouterr().out
     errors = [line for line in out.splitlines() if line.startswith("::error ")]
     assert len(errors) == 4, out  # typo: unknown key and missing command; percent; syntax
@@ -90,15 +92,14 @@ def test_recipe_errors_are_annotations_on_their_file_line_and_column(
 
 
 def test_no_workflow_commands_outside_github_actions(
+    outside_actions: None,
     monkeypatch: pytest.MonkeyPatch,
     make_project: Callable[[dict[str, str]], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
-    project = make_project({**OK_SOURCE, "recipes/typo.toml": _recipe("typo", key="comand")})
-    assert cli.main(["-C", str(project), "build"]) == 3
+    project = make_project({**OK_SOURCE, "recipes/typo.toml": true_recipe("typo", key="comand")})
+    assert main(["-C", str(project), "build"]) == 3
     captured = capsys.readouterr()
     assert "::" not in captured.out and "recipes/typo.toml:7" in captured.err
 
@@ -159,10 +160,10 @@ class FakeEngine:
 def _build(
     monkeypatch: pytest.MonkeyPatch, make_project: Callable[[dict[str, str]], Path], result: RunReport
 ) -> int:
-    monkeypatch.setattr(cli, "Engine", FakeEngine)
-    monkeypatch.setattr(cli, "Runner", type("Runner", (FakeRunner,), {"result": result}))
-    project = make_project({**OK_SOURCE, "recipes/ok.toml": _recipe("ok")})
-    return cli.main(["-C", str(project), "build", "--out", str(project / "out")])
+    monkeypatch.setattr(build_command, "Engine", FakeEngine)
+    monkeypatch.setattr(build_command, "Runner", type("Runner", (FakeRunner,), {"result": result}))
+    project = make_project({**OK_SOURCE, "recipes/ok.toml": true_recipe("ok")})
+    return main(["-C", str(project), "build", "--out", str(project / "out")])
 
 
 def test_a_finished_run_in_github_actions(
@@ -210,12 +211,11 @@ def test_the_step_summary_is_appended_not_replaced(
 
 
 def test_the_earliest_failing_stage_decides_the_exit_code(
+    outside_actions: None,
     monkeypatch: pytest.MonkeyPatch,
     make_project: Callable[[dict[str, str]], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     result = report(failed_at_smoke(), failed_at_build(), target("good"))
     assert _build(monkeypatch, make_project, result) == 10
     out = capsys.readouterr().out

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from orchestrator.cli.main import main
 from orchestrator.outputs import outdir
 from tests.conftest import REPO_ROOT
+from tests.factories import true_recipe
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 
@@ -64,24 +65,15 @@ def test_verify_rejects_wrong_architecture(
     assert "built for x86-64, recipe says linux/arm64" in capsys.readouterr().out
 
 
-def _recipe(
-    name: str, *, source: str = "sources/ok", platform: str = "linux/amd64", key: str = "command"
-) -> str:
-    return (
-        f'[service]\nname = "{name}"\nsource = "{source}"\ntoolchain = "gcc"\n'
-        f'platforms = ["{platform}"]\n[build]\n{key} = ["true"]\n'
-    )
-
-
 def test_bad_recipes_are_rejected_before_any_container(
     no_engine: None, make_project: Callable[[dict[str, str]], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = make_project(
         {
             "sources/ok/main.c": "int main(void) { return 0; }\n",
-            "recipes/typo.toml": _recipe("typo", key="comand"),
-            "recipes/platform.toml": _recipe("platform", platform="linux/arm65"),
-            "recipes/escape.toml": _recipe("escape", source="../outside"),
+            "recipes/typo.toml": true_recipe("typo", key="comand"),
+            "recipes/platform.toml": true_recipe("platform", platform="linux/arm65"),
+            "recipes/escape.toml": true_recipe("escape", source="../outside"),
         }
     )
     (project.parent / "outside").mkdir()
@@ -141,7 +133,7 @@ def test_list_prints_a_source_path_with_brackets_as_it_is(
     project = make_project(
         {
             "sources/x[/]y/main.c": "int main(void) { return 0; }\n",
-            "recipes/odd.toml": _recipe("odd", source="sources/x[/]y"),
+            "recipes/odd.toml": true_recipe("odd", source="sources/x[/]y"),
         }
     )
     assert main(["-C", str(project), "list"]) == 0
@@ -221,7 +213,7 @@ def fuzz_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO_ROOT / "recipes" / "toolchains", root / "recipes" / "toolchains")
     (root / "sources" / "hello").mkdir(parents=True)
     (root / "sources" / "hello" / "main.c").write_text("int main(void) { return 0; }\n")
-    (root / "recipes" / "hello.toml").write_text(_recipe("hello", source="sources/hello"))
+    (root / "recipes" / "hello.toml").write_text(true_recipe("hello", source="sources/hello"))
     return root
 
 

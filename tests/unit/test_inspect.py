@@ -19,11 +19,11 @@ from orchestrator.cli.main import main
 from orchestrator.engine import Engine, ImageMissing
 from orchestrator.errors import UsageError
 from orchestrator.image import inspect as inspection
-from orchestrator.image import oci
-from orchestrator.image.inspect import FileType, ImageContents
-from orchestrator.outputs.report import human_size
+from orchestrator.image import oci, reader
+from orchestrator.image.reader import FileType, ImageContents
+from orchestrator.outputs.sizes import human_size
 from orchestrator.platforms import PLATFORMS, Platform
-from orchestrator.verify.verifier import Finding, Severity
+from orchestrator.verify.findings import Finding, Severity
 
 EPOCH = 1_700_000_000
 AMD64, ARM64 = PLATFORMS["linux/amd64"], PLATFORMS["linux/arm64"]
@@ -110,7 +110,7 @@ def layout(tmp_path: Path, static_binary: bytes) -> Path:
 
 
 def test_a_layout_lists_exactly_the_layer_entries(layout: Path, static_binary: bytes) -> None:
-    contents = inspection.read_image_path(layout, "linux/amd64")
+    contents = reader.read_image_path(layout, "linux/amd64")
     assert listing(contents) == expected_files(static_binary)
     assert contents.files["/usr/bin/hello"].data == static_binary
     assert contents.total_size == len(static_binary) + len(PASSWD)
@@ -119,7 +119,7 @@ def test_a_layout_lists_exactly_the_layer_entries(layout: Path, static_binary: b
 
 
 def test_the_config_is_read(layout: Path) -> None:
-    settings = inspection.read_image_path(layout, "linux/arm64").settings
+    settings = reader.read_image_path(layout, "linux/arm64").settings
     assert (settings.os, settings.architecture, settings.variant, settings.platform) == (
         "linux",
         "arm64",
@@ -133,12 +133,12 @@ def test_the_config_is_read(layout: Path) -> None:
 
 
 def test_without_platform_the_host_platform_is_chosen(layout: Path) -> None:
-    assert inspection.read_image_path(layout).settings.platform == "linux/amd64"
+    assert reader.read_image_path(layout).settings.platform == "linux/amd64"
 
 
 def test_a_missing_platform_names_the_available_ones(layout: Path) -> None:
     with pytest.raises(UsageError) as error:
-        inspection.read_image_path(layout, "linux/s390x")
+        reader.read_image_path(layout, "linux/s390x")
     assert "no image for linux/s390x" in error.value.message
     assert "linux/amd64, linux/arm64" in (error.value.hint or "")
 
@@ -147,7 +147,7 @@ def test_a_docker_archive_reads_like_the_layout(tmp_path: Path, static_binary: b
     image = make_image(static_binary)
     archive = tmp_path / "image.tar"
     archive.write_bytes(oci.docker_archive(image, ["hello:latest-amd64"]))
-    contents = inspection.read_image_path(archive)
+    contents = reader.read_image_path(archive)
     assert listing(contents) == expected_files(static_binary)
     assert (contents.image_id, contents.settings.platform) == (image.image_id, "linux/amd64")
 
@@ -168,7 +168,7 @@ def test_a_legacy_docker_save_with_gzip_layers_and_whiteouts(tmp_path: Path, sta
     archive.write_bytes(
         gzip.compress(legacy_save(make_image(static_binary), (gzip.compress(second.getvalue()),)))
     )
-    contents = inspection.read_image_path(archive)
+    contents = reader.read_image_path(archive)
     assert listing(contents) == {
         "/bin": (FileType.SYMLINK, "lrw-r--r--", 0, 0, 0),
         "/etc": (FileType.DIRECTORY, "drwxr-xr-x", 0, 0, 0),
@@ -197,7 +197,7 @@ def test_unreadable_images_are_usage_errors(tmp_path: Path, make: Any, message: 
     path = tmp_path / "image"
     make(path)
     with pytest.raises(UsageError) as error:
-        inspection.read_image_path(path)
+        reader.read_image_path(path)
     assert message in error.value.message and error.value.hint
 
 
@@ -205,19 +205,19 @@ def test_unreadable_images_are_usage_errors(tmp_path: Path, make: Any, message: 
 
 
 def test_every_elf_gets_a_verdict_for_the_config_platform(layout: Path) -> None:
-    native = inspection.inspect_image(inspection.read_image_path(layout, "linux/amd64"))
+    native = inspection.inspect_image(reader.read_image_path(layout, "linux/amd64"))
     assert native.ok and native.problems == ()
     [binary] = native.binaries
     assert binary.path == "/usr/bin/hello" and binary.ok
     assert binary.verdict.facts is not None and binary.verdict.facts.platform == "linux/amd64"
-    foreign = inspection.inspect_image(inspection.read_image_path(layout, "linux/arm64"))
+    foreign = inspection.inspect_image(reader.read_image_path(layout, "linux/arm64"))
     assert not foreign.ok
     assert "/usr/bin/hello: built for x86-64, recipe says linux/arm64" in foreign.problems[0]
 
 
 def test_a_missing_entrypoint_is_a_problem(tmp_path: Path, static_binary: bytes) -> None:
     oci.write_layout(tmp_path, [make_image(static_binary, entrypoint="/app")])
-    report = inspection.inspect_image(inspection.read_image_path(tmp_path))
+    report = inspection.inspect_image(reader.read_image_path(tmp_path))
     assert report.problems == ("the entrypoint /app is not a file in the image",)
 
 
@@ -226,7 +226,7 @@ def need(extra: str, severity: Severity = Severity.WARNING) -> Finding:
 
 
 def test_needs_are_checked_against_the_image(layout: Path) -> None:
-    contents = inspection.read_image_path(layout)
+    contents = reader.read_image_path(layout)
     findings = [need(extra) for extra in ("ca-certificates", "tzdata", "passwd", "tmp")]
     findings.append(Finding(id="linkage.static", severity=Severity.INFO, message="statically linked"))
     checks = inspection.check_needs(contents, [("/usr/bin/hello", f) for f in findings])
@@ -251,7 +251,7 @@ def test_an_image_with_the_extras_provides_them(tmp_path: Path, static_binary: b
     ]
     image = oci.build_image(files, oci.ImageConfig(platform=AMD64, entrypoint=("/hello",)))
     (tmp_path / "image.tar").write_bytes(oci.docker_archive(image, []))
-    contents = inspection.read_image_path(tmp_path / "image.tar")
+    contents = reader.read_image_path(tmp_path / "image.tar")
     checks = inspection.check_needs(
         contents, [("/hello", need("ca-certificates")), ("/hello", need("tzdata"))]
     )
@@ -259,7 +259,7 @@ def test_an_image_with_the_extras_provides_them(tmp_path: Path, static_binary: b
 
 
 def test_an_error_need_the_image_provides_does_not_fail_it(layout: Path) -> None:
-    contents = inspection.read_image_path(layout)
+    contents = reader.read_image_path(layout)
     assert inspection.check_needs(contents, [("/x", need("passwd", Severity.ERROR))])[0].provided
 
 
@@ -341,7 +341,7 @@ def engine(monkeypatch: pytest.MonkeyPatch, static_binary: bytes) -> EngineWithI
 def test_inspect_an_engine_image(
     engine: EngineWithImages, static_binary: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    contents = inspection.read_engine_image("hello:latest-amd64")
+    contents = reader.read_engine_image("hello:latest-amd64")
     assert listing(contents) == expected_files(static_binary)
     assert contents.image_id == make_image(static_binary).image_id
     assert main(["inspect", "hello:latest-amd64"]) == 0
@@ -385,7 +385,7 @@ def test_an_image_says_which_needs_it_lacks(
     (tmp_path / "needs.c").write_text(NEEDS_C)
     subprocess.run(["gcc", "-static", "-Os", "-o", "needs", "needs.c"], cwd=tmp_path, check=True)
     oci.write_layout(tmp_path / "oci", [make_image((tmp_path / "needs").read_bytes())])
-    report = inspection.inspect_image(inspection.read_image_path(tmp_path / "oci"))
+    report = inspection.inspect_image(reader.read_image_path(tmp_path / "oci"))
     assert {(n.extra, n.provided) for n in report.needs} == {("ca-certificates", False), ("tmp", True)}
     severities = {f.id: f.severity for f in report.binaries[0].verdict.findings}
     assert severities["needs.ca-certificates"] is Severity.WARNING
@@ -486,7 +486,7 @@ def test_special_files_are_usage_errors(
 
 
 def test_only_elf_bytes_are_kept_from_an_image(layout: Path, static_binary: bytes) -> None:
-    contents = inspection.read_image_path(layout, "linux/amd64")
+    contents = reader.read_image_path(layout, "linux/amd64")
     assert contents.files["/usr/bin/hello"].data == static_binary
     passwd = contents.files["/etc/passwd"]
     assert (passwd.data, passwd.size) == (None, len(PASSWD))
@@ -503,8 +503,8 @@ def test_elf_files_beyond_the_read_budget_are_a_problem(
     directory = tmp_path / "oci"
     config = oci.ImageConfig(platform=AMD64, entrypoint=("/usr/bin/hello",))
     oci.write_layout(directory, [oci.build_image(files, config)])
-    monkeypatch.setattr(inspection, "_MAX_ELF_BYTES", len(static_binary) + 1)
-    report = inspection.inspect_image(inspection.read_image_path(directory))
+    monkeypatch.setattr(reader, "MAX_ELF_BYTES", len(static_binary) + 1)
+    report = inspection.inspect_image(reader.read_image_path(directory))
     assert [b.path for b in report.binaries] == ["/usr/bin/hello"]
     assert report.problems == (
         "/usr/bin/second: not verified: the image's ELF files hold more than the "

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from orchestrator.ci import matrix
-from orchestrator.cli.main import _parser, main
+from orchestrator.cli.main import main
+from orchestrator.cli.parser import build_parser
 from orchestrator.errors import UsageError
-from orchestrator.pipeline.runner import Target, parse_shard, select_shard, select_targets
+from orchestrator.pipeline.targets import Target, parse_shard, select_shard, select_targets
 from orchestrator.platforms import PLATFORMS
-from orchestrator.recipe.loader import Project, load_project
+from orchestrator.recipe.loader import load_project
+from orchestrator.recipe.model import Project
 from tests.conftest import REPO_ROOT
 
 ARM64 = "linux/arm64"
@@ -39,7 +41,7 @@ def names(targets: Sequence[Target]) -> list[str]:
 
 def build_selection(project: Project, args: Sequence[str]) -> list[str]:
     """What `osless build ARGS` selects, as the command line computes it."""
-    parsed = _parser().parse_args(["build", *args])
+    parsed = build_parser().parse_args(["build", *args])
     selected = select_targets(project, parsed.services, parsed.platform)
     if parsed.shard:
         selected = select_shard(selected, *parse_shard(parsed.shard))

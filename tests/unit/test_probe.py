@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.elf.facts import Linkage, identify_platform, read_elf_facts
 from orchestrator.host import probe
 from orchestrator.platforms import EM_ARM, EM_PPC64, EM_RISCV, PLATFORMS, Platform
-from orchestrator.verify.verifier import Linkage, identify_platform, read_elf_facts, verify_binary
+from orchestrator.verify.policy import verify_binary
 
 ALL = list(PLATFORMS.values())
 EXPECTED_FLAGS = {EM_ARM: 0x05000400, EM_RISCV: 0x4, EM_PPC64: 0x2}

@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 
 from orchestrator.errors import RecipeError, RecipeProblem
 from orchestrator.platforms import PLATFORMS
-from orchestrator.recipe.loader import BUILD_LIMITS, SMOKE_LIMITS, Limits, build_env, load_project
+from orchestrator.recipe.loader import load_project
+from orchestrator.recipe.model import BUILD_LIMITS, SMOKE_LIMITS, Limits
+from orchestrator.recipe.placeholders import build_env
 from orchestrator.stages.toolchain import mmdebstrap_command
 from tests.conftest import REPO_ROOT
 

@@ -19,12 +19,15 @@ from orchestrator.cli.main import main
 from orchestrator.errors import RegistryError, UsageError
 from orchestrator.image import oci, registry
 from orchestrator.platforms import PLATFORMS
+from tests.factories import service_recipe
 
 SERVICE = "app"
-RECIPE = (
-    f'[service]\nname = "{SERVICE}"\nsource = "sources/app"\ntoolchain = "gcc"\n'
-    'platforms = ["linux/amd64", "linux/arm64"]\n[build]\ncommand = ["true"]\n'
-    '[image]\ntag = "1.2"\n'
+RECIPE = service_recipe(
+    SERVICE,
+    ["true"],
+    source="sources/app",
+    platforms=["linux/amd64", "linux/arm64"],
+    more='[image]\ntag = "1.2"\n',
 )
 
 

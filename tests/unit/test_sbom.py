@@ -23,10 +23,12 @@ from orchestrator.engine import ContainerResult, ContainerSpec
 from orchestrator.errors import EngineError, ToolchainError
 from orchestrator.image import oci
 from orchestrator.outputs import sbom
-from orchestrator.outputs.sbom import DebianPackage, PlatformBinary
+from orchestrator.outputs.components import DebianPackage
+from orchestrator.outputs.sbom import PlatformBinary
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import PLATFORMS
-from orchestrator.recipe.loader import Service, load_project
+from orchestrator.recipe.loader import load_project
+from orchestrator.recipe.model import Service
 from orchestrator.stages import package
 from orchestrator.stages.toolchain import ToolchainImage
 from tests.conftest import REPO_ROOT

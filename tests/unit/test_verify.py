@@ -4,7 +4,6 @@ needs, hardening findings and the policy are checked on real programs that do wh
 
 from __future__ import annotations
 
-import io
 import os
 import resource
 import shutil
@@ -17,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.elf import scan as elfscan
+from orchestrator.elf.facts import ElfFacts, Linkage, read_elf_facts
+from orchestrator.elf.load import MAX_FILE_SIZE, CorruptElf, NotAnElf
 from orchestrator.platforms import (
     EM_386,
     EM_AARCH64,
@@ -32,21 +32,10 @@ from orchestrator.platforms import (
     EM_X86_64,
     PLATFORMS,
 )
-from orchestrator.verify import verifier as verify_module
-from orchestrator.verify.verifier import (
-    INTERNAL_FINDING,
-    MAX_FILE_SIZE,
-    CorruptElf,
-    ElfFacts,
-    Finding,
-    Linkage,
-    NotAnElf,
-    Severity,
-    Verdict,
-    VerifyPolicy,
-    read_elf_facts,
-    verify_binary,
-)
+from orchestrator.verify import checks
+from orchestrator.verify.context import read_context
+from orchestrator.verify.findings import INTERNAL_FINDING, Finding, Severity, Verdict
+from orchestrator.verify.policy import VerifyPolicy, verify_binary
 
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
 FREESTANDING_C = "void _start(void) { for (;;) {} }\n"  # links without any libc
@@ -816,8 +805,8 @@ def test_size_is_reported(c_programs: dict[str, Path]) -> None:
 
 def test_dlopen_alone_is_no_nss_evidence(gcc_binaries: dict[str, Path]) -> None:
     """Every static glibc >= 2.34 binary defines dlopen, hello world too: it must not count as NSS."""
-    data = gcc_binaries["static"].read_bytes()
-    contents = elfscan.read_contents(ELFFile(io.BytesIO(data)), data)
+    contents = read_context(gcc_binaries["static"]).contents
+    assert contents is not None
     assert contents.glibc and contents.functions is not None and "dlopen" in contents.functions
     assert not [f for f in verify_binary(gcc_binaries["static"]).findings if f.id.startswith("runtime.")]
 
@@ -1195,7 +1184,7 @@ MEASURE = """
 import resource, sys
 from pathlib import Path
 from orchestrator.platforms import PLATFORMS
-from orchestrator.verify.verifier import VerifyPolicy, verify_binary
+from orchestrator.verify.policy import VerifyPolicy, verify_binary
 max_size = int(sys.argv[2]) if len(sys.argv) > 2 else None
 verdict = verify_binary(Path(sys.argv[1]), PLATFORMS["linux/amd64"], VerifyPolicy(max_size=max_size))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -1257,7 +1246,7 @@ def test_a_crashing_check_is_reported_as_internal(
     def broken(*_: object) -> tuple[Finding, ...]:
         raise KeyError("p_flags")
 
-    monkeypatch.setattr(verify_module, "_hardening_findings", broken)
+    monkeypatch.setattr(checks, "CHECKS", [broken if c is checks.hardening else c for c in checks.CHECKS])
     verdict = verify_binary(gcc_binaries["static"], AMD64)
     internal = finding(verdict, INTERNAL_FINDING)
     assert internal.severity is Severity.ERROR and not verdict.ok

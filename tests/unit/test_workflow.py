@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.main import _parser, main
+from orchestrator.cli.main import main
+from orchestrator.cli.parser import build_parser
 from tests.conftest import REPO_ROOT
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "build.yml"
@@ -85,7 +86,7 @@ def test_the_workflow_uses_what_the_matrix_gives(capsys: pytest.CaptureFixture[s
     assert used >= {"args", "runner", "id", "name"}
     for entry in include:
         assert used <= set(entry), f"{sorted(used - set(entry))} missing from {entry}"
-        _parser().parse_args(["build", *shlex.split(entry["args"])])  # arguments `osless build` takes
+        build_parser().parse_args(["build", *shlex.split(entry["args"])])  # arguments `osless build` takes
 
 
 def test_the_workflow_builds_uploads_and_assembles() -> None:

@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import UsageError
-from orchestrator.pipeline.runner import changed_services, select_targets
+from orchestrator.pipeline.targets import changed_services, select_targets
 from orchestrator.recipe.loader import load_project
+from tests.factories import service_recipe
 
 
 def _service(name: str) -> str:
-    return (
-        f'[service]\nname = "{name}"\nsource = "sources/{name}"\ntoolchain = "gcc"\n'
-        'platforms = ["linux/amd64", "linux/arm64"]\n'
-        '[build]\ncommand = ["{CC}", "-o", "{output}", "main.c"]\n'
-    )
+    command = ["{CC}", "-o", "{output}", "main.c"]
+    return service_recipe(name, command, platforms=["linux/amd64", "linux/arm64"])
 
 
 @pytest.fixture

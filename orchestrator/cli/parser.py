@@ -1,0 +1,172 @@
+"""The `osless` command line's grammar: every command, its arguments and the module that runs it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from orchestrator import __version__
+from orchestrator.ci import matrix
+from orchestrator.cli.commands import assemble as assemble_command
+from orchestrator.cli.commands import build as build_command
+from orchestrator.cli.commands import doctor as doctor_command
+from orchestrator.cli.commands import inspect as inspect_command
+from orchestrator.cli.commands import list as list_command
+from orchestrator.cli.commands import matrix as matrix_command
+from orchestrator.cli.commands import push as push_command
+from orchestrator.cli.commands import run as run_command
+from orchestrator.cli.commands import verify as verify_command
+from orchestrator.platforms import PLATFORMS, host_platform
+
+DESCRIPTION = "The `osless` command line: parses arguments, runs one command, turns errors into exit codes."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osless", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"osless {__version__}")
+    parser.add_argument(
+        "-C",
+        "--project",
+        type=Path,
+        default=Path.cwd(),
+        help="project root holding recipes/ and sources/ (default: the current directory)",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="build, verify, package and smoke-test targets")
+    build.add_argument("services", nargs="*", metavar="SERVICE", help="services to build (default: all)")
+    build.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="P",
+        help="only these platforms, e.g. linux/arm64 (repeatable)",
+    )
+    cores = os.cpu_count() or 2
+    build.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive,
+        default=cores,
+        help=f"targets worked on at once (default: cores = {cores})",
+    )
+    build.add_argument(
+        "--emulated-jobs",
+        type=_positive,
+        default=max(1, cores // 2),
+        help=f"emulated (qemu) smoke tests at once (default: {max(1, cores // 2)})",
+    )
+    build.add_argument(
+        "--changed-since",
+        metavar="GIT_REF",
+        help="only services whose recipe, sources or toolchain recipe changed since this git revision",
+    )
+    build.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="PLATFORM=DOCKER_HOST",
+        help="build and smoke-test PLATFORM on that engine (unix://, tcp://, ssh://); repeatable",
+    )
+    build.add_argument(
+        "--check-reproducible",
+        action="store_true",
+        help="build every target twice from clean state and compare binaries and image digests",
+    )
+    build.add_argument(
+        "--rebuild", action="store_true", help="rebuild every target, even those whose inputs are unchanged"
+    )
+    build.add_argument(
+        "--fail-fast", action="store_true", help="stop starting targets after the first failure"
+    )
+    build.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only part K of N: the N parts split the selected targets, each exactly once (for CI jobs)",
+    )
+    build.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    build.set_defaults(command=build_command.run)
+
+    _add_ci_commands(commands)
+
+    listing = commands.add_parser("list", help="list services and their platforms")
+    listing.set_defaults(command=list_command.run)
+
+    verify = commands.add_parser("verify", help="check that files are static ELF binaries for a platform")
+    verify.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    verify.add_argument(
+        "--platform", choices=list(PLATFORMS), metavar="P", help="the platform the files must be built for"
+    )
+    verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    verify.set_defaults(command=verify_command.run)
+
+    show = commands.add_parser("inspect", help="show a binary's or an image's contents and verdicts")
+    show.add_argument("target", metavar="PATH|IMAGE", help="a binary, an image tar, an OCI layout or a tag")
+    show.add_argument("--platform", metavar="P", help="which platform (binary: verify for it)")
+    show.add_argument("--json", action="store_true", help="print the report as JSON")
+    show.set_defaults(command=inspect_command.run)
+
+    run = commands.add_parser("run", help="run a built image for one platform (under qemu when foreign)")
+    run.add_argument("service", metavar="SERVICE")
+    host = host_platform()
+    run.add_argument(
+        "--platform",
+        default=host.name if host else "linux/amd64",
+        metavar="P",
+        help="which platform's image (default: this machine's)",
+    )
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="arguments for the program")
+    run.set_defaults(command=run_command.run)
+
+    push = commands.add_parser("push", help="push a service's OCI layout to a registry, digests unchanged")
+    push.add_argument("service", metavar="SERVICE")
+    push.add_argument("--to", required=True, metavar="REGISTRY/REPO[:TAG]", help="default tag: the recipe's")
+    push.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    push.add_argument(
+        "--insecure", action="store_true", help="plain http (always so for 127.0.0.1/localhost)"
+    )
+    push.set_defaults(command=push_command.run)
+
+    check = commands.add_parser(
+        "doctor", help="check the engine, mmdebstrap and qemu-user for every platform"
+    )
+    check.set_defaults(command=doctor_command.run)
+    return parser
+
+
+def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`matrix` and `assemble`: a build split over CI machines, and its parts merged back."""
+    jobs = commands.add_parser("matrix", help="the CI build matrix: jobs, their build arguments and runners")
+    jobs.add_argument(
+        "--by", choices=matrix.BY, default="platform", help="one job per platform, service or target"
+    )
+    jobs.add_argument(
+        "--max-jobs",
+        type=_positive,
+        metavar="N",
+        help="at most N jobs: group platforms or services, shard targets",
+    )
+    jobs.add_argument(
+        "--format",
+        choices=("github", "json"),
+        default="json",
+        help="github: one line for a GitHub Actions strategy.matrix; json: the jobs and their targets",
+    )
+    jobs.set_defaults(command=matrix_command.run)
+
+    merge = commands.add_parser(
+        "assemble", help="merge out/ directories built on several machines into one multi-arch output"
+    )
+    merge.add_argument(
+        "inputs", nargs="+", type=Path, metavar="ARTIFACT_DIR", help="out/ directories of builds"
+    )
+    merge.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    merge.set_defaults(command=assemble_command.run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value

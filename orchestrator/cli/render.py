@@ -1,0 +1,264 @@
+"""Everything osless prints for people: tables, verdicts, a run's outcome, CI workflow commands.
+
+User text (service names, paths, reasons, strings read from files and images) is never parsed as rich
+markup: it is escaped, printed as rich Text, or printed with markup off, so "[/x]" or "[bold]" shows as
+written. Markup appears only in the fixed words osless adds (ok, FAIL, colours).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.host.doctor import Check
+from orchestrator.image import registry
+from orchestrator.image.inspect import BinaryReport, ImageReport
+from orchestrator.languages import build_report
+from orchestrator.outputs import github, summary
+from orchestrator.outputs.report import RunReport, Status, TargetReport
+from orchestrator.outputs.sizes import human_size
+from orchestrator.pipeline.reproduce import ReproducibilityReport
+from orchestrator.recipe.model import Project
+from orchestrator.verify.findings import Finding, Severity, Verdict
+
+
+def workflow_commands(console: Console, lines: Sequence[str]) -> None:
+    """GitHub Actions workflow commands, on stdout as they are (no markup, emoji or wrapping)."""
+    for line in lines:
+        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A run: `build` and `assemble`
+
+
+def print_run(console: Console, report: RunReport, out_root: Path) -> None:
+    """A run's summary table, failures, CI annotations and job summary."""
+    console.print(summary_table(report.targets))
+    print_failures(console, report.targets)
+    console.print(f"report: {out_root / 'report.json'}", markup=False)
+    if github.active():
+        workflow_commands(console, github.target_annotations(report.targets))
+    github.append_step_summary(summary.markdown(report))
+
+
+def summary_table(targets: Sequence[TargetReport]) -> Table:
+    """Service, platform, sizes, linkage, smoke result and time, one row per target."""
+    table = Table(title="osless build", title_justify="left")
+    for column in ("service", "platform", "binary", "image", "on slim", "linkage", "smoke", "time", "result"):
+        table.add_column(
+            column, justify="right" if column in {"binary", "image", "on slim", "time"} else "left"
+        )
+    for target in targets:
+        smoke = "-"
+        if target.smoke:
+            smoke = ("ok" if target.smoke.passed else "FAIL") + (" (qemu)" if target.smoke.emulated else "")
+        result = "[green]passed[/]" if target.status is Status.PASSED else f"[red]{target.status.value}[/]"
+        if target.cached:
+            result += " [dim](cached)[/]"
+        if target.failed_stage:
+            result += f" [red]at {target.failed_stage}[/]"
+        table.add_row(
+            Text(target.service),  # user text: never markup
+            Text(target.platform),
+            human_size(target.binary.size) if target.binary else "-",
+            human_size(target.image.size) if target.image else "-",
+            human_size(target.image.on_debian_slim) if target.image and target.image.on_debian_slim else "-",
+            target.binary.linkage or "-" if target.binary else "-",
+            smoke,
+            f"{sum(target.seconds.values()):.1f}s",
+            result,
+        )
+    return table
+
+
+def print_failures(console: Console, targets: Sequence[TargetReport]) -> None:
+    """Each failure's reason, and the stdout diff for smoke mismatches, below the table."""
+    for target in targets:
+        if target.status is Status.PASSED:
+            continue
+        where = escape(f"{target.service} {target.platform}")
+        reason = escape(target.reason or "")
+        console.print(f"[red]✗ {where}[/] {target.failed_stage or ''}: {reason}", highlight=False)
+        if target.smoke and target.smoke.diff:
+            console.print(target.smoke.diff, markup=False, highlight=False)
+
+
+def print_reproducibility(console: Console, report: ReproducibilityReport, out_root: Path) -> None:
+    """Each difference between the two clean builds, then the verdict."""
+    for comparison in report.targets:
+        if not comparison.same:
+            console.print(
+                f"✗ {comparison.service} {comparison.platform}: {comparison.difference}", markup=False
+            )
+    for service, (first, second) in report.indexes.items():
+        if first != second:
+            console.print(f"✗ {service}: index {first} vs {second}", markup=False)
+    verdict = "reproducible" if report.reproducible else "NOT reproducible"
+    details = out_root / "reproducible.json"
+    console.print(
+        f"{len(report.targets)} targets built twice from clean state: {verdict} ({details})", markup=False
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# `list`, `doctor`, `push`
+
+
+def services_table(project: Project) -> Table:
+    table = Table("service", "toolchain", "platforms", "source", title_justify="left")
+    for service in sorted(project.services.values(), key=lambda s: s.name):
+        table.add_row(
+            Text(service.name),
+            Text(service.toolchain),
+            Text(" ".join(service.platforms)),
+            Text(str(service.source.relative_to(project.root))),
+        )
+    return table
+
+
+def print_unsupported(console: Console, project: Project) -> None:
+    """The platforms `platforms = ["all"]` left out, per service, and why."""
+    for service in sorted(project.services.values(), key=lambda s: s.name):
+        for platform, reason in service.unsupported.items():
+            console.print(f"{service.name} is not built for {platform}: {reason}", markup=False)
+
+
+def checks_table(checks: Iterable[Check]) -> Table:
+    table = Table("check", "", "detail", "fix", title_justify="left")
+    for check in checks:
+        table.add_row(
+            Text(check.name),
+            "[green]ok[/]" if check.ok else "[red]FAIL[/]",
+            Text(check.detail),
+            Text(check.fix or ""),
+        )
+    return table
+
+
+def transfer_line(transfer: registry.Transfer) -> str:
+    """One blob or manifest of a push: uploaded or skipped, its kind, digest, size and what it is."""
+    state = "uploaded" if transfer.uploaded else "skipped "
+    return f"{state} {transfer.kind:8} {transfer.digest[:19]} {human_size(transfer.size):>9}  {transfer.what}"
+
+
+def push_summary(result: registry.PushResult) -> str:
+    return (
+        f"pushed {result.reference}@{result.digest} ({result.platforms} platforms): "
+        f"{result.blobs_uploaded} blobs uploaded ({human_size(result.bytes_uploaded)}), "
+        f"{result.blobs_skipped} skipped ({human_size(result.bytes_skipped)})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# `verify` and `inspect`
+
+
+def print_verdicts(console: Console, verdicts: Sequence[Verdict]) -> None:
+    """One line per file, and its Go build info byte for byte as `go version -m` prints it."""
+    for verdict in verdicts:
+        facts = verdict.facts
+        identified = (
+            f"{facts.platform or 'unknown platform'}, {facts.linkage.value}" if facts else "not an ELF"
+        )
+        if verdict.ok:
+            console.print(f"{escape(verdict.path)}: [green]ok[/] ({identified})")
+        else:
+            console.print(f"{escape(verdict.path)}: [red]FAIL[/] — {escape(verdict.reason or '')}")
+        report = build_report(facts, verdict.path) if facts else None
+        if report:
+            console.file.write(report)  # rich would expand tabs
+
+
+def print_binary(console: Console, report: BinaryReport) -> None:
+    verdict, facts = report.verdict, report.verdict.facts
+    console.print(Text.assemble((report.path, "bold"), ": ", _result(report.ok)), highlight=False)
+    if facts is not None:
+        console.print(
+            Text(
+                f"  platform: {facts.platform or 'unknown'}, {facts.machine_name}, "
+                f"{facts.elf_class}-bit {'LSB' if facts.little_endian else 'MSB'}; "
+                f"linkage: {facts.linkage.value}"
+                + (f"; interpreter {facts.interpreter}" if facts.interpreter else "")
+            ),
+            highlight=False,
+        )
+    if report.go_version_m:
+        console.file.write(report.go_version_m)  # tabs kept, byte for byte as `go version -m`
+    console.print(_findings_table(verdict.findings))
+
+
+def print_image(console: Console, report: ImageReport) -> None:
+    title = Text.assemble((report.source, "bold"), f" ({report.platform}): ", _result(report.ok))
+    console.print(title, highlight=False)
+    console.print(_settings_table(report))
+    files = Table("mode", "type", "owner", "size", "path", title="files", title_justify="left")
+    for row in report.files:
+        files.add_row(
+            row.permissions,
+            row.type.value,
+            f"{row.uid}:{row.gid}",
+            str(row.size),
+            Text(row.path + (f" -> {row.link}" if row.link else "")),
+        )
+    console.print(files)
+    console.print(
+        Text(
+            f"total: {len(report.files)} entries, {report.total_size} bytes "
+            f"({human_size(report.total_size)}) in regular files, {report.layers} layer(s)"
+        ),
+        highlight=False,
+    )
+    for binary in report.binaries:
+        print_binary(console, binary)
+    if report.needs:
+        console.print(Text("what the binaries need", "bold"))
+        for need in report.needs:
+            console.print(
+                Text.assemble("  ", (need.message, "green" if need.provided else "red")), highlight=False
+            )
+    for problem in report.problems:
+        console.print(Text.assemble(("✗", "red"), " ", problem), highlight=False)
+
+
+def _result(ok: bool) -> Text:
+    return Text("ok", "green") if ok else Text("FAIL", "red")
+
+
+def _settings_table(report: ImageReport) -> Table:
+    settings = report.settings
+    table = Table("setting", "value", title="config", title_justify="left")
+    rows = {
+        "image id": report.image_id,
+        "platform": settings.platform
+        + (f" (source holds {', '.join(report.platforms)})" if len(report.platforms) > 1 else ""),
+        "created": settings.created or "",
+        "entrypoint": json.dumps(list(settings.entrypoint)),
+        "cmd": json.dumps(list(settings.cmd)),
+        "user": settings.user or "(root)",
+        "working dir": settings.working_dir,
+        "env": "\n".join(settings.env),
+        "labels": "\n".join(f"{key}={value}" for key, value in sorted(settings.labels.items())),
+    }
+    for key, value in rows.items():
+        table.add_row(key, Text(value))
+    return table
+
+
+def _findings_table(findings: Sequence[Finding]) -> Table:
+    table = Table("severity", "id", "message", "hint", title_justify="left")
+    colours = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+    for finding in findings:
+        table.add_row(
+            Text(finding.severity.value, colours[finding.severity]),
+            Text(finding.id),
+            Text(finding.message),
+            Text(finding.hint or ""),
+        )
+    return table

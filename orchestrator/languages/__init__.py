@@ -1,0 +1,120 @@
+"""The language seam: everything osless knows about one programming language lives in one module here.
+
+A `Language` owns its builds' environment defaults, how to recognise its binaries, the findings only
+its binaries get (architecture settings such as GOARM, runtime traps, files the program reads), and
+what its binaries add to an SBOM (modules, libc, the toolchain packages that built them). The generic
+code (stages/build.py, verify/, outputs/sbom.py, the CLI) asks the registry, LANGUAGES, and never
+names a language.
+
+Adding a language is three things: a module here defining a Language and listed in LANGUAGES, a
+toolchain recipe (recipes/toolchains/<name>.toml, using the platform placeholders such as
+`{GNU_TRIPLE}` or `{RUST_TARGET}`), and a sample recipe under recipes/ that the integration tests build
+for every platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from cyclonedx.model.component import Component
+
+from orchestrator.elf.facts import ElfFacts
+from orchestrator.elf.load import LoadedElf
+from orchestrator.elf.scan import Contents, Note
+from orchestrator.languages import c, go
+from orchestrator.platforms import Platform
+
+if TYPE_CHECKING:
+    from orchestrator.outputs.components import DebianPackage
+    from orchestrator.verify.context import ElfContext
+    from orchestrator.verify.findings import Finding
+
+
+class Language(Protocol):
+    """One programming language's knowledge, as the generic code asks for it."""
+
+    @property
+    def name(self) -> str:
+        """Short lower-case name, as platform flag rules' `exempt_languages` spell it: "go", "c"."""
+        ...
+
+    def build_env(self, cache_dir: str) -> dict[str, str]:
+        """Environment defaults for every build (a recipe's env wins): offline, caches in `cache_dir`."""
+        ...
+
+    def recognises(
+        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool
+    ) -> bool:
+        """Whether `binary` is this language's; `scanned` when its contents may be read in full."""
+        ...
+
+    def cross_compiler(self, platform: Platform) -> str:
+        """How to build for `platform` with this language, for hints: "GOARCH=arm64"."""
+        ...
+
+    def arch_findings(self, context: ElfContext, platform: Platform) -> tuple[Finding, ...]:
+        """What the language's own records say the binary was built for, against `platform`."""
+        ...
+
+    def runtime_findings(self, context: ElfContext, contents: Contents) -> tuple[Finding, ...]:
+        """What the program will look for once running: runtime traps, then `needs.*`."""
+        ...
+
+    def info_findings(self, context: ElfContext) -> tuple[Finding, ...]:
+        """INFO findings that describe the binary (e.g. its Go version and module)."""
+        ...
+
+    def build_report(self, facts: ElfFacts, name: str) -> str | None:
+        """The language's own report on a binary named `name`, printed verbatim (`go version -m`)."""
+        ...
+
+    def libc(self, context: ElfContext, packages: Collection[str]) -> str:
+        """The libc linked in: "glibc", "musl", "none" or "unknown"; `packages` are the toolchain's."""
+        ...
+
+    def sbom_properties(self, context: ElfContext) -> dict[str, str | None]:
+        """The binary component's language properties (`osless:<key>`; unset values are left out)."""
+        ...
+
+    def sbom_components(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[Component]:
+        """The components the binary is made of (its modules, its libc)."""
+        ...
+
+    def tool_packages(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[DebianPackage]:
+        """The toolchain image's packages that built the binary (compiler, its versioned package)."""
+        ...
+
+
+def language_of(binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool) -> Language:
+    """The first language in LANGUAGES that recognises the binary (C recognises every binary)."""
+    return next(
+        language for language in LANGUAGES if language.recognises(binary, facts, notes, scanned=scanned)
+    )
+
+
+def build_env_defaults(cache_dir: str) -> dict[str, str]:
+    """Every language's build environment defaults, compiler caches under `cache_dir`."""
+    return {name: value for language in LANGUAGES for name, value in language.build_env(cache_dir).items()}
+
+
+def cross_compilers(platform: Platform) -> str:
+    """How each language builds for `platform`, by language name: "x86_64-linux-gnu-gcc, GOARCH=amd64"."""
+    return ", ".join(language.cross_compiler(platform) for language in sorted(LANGUAGES, key=_name))
+
+
+def build_report(facts: ElfFacts, name: str) -> str | None:
+    """The report of the language that has one for this binary (`go version -m`), else None."""
+    return next((text for language in LANGUAGES if (text := language.build_report(facts, name))), None)
+
+
+def _name(language: Language) -> str:
+    return language.name
+
+
+LANGUAGES: tuple[Language, ...] = (go.GO, c.C)
+"""Asked in this order: C last, since it recognises every binary no other language claims."""

@@ -1,0 +1,229 @@
+"""C (and any native binary no other language claims: C++, Rust... follow C's libc conventions).
+
+Built with gcc (native, Debian's cross compilers gcc-<triple>) or musl-gcc, statically linked against
+glibc or musl. The glibc runtime traps (NSS, gconv) are here; Go binaries built with cgo link glibc too
+and get them from here.
+
+Runtime traps of static glibc. dlopen is no evidence of any: since glibc 2.34 it is linked into every
+static binary (and its strings "gconv", "GCONV_PATH", "ld.so.cache" too). musl and pure Go binaries
+have neither NSS nor gconv, and are recognised as not glibc (no GLIBC_TUNABLES, no ABI-tag note).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
+
+from cyclonedx.model.component import Component, ComponentType
+
+from orchestrator.elf import scan as elfscan
+from orchestrator.elf.facts import ElfFacts
+from orchestrator.elf.load import LoadedElf
+from orchestrator.elf.scan import Contents, Note
+from orchestrator.outputs.components import DebianPackage, deb_component, properties
+from orchestrator.platforms import Platform
+from orchestrator.verify.findings import Finding, error, info, need
+
+if TYPE_CHECKING:
+    from orchestrator.verify.context import ElfContext
+
+_MUSL_HINT = "link against musl ({MUSL_CC} in the gcc toolchain), use a pure implementation"
+_NSS_HINT = f"{_MUSL_HINT}, or allow it in [verify] with a reason"
+
+
+class CLanguage:
+    name = "c"
+
+    def build_env(self, cache_dir: str) -> dict[str, str]:
+        return {"CCACHE_DIR": f"{cache_dir}/ccache"}
+
+    def recognises(
+        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool
+    ) -> bool:
+        return True
+
+    def cross_compiler(self, platform: Platform) -> str:
+        return f"{platform.gnu_triple}-gcc"
+
+    def arch_findings(self, context: ElfContext, platform: Platform) -> tuple[Finding, ...]:
+        return ()  # the ELF header and .ARM.attributes say it all: the generic arch checks
+
+    def runtime_findings(self, context: ElfContext, contents: Contents) -> tuple[Finding, ...]:
+        return (*libc_findings(contents), *_needs(contents))
+
+    def info_findings(self, context: ElfContext) -> tuple[Finding, ...]:
+        return ()
+
+    def build_report(self, facts: ElfFacts, name: str) -> str | None:
+        return None
+
+    def libc(self, context: ElfContext, packages: Collection[str]) -> str:
+        if context.contents is not None and context.contents.glibc:
+            return "glibc"
+        # musl leaves no mark in a static binary; a C toolchain that has it is the evidence.
+        return "musl" if "musl-dev" in packages else "unknown"
+
+    def sbom_properties(self, context: ElfContext) -> dict[str, str | None]:
+        return {}
+
+    def sbom_components(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[Component]:
+        return libc_components(libc, platform, packages)
+
+    def tool_packages(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[DebianPackage]:
+        """gcc (native) or gcc-<triple> (cross), and the versioned gcc-N[-<triple>] it depends on;
+        musl-gcc's musl-tools wraps the native gcc."""
+        _, cross = _libc_package(libc, platform, packages)
+        suffix = f"-{platform.gnu_triple}" if cross else ""
+        names = ([f"gcc{suffix}"] if libc == "glibc" else ["musl-tools", "gcc"]) if libc != "unknown" else []
+        found = [packages[name] for name in names if name in packages]
+        gcc = packages.get(f"gcc{suffix}") if names else None
+        major = re.match(r"(?:[0-9]+:)?([0-9]+)\.", gcc.version) if gcc else None
+        versioned = packages.get(f"gcc-{major.group(1)}{suffix}") if major else None
+        return found + ([versioned] if versioned else [])
+
+
+C = CLanguage()
+
+
+def libc_findings(contents: Contents) -> tuple[Finding, ...]:
+    """The runtime traps of a binary statically linked against glibc."""
+    if not contents.glibc:
+        return ()
+    return (*_nss_findings(contents), *_gconv_findings(contents))
+
+
+def libc_components(libc: str, platform: Platform, packages: Mapping[str, DebianPackage]) -> list[Component]:
+    """The linked libc as an SBOM component: its Debian package, or its name alone when the toolchain
+    image has no package database; none for a binary without libc."""
+    if libc not in ("glibc", "musl"):
+        return []
+    package, _ = _libc_package(libc, platform, packages)
+    if package is not None:
+        return [deb_component(package, libc=libc)]
+    # Linked in, version unknown (a toolchain image without the package database): still listed.
+    return [
+        Component(
+            type=ComponentType.LIBRARY,
+            name=libc,
+            bom_ref=f"libc:{libc}:{platform.debian_arch}",
+            properties=properties({"libc": libc, "platform": platform.name}),
+        )
+    ]
+
+
+def _native(packages: Mapping[str, DebianPackage], name: str, platform: Platform) -> DebianPackage | None:
+    """A package built for the platform's own architecture (what the native compiler links)."""
+    package = packages.get(name)
+    return package if package is not None and package.architecture == platform.debian_arch else None
+
+
+def _libc_package(
+    libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+) -> tuple[DebianPackage | None, bool]:
+    """The package that provided the linked libc, and whether it is a cross package."""
+    if libc == "musl":
+        return _native(packages, "musl-dev", platform), False
+    native = _native(packages, "libc6-dev", platform)
+    if native is not None:
+        return native, False
+    return packages.get(f"libc6-dev-{platform.debian_arch}-cross"), True
+
+
+def _nss_use(contents: Contents) -> tuple[str, ...] | None:
+    """The NSS functions a glibc binary defines (unstripped: the symbols decide), () for a stripped one
+    linking NSS (the dlopen name pattern `libnss_`), None when it does not use NSS."""
+    if not contents.glibc:
+        return None
+    if contents.functions is not None:
+        return contents.called(elfscan.NSS_FUNCTIONS) or None
+    return () if contents.contains(elfscan.NSS_STRING) else None
+
+
+def _nss_findings(contents: Contents) -> tuple[Finding, ...]:
+    """Before glibc 2.34 every NSS lookup loads libnss_<service>.so: it fails in scratch (ERROR).
+
+    Since 2.34 the files and dns services are built into static binaries: lookups work in scratch once the
+    files exist (a static getpwuid, run here in scratch with the passwd extra, found its user), so NSS
+    is only INFO, and the user and group functions need the passwd extra.
+    """
+    calls = _nss_use(contents)
+    if calls is None:
+        return ()
+    what = f"calls {_names(calls)}" if calls else "uses glibc's NSS (stripped; it holds libnss_)"
+    if not any(contents.contains(marker) for marker in elfscan.NSS_BUILTIN_STRINGS):
+        message = f"{what}, which loads libnss_*.so at run time (absent in scratch): the lookup fails"
+        return (error("runtime.nss", message, hint=_NSS_HINT),)
+    findings = [
+        info(
+            "runtime.nss",
+            f"{what}: glibc >= 2.34 answers with its built-in files and dns services; other services "
+            "an /etc/nsswitch.conf names would load libnss_*.so, absent in scratch",
+        )
+    ]
+    users = tuple(name for name in calls if name in elfscan.NSS_USER_FUNCTIONS)
+    if users or not calls:
+        findings.append(
+            need(
+                "passwd",
+                f"{f'calls {_names(users)}' if users else what}: user and group lookups read "
+                "/etc/passwd and /etc/group",
+            )
+        )
+    return tuple(findings)
+
+
+def _gconv_findings(contents: Contents) -> tuple[Finding, ...]:
+    """iconv_open, from the symbol table only: the gconv strings are in every static glibc binary."""
+    if not contents.called((elfscan.ICONV_FUNCTION,)):
+        return ()
+    return (
+        error(
+            "runtime.gconv",
+            "uses iconv_open: conversions other than UTF-8/ASCII/UCS need gconv modules absent in scratch",
+            hint=f"convert only between UTF-8, ASCII and UCS-2/UCS-4, {_MUSL_HINT}, "
+            "or allow it in [verify] with a reason",
+        ),
+    )
+
+
+def _needs(contents: Contents) -> tuple[Finding, ...]:
+    """The paths the program's strings name, and libc's temporary-file functions."""
+    findings: list[Finding] = []
+    ca = contents.first_string(elfscan.CA_STRINGS)
+    if ca:
+        findings.append(
+            need("ca-certificates", f"refers to {ca}: TLS peers are verified against a CA bundle")
+        )
+    zones = contents.first_string(elfscan.ZONEINFO_STRINGS)
+    if zones:
+        findings.append(
+            need(
+                "tzdata",
+                f"refers to {zones}: a TZ naming a zone (TZ=Europe/Paris) reads the zone database, "
+                "else times are UTC",
+            )
+        )
+    users = contents.first_string(elfscan.USER_DATABASE_STRINGS)
+    if users and _nss_use(contents) is None:  # with glibc's NSS, _nss_findings decides
+        findings.append(need("passwd", f"refers to {users}: user and group lookups read it"))
+    tmp_calls = contents.called(elfscan.TMP_FUNCTIONS)
+    tmp = f"calls {_names(tmp_calls)}" if tmp_calls else _refers(contents.first_string(elfscan.TMP_STRINGS))
+    if tmp:
+        findings.append(need("tmp", f"{tmp}: temporary files go to /tmp (or $TMPDIR)"))
+    return tuple(findings)
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """Function names for a message, without the variants of a name also listed (getpwnam_r, mkstemp64)."""
+    names = tuple(n for n in names if n.removesuffix("_r").removesuffix("64") == n or n[:-2] not in names)
+    shown = ", ".join(names[:3])
+    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
+
+
+def _refers(string: str | None) -> str | None:
+    return f"refers to {string}" if string else None

@@ -1,0 +1,240 @@
+"""Go: built by the go toolchain, cross-compiling by GOARCH/GOARM alone, offline.
+
+A Go binary is recognised by its build ID note, its `.go.buildinfo` section or the build-info magic in
+a writable segment. Its build info (elf.goinfo) says what it was built for (GOARCH, GOARM) and which
+modules it links, for the SBOM. What it looks for at run time is read from function names (pclntab keeps
+them in stripped binaries), never from bare paths: "/usr/share/zoneinfo" is in every binary using
+time.Local, which needs no zone database in scratch (it is then UTC). With cgo it links glibc, whose
+traps are C's (languages.c).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
+
+from cyclonedx.model.component import Component, ComponentType
+from packageurl import PackageURL
+
+from orchestrator.elf import scan as elfscan
+from orchestrator.elf.facts import GO_BUILDINFO_SECTION, ElfFacts
+from orchestrator.elf.goinfo import (
+    BUILDINFO_MAGIC,
+    GoBuildInfo,
+    Module,
+    format_like_go_version_m,
+    goarm_version,
+)
+from orchestrator.elf.load import PF_W, LoadedElf, one_line
+from orchestrator.elf.scan import Contents, Note
+from orchestrator.languages.c import libc_components, libc_findings
+from orchestrator.outputs.components import DebianPackage, properties
+from orchestrator.platforms import Platform
+from orchestrator.verify.findings import Finding, error, info, need
+
+if TYPE_CHECKING:
+    from orchestrator.verify.context import ElfContext
+
+
+class GoLanguage:
+    name = "go"
+
+    def build_env(self, cache_dir: str) -> dict[str, str]:
+        """Compilers want a writable cache and GOPATH, and must never fetch a toolchain or a module."""
+        return {
+            "GOCACHE": f"{cache_dir}/go-build",
+            "GOPATH": "/tmp/go",
+            "GOTOOLCHAIN": "local",
+            "GOPROXY": "off",
+            "GOFLAGS": "-buildvcs=false",
+        }
+
+    def recognises(
+        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool
+    ) -> bool:
+        """Build info, a note owned by "Go" (its build ID), a `.go.buildinfo` section or, when `scanned`,
+        Go's build-info magic in a writable segment."""
+        if facts.go is not None or any(note.owner == b"Go" for note in notes):
+            return True
+        if binary.section_range(GO_BUILDINFO_SECTION) is not None:
+            return True
+        return scanned and any(
+            segment["p_flags"] & PF_W
+            and BUILDINFO_MAGIC in binary.read(segment["p_offset"], segment["p_filesz"])
+            for segment in binary.segments_of("PT_LOAD")
+        )
+
+    def cross_compiler(self, platform: Platform) -> str:
+        return f"GOARCH={platform.goarch}"
+
+    def arch_findings(self, context: ElfContext, platform: Platform) -> tuple[Finding, ...]:
+        """What the Go build info says the binary was built for: GOARCH, and GOARM on ARM.
+
+        A GOARCH mismatch is also an e_machine, class or byte-order mismatch; it is reported as well
+        because it names the setting to change. GOARM is compared only when recorded (Go >= 1.18).
+        """
+        go = context.facts.go
+        if go is None:
+            return ()
+        if go.goarch is not None and go.goarch != platform.goarch:
+            return (
+                error(
+                    "arch.go-goarch",
+                    one_line(
+                        f"built with GOARCH={go.goarch}, recipe says {platform.name} "
+                        f"— set GOARCH={platform.goarch}"
+                    ),
+                ),
+            )
+        needed = goarm_version(platform.goarm)
+        if needed is not None and go.arm_version is not None and go.arm_version < needed:
+            return (
+                error(
+                    "arch.arm-version",
+                    one_line(
+                        f"built with GOARM={go.goarm} (ARMv{go.arm_version}), {platform.name} needs "
+                        f"ARMv{needed} or later — set GOARM={platform.goarm}"
+                    ),
+                ),
+            )
+        return ()
+
+    def runtime_findings(self, context: ElfContext, contents: Contents) -> tuple[Finding, ...]:
+        return (*libc_findings(contents), *_needs(contents))
+
+    def info_findings(self, context: ElfContext) -> tuple[Finding, ...]:
+        go = context.facts.go
+        return () if go is None else (info("go.buildinfo", _summary(go)),)
+
+    def build_report(self, facts: ElfFacts, name: str) -> str | None:
+        """What `go version -m NAME` prints, byte for byte."""
+        return format_like_go_version_m(facts.go, name) if facts.go else None
+
+    def libc(self, context: ElfContext, packages: Collection[str]) -> str:
+        if context.contents is not None and context.contents.glibc:
+            return "glibc"
+        go = context.facts.go
+        return "none" if go is not None and go.cgo_enabled is not True else "unknown"
+
+    def sbom_properties(self, context: ElfContext) -> dict[str, str | None]:
+        go = context.facts.go
+        return {"go:version": go.go_version if go else None}
+
+    def sbom_components(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[Component]:
+        """The standard library at the binary's Go version, the main module, every dependency module,
+        and the libc cgo linked."""
+        go = context.facts.go
+        return [*(_modules(go) if go else []), *libc_components(libc, platform, packages)]
+
+    def tool_packages(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[DebianPackage]:
+        """Debian's golang-go and the golang-X.Y-go it depends on, when the toolchain has them."""
+        go = context.facts.go
+        if go is None:
+            return []
+        minor = ".".join(_version(go).split(".")[:2])
+        return [packages[name] for name in ("golang-go", f"golang-{minor}-go") if name in packages]
+
+
+GO = GoLanguage()
+
+
+def _summary(go: GoBuildInfo) -> str:
+    """The go.buildinfo message: Go version, then the main module (or main package when no module)."""
+    main = go.main.path if go.main and go.main.path else None
+    where = f", module {main}" if main else f", package {go.path}" if go.path else ""
+    return one_line(f"Go {go.go_version}{where}")
+
+
+def _needs(contents: Contents) -> tuple[Finding, ...]:
+    """Files a scratch image lacks, by the functions that read them."""
+    findings: list[Finding] = []
+    ca = contents.first_go_function(elfscan.GO_CA_FUNCTIONS)
+    if ca and contents.first_go_function((elfscan.GO_FALLBACK_ROOTS,)):
+        findings.append(
+            info(
+                "go.fallback-roots",
+                f"uses {ca} with fallback roots (crypto/x509.SetFallbackRoots): "
+                "TLS works without a CA bundle",
+            )
+        )
+    elif ca:
+        message = f"uses {ca}: the system CA pool is read from /etc/ssl/certs"
+        findings.append(need("ca-certificates", message))
+    zones = contents.first_go_function(elfscan.GO_ZONE_FUNCTIONS)
+    if zones and contents.first_go_function((elfscan.GO_EMBEDDED_ZONES,)):
+        findings.append(
+            info("go.tzdata-embedded", f"calls {zones} with the zone database embedded (time/tzdata)")
+        )
+    elif zones:
+        findings.append(
+            need(
+                "tzdata",
+                f"calls {zones}: zones are read from /usr/share/zoneinfo",
+                alternative='embed them: import _ "time/tzdata"',
+            )
+        )
+    user = contents.first_go_function(elfscan.GO_USER_FUNCTIONS)
+    if user:
+        findings.append(need("passwd", f"uses os/user ({user}): it reads /etc/passwd and /etc/group"))
+    tmp = contents.first_go_function(elfscan.GO_TMP_FUNCTIONS)
+    if tmp:
+        findings.append(need("tmp", f"calls {tmp}: temporary files go to $TMPDIR, else /tmp"))
+    return tuple(findings)
+
+
+def _version(info: GoBuildInfo) -> str:
+    """The Go version as purls and OSV name it: "1.24.4" from "go1.24.4 X:nocoverageredesign"."""
+    return info.go_version.split(" ", 1)[0].removeprefix("go")
+
+
+def _purl(path: str, version: str | None) -> PackageURL:
+    namespace, _, name = path.rpartition("/")
+    return PackageURL(type="golang", namespace=namespace or None, name=name, version=version)
+
+
+def _module(module: Module, role: str) -> Component:
+    """A module as linked: a replacement by another module version is that version; a replacement by a
+    directory keeps the original path, without a version in its purl (the code is not that version)."""
+    replace = module.replace
+    linked = replace if replace is not None and replace.version and replace.version != "(devel)" else module
+    by_directory = replace is not None and linked is module
+    version = None if by_directory or linked.version in ("", "(devel)") else linked.version
+    purl = _purl(linked.path, version)
+    values = {
+        "go:module": role,
+        "go:sum": linked.sum,
+        "go:replaces": f"{module.path} {module.version}" if linked is not module else None,
+        "go:replaced-by": replace.path if by_directory and replace is not None else None,
+    }
+    return Component(
+        type=ComponentType.LIBRARY,
+        name=linked.path,
+        version=(replace.version if by_directory and replace is not None else linked.version) or None,
+        purl=purl,
+        bom_ref=purl.to_string(),
+        properties=properties(values),
+    )
+
+
+def _modules(info: GoBuildInfo) -> list[Component]:
+    """The standard library at the binary's Go version, the main module and every dependency module."""
+    version = _version(info)
+    stdlib = _purl("stdlib", version)
+    components = [
+        Component(
+            type=ComponentType.LIBRARY,
+            name="stdlib",
+            version=version,
+            purl=stdlib,
+            bom_ref=stdlib.to_string(),
+            properties=properties({"go:module": "stdlib"}),
+        )
+    ]
+    if info.main is not None and info.main.path:
+        components.append(_module(info.main, "main"))
+    components.extend(_module(dep, "dep") for dep in info.deps)
+    return components

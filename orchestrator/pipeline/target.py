@@ -1,0 +1,339 @@
+"""One target's stages: its cached result reused, or build → verify → package; then its smoke test.
+
+Every failure ends the target with a report (the stage and a one-line reason), never an exception: a
+stage that fails, a file of out/ that cannot be written, an engine that stops answering, a bug of ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from orchestrator.cli.progress import ProgressView
+from orchestrator.errors import EngineError, OslessError
+from orchestrator.image import oci
+from orchestrator.image.extras import extra_files
+from orchestrator.outputs.atomic import write_atomic
+from orchestrator.outputs.report import BinaryInfo, ImageInfo, Status, TargetReport, to_jsonable
+from orchestrator.pipeline import cache
+from orchestrator.pipeline.engines import Engines
+from orchestrator.pipeline.provenance import Provenance
+from orchestrator.pipeline.scheduler import SmokeDue
+from orchestrator.pipeline.targets import Target
+from orchestrator.platforms import Platform, is_emulated
+from orchestrator.recipe.model import Project, Service
+from orchestrator.stages import build as build_stage
+from orchestrator.stages import package as package_stage
+from orchestrator.stages import smoke as smoke_stage
+from orchestrator.stages import verify as verify_stage
+from orchestrator.stages.package import PackageResult
+from orchestrator.stages.smoke import SmokeResult
+from orchestrator.stages.toolchain import ToolchainImage
+
+T = TypeVar("T")
+NOT_STARTED = "not started: the run was stopped (--fail-fast)"
+
+
+class StageFailed(Exception):
+    """A target stopped at a stage; carries the stage name and one-line reason."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+class StageTracker:
+    """Collects what a target produced, stage by stage, and times each stage."""
+
+    def __init__(self, target: Target, view: ProgressView, engine: str) -> None:
+        self.target = target
+        self.view = view
+        self.engine = engine
+        self.stage = "queued"
+        self.seconds: dict[str, float] = {}
+        self.toolchain_image: str | None = None
+        self.binary: BinaryInfo | None = None
+        self.verify_findings: list[dict[str, object]] = []
+        self.image: ImageInfo | None = None
+        self.smoke: SmokeResult | None = None
+        self.log: str | None = None
+
+    @contextlib.contextmanager
+    def stage_(self, name: str, waiting: str | None = None) -> Iterator[None]:
+        """Time a stage; an engine error inside it becomes that stage's failure."""
+        self.stage = name
+        self.view.step(self.target.name, waiting or name)
+        started = time.monotonic()
+        try:
+            yield
+        except EngineError as error:
+            raise StageFailed(name, error.message) from error
+        finally:
+            self.seconds[name] = round(time.monotonic() - started, 2)
+
+    def report(self, status: Status, stage: str | None, reason: str | None) -> TargetReport:
+        outcome = status.value if stage is None else f"{status.value} at {stage}: {reason}"
+        self.view.step(self.target.name, outcome, done=True)
+        return TargetReport(
+            service=self.target.service.name,
+            platform=self.target.platform.name,
+            status=status,
+            failed_stage=stage,
+            reason=reason,
+            toolchain_image=self.toolchain_image,
+            binary=self.binary,
+            verify_findings=self.verify_findings,
+            image=self.image,
+            smoke=self.smoke,
+            seconds=self.seconds,
+            log=self.log,
+            engine=self.engine,
+        )
+
+
+def os_reason(error: OSError, fallback: Path) -> str:
+    """'cannot write PATH: No space left on device', from an OSError of any write in out/."""
+    return f"cannot write {error.filename or fallback}: {error.strerror or error}"
+
+
+def internal_error(error: Exception, directory: Path) -> str:
+    """The reason for a bug of ours, its traceback kept in directory/error.log (called while handling it)."""
+    where = directory / "error.log"
+    try:
+        write_atomic(where, traceback.format_exc().encode())
+    except OSError:
+        where = Path("(not written: the output directory is not writable)")
+    return f"internal error: {type(error).__name__}: {error} (traceback: {where})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Packaged:
+    """A target that passed every stage up to packaging, waiting for its smoke test."""
+
+    target: Target
+    tracker: StageTracker
+    output_dir: Path
+    key: str | None
+    packaged: PackageResult
+
+
+class TargetStages:
+    """Runs targets through their stages with what the run provisioned and read; records, for the
+    service layouts, each passed target's image and key and which results are still to save."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        engines: Engines,
+        builders: Mapping[str, build_stage.Builders],
+        toolchains: Mapping[tuple[str, str], ToolchainImage | OslessError],
+        provenance: Mapping[str, Provenance],
+        source_digests: Mapping[str, str | OslessError],
+        slim_size: int | None,
+        out_root: Path,
+        rebuild: bool,
+        stop: threading.Event,
+        view: ProgressView,
+    ) -> None:
+        self.project = project
+        self.engines = engines
+        self.builders = builders
+        self.toolchains = toolchains  # (engine name, toolchain name) -> its image there, or why not
+        self.provenance = provenance  # service name -> its source's provenance
+        self.source_digests = source_digests  # service name -> its source tree's digest, or why not
+        self.slim_size = slim_size
+        self.out_root = out_root
+        self.rebuild = rebuild
+        self.stop = stop
+        self.view = view
+        self.trackers: dict[str, StageTracker] = {}  # target name -> its progress (for interrupts)
+        self.keys: dict[str, str | None] = {}  # target name -> its cache key
+        self.images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
+        # target name -> (output dir, key) of passed targets whose result.json is still to write
+        self.unsaved: dict[str, tuple[Path, str]] = {}
+        self._extras: dict[tuple[str, str], list[oci.FileEntry]] = {}  # (engine, service) -> extras
+        self._extras_lock = threading.Lock()
+
+    def toolchain(self, target: Target) -> ToolchainImage | OslessError:
+        return self.toolchains[self.engines.name_for(target.platform), target.service.toolchain]
+
+    def not_started(self, target: Target) -> TargetReport:
+        return self._track(target).report(Status.CANCELLED, "queued", NOT_STARTED)
+
+    def up_to_package(self, target: Target) -> TargetReport | SmokeDue[TargetReport]:
+        """Every stage up to packaging (or the cached result); then the smoke test is due."""
+        tracker = self._track(target)
+        output_dir = target.output_dir(self.out_root)
+        key = self._guarded(tracker, output_dir, lambda: self._key(target))
+        if isinstance(key, TargetReport):
+            return key
+        self.keys[target.name] = key
+        if key is not None and not self.rebuild:
+            reused = self._guarded(tracker, output_dir, lambda: self._reuse(target, output_dir, key))
+            if reused is not None:
+                return reused
+        try:  # also the old result goes: nothing half-done looks valid
+            shutil.rmtree(output_dir, ignore_errors=True)
+            output_dir.mkdir(parents=True)
+        except OSError as error:
+            return tracker.report(Status.FAILED, "build", os_reason(error, output_dir))
+        packaged = self._guarded(tracker, output_dir, lambda: self._build_stages(target, output_dir, tracker))
+        if isinstance(packaged, TargetReport):
+            return packaged
+        due = _Packaged(target=target, tracker=tracker, output_dir=output_dir, key=key, packaged=packaged)
+        return SmokeDue(smoke=functools.partial(self._smoke, due), emulated=is_emulated(target.platform))
+
+    def _track(self, target: Target) -> StageTracker:
+        tracker = StageTracker(target, self.view, self.engines.name_for(target.platform))
+        self.trackers[target.name] = tracker
+        return tracker
+
+    def _smoke(self, due: _Packaged) -> TargetReport:
+        """The smoke stage. A target that passed it is recorded for reuse (result.json) only once its
+        service's OCI layout is written too: everything it contributes is then on disk."""
+        failed = self._guarded(due.tracker, due.output_dir, lambda: self._smoke_stage(due))
+        if isinstance(failed, TargetReport):
+            return failed
+        report = due.tracker.report(Status.PASSED, None, None)
+        if due.key is not None:
+            self.unsaved[due.target.name] = (due.output_dir, due.key)
+        return report
+
+    def _guarded(self, tracker: StageTracker, output_dir: Path, stages: Callable[[], T]) -> T | TargetReport:
+        """Run stages; a stage failure, a file that cannot be written or a bug of ours ends the target
+        with a report."""
+        try:
+            return stages()
+        except StageFailed as failure:
+            cancelled = self.stop.is_set() and self.engines.default.cancelled
+            return tracker.report(
+                Status.CANCELLED if cancelled else Status.FAILED, failure.stage, failure.reason
+            )
+        except OSError as error:  # out/ full or unwritable: the stage failed, saying which file
+            return tracker.report(Status.FAILED, tracker.stage, os_reason(error, output_dir))
+        except OslessError as error:  # e.g. the engine stopped answering outside a stage
+            return tracker.report(Status.FAILED, tracker.stage, error.message)
+        except Exception as error:  # a bug of ours: keep the run going, keep the evidence
+            return tracker.report(Status.FAILED, tracker.stage, internal_error(error, output_dir))
+
+    def _key(self, target: Target) -> str | None:
+        """The target's cache key; None when its toolchain is not available."""
+        toolchain_image = self.toolchain(target)
+        if not isinstance(toolchain_image, ToolchainImage):
+            return None
+        digest = self.source_digests[target.service.name]
+        if isinstance(digest, OslessError):
+            raise StageFailed("build", digest.message)
+        return cache.target_key(
+            cache.KeyInputs(
+                service=target.service,
+                toolchain=self.project.toolchains[target.service.toolchain],
+                toolchain_image_id=toolchain_image.image_id,
+                platform=target.platform,
+                source_digest=digest,
+                provenance=self.provenance[target.service.name],
+            )
+        )
+
+    def _reuse(self, target: Target, output_dir: Path, key: str) -> TargetReport | None:
+        """A passed result with the same key whose files are still what it recorded (else a rebuild,
+        with a note), its image back in the engine if it was removed."""
+        try:
+            cached = cache.load(output_dir, key, target.platform)
+        except cache.InvalidEntry as invalid:
+            self.view.step(target.name, f"cached result invalid: {invalid.reason}; rebuilding")
+            return None
+        if cached is None or cached.report.image is None:
+            return None
+        report, image = cached.report, cached.report.image
+        engine = self.engines.for_platform(target.platform)
+        if engine.image_id(image.tag) != image.image_id:
+            engine.load_image(cached.archive)
+        self.images[target.name] = cached.image
+        self.view.step(target.name, "cached: inputs unchanged", done=True)
+        return report
+
+    def _build_stages(self, target: Target, output_dir: Path, tracker: StageTracker) -> PackageResult:
+        service, platform = target.service, target.platform
+        toolchain = self.toolchain(target)
+        provenance = self.provenance[service.name]
+        if not isinstance(toolchain, ToolchainImage):
+            raise StageFailed("toolchain", toolchain.message)
+        tracker.toolchain_image = toolchain.image_id
+
+        with tracker.stage_("build"):
+            built = build_stage.build(
+                self.builders[self.engines.name_for(platform)],
+                service,
+                toolchain=self.project.toolchains[service.toolchain],
+                toolchain_image=toolchain.reference,
+                platform=platform,
+                output_dir=output_dir,
+                source_date_epoch=provenance.source_date_epoch,
+            )
+            tracker.log = str(built.log)
+            if not built.ok:
+                raise StageFailed("build", build_stage.failure_reason(built))
+
+        with tracker.stage_("verify"):
+            verdict = verify_stage.verify(built.binary, service, platform, output_dir)
+            tracker.verify_findings = [to_jsonable(f) for f in verdict.findings]
+            tracker.binary = verify_stage.binary_info(built.binary, verdict)
+            if not verdict.ok:
+                raise StageFailed("verify", verdict.reason or "verification failed")
+
+        with tracker.stage_("package"):
+            packaged = package_stage.package(
+                self.engines.for_platform(platform),
+                service,
+                platform=platform,
+                binary=built.binary,
+                provenance=provenance,
+                output_dir=output_dir,
+                toolchain_image_id=toolchain.image_id,
+                extras=self._extras_for(service, platform, toolchain.reference),
+            )
+            tracker.image = ImageInfo(
+                tag=packaged.tag,
+                image_id=packaged.image.image_id,
+                manifest_digest=packaged.image.digest,
+                size=packaged.image.size,
+                on_debian_slim=self.slim_size + tracker.binary.size
+                if self.slim_size and tracker.binary
+                else None,
+            )
+
+        return packaged
+
+    def _smoke_stage(self, due: _Packaged) -> None:
+        target, tracker = due.target, due.tracker
+        with tracker.stage_(
+            "smoke", f"smoke (qemu-{target.platform.qemu})" if is_emulated(target.platform) else None
+        ):
+            result = smoke_stage.smoke(
+                self.engines.for_platform(target.platform), target.service, target.platform, due.packaged.tag
+            )
+            tracker.smoke = result
+            if not result.passed:
+                raise StageFailed("smoke", result.reason or "smoke test failed")
+        self.images[target.name] = due.packaged.image
+
+    def _extras_for(self, service: Service, platform: Platform, toolchain_image: str) -> list[oci.FileEntry]:
+        """The service's image extras, read from its toolchain image once per engine and run."""
+        key = (self.engines.name_for(platform), service.name)
+        with self._extras_lock:
+            if key not in self._extras:
+                self._extras[key] = extra_files(
+                    self.engines.for_platform(platform), toolchain_image, service.image, service.source
+                )
+            return self._extras[key]

@@ -1,0 +1,105 @@
+"""Which targets a run builds: by name and platform, by what changed since a git revision, by shard."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import UsageError, did_you_mean
+from orchestrator.pipeline.provenance import changed_files
+from orchestrator.platforms import PLATFORMS, Platform
+from orchestrator.recipe.model import Project, Service
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One (service, platform) pair: the unit that is built, verified, packaged and smoke-tested."""
+
+    service: Service
+    platform: Platform
+
+    @property
+    def name(self) -> str:
+        return f"{self.service.name} {self.platform.name}"
+
+    def output_dir(self, out_root: Path) -> Path:
+        return out_root / self.service.name / self.platform.slug
+
+
+def changed_services(project: Project, ref: str) -> list[str]:
+    """Services whose recipe, source or toolchain recipe changed since the git revision `ref`."""
+    changed = changed_files(project.root, ref)
+    if changed is None:
+        raise UsageError(
+            f"git cannot compare with {ref!r}", hint="give a commit, branch or tag of this repository"
+        )
+
+    def touched(path: Path) -> bool:
+        return any(file == path or file.is_relative_to(path) for file in changed)
+
+    return sorted(
+        name
+        for name, service in project.services.items()
+        if touched(service.file)
+        or touched(service.source)
+        or touched(project.toolchains[service.toolchain].file)
+    )
+
+
+def select_targets(project: Project, services: Sequence[str], platforms: Sequence[str]) -> list[Target]:
+    """The targets a command line asks for; unknown names are usage errors with a suggestion."""
+    for name in services:
+        if name not in project.services:
+            suggestion = did_you_mean(name, project.services)
+            raise UsageError(
+                f"no service named {name!r}" + (f" ({suggestion})" if suggestion else ""),
+                hint="`osless list` shows the services",
+            )
+    for name in platforms:
+        if name not in PLATFORMS:
+            suggestion = did_you_mean(name, PLATFORMS)
+            raise UsageError(
+                f"unknown platform {name!r}" + (f" ({suggestion})" if suggestion else ""),
+                hint=f"known platforms: {', '.join(PLATFORMS)}",
+            )
+    chosen = [project.services[name] for name in services] or list(project.services.values())
+    targets = [
+        Target(service=service, platform=PLATFORMS[platform])
+        for service in chosen
+        for platform in service.platforms
+        if not platforms or platform in platforms
+    ]
+    if not targets:
+        raise UsageError("nothing to build: no selected service targets the selected platforms")
+    return targets
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`--shard K/N` as (K, N), 1 <= K <= N; anything else is a usage error."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)
+    if match is None or not 1 <= int(match[1]) <= int(match[2]):
+        raise UsageError(
+            f"--shard {text!r}: expected K/N, a shard number K from 1 to the shard count N",
+            hint="e.g. --shard 2/4 builds the second of four parts; the N parts build everything once",
+        )
+    return int(match[1]), int(match[2])
+
+
+def shard_key(target: Target) -> tuple[str, str, int]:
+    """Where a target falls in the shard order: by toolchain, then service, then platform table order."""
+    return (target.service.toolchain, target.service.name, list(PLATFORMS).index(target.platform.name))
+
+
+def select_shard(targets: Sequence[Target], shard: int, shards: int) -> list[Target]:
+    """Shard K of N: the targets in shard order, cut into N consecutive runs whose sizes differ by at
+    most one, and run K of them (in the given order).
+
+    The same targets and N always give the same shards; together they hold every target exactly once.
+    Consecutive runs keep a toolchain's targets, and a service's platforms, on as few shards as
+    possible: a shard bootstraps only the toolchains it uses, and at most N-1 services are split.
+    """
+    ordered = sorted(targets, key=shard_key)
+    chosen = {t.name for t in ordered[(shard - 1) * len(ordered) // shards : shard * len(ordered) // shards]}
+    return [t for t in targets if t.name in chosen]

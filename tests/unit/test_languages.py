@@ -1,0 +1,38 @@
+"""The language registry: what each language contributes to builds and messages, and that the names
+the platform table's flag rules exempt are languages osless has."""
+
+from __future__ import annotations
+
+from orchestrator.languages import LANGUAGES, build_env_defaults, cross_compilers
+from orchestrator.languages.c import C
+from orchestrator.languages.go import GO
+from orchestrator.platforms import PLATFORMS
+from orchestrator.stages.build import BUILD_ENV_DEFAULTS
+
+
+def test_c_is_asked_last_since_it_recognises_every_binary() -> None:
+    assert LANGUAGES[-1] is C and GO in LANGUAGES
+    assert len({language.name for language in LANGUAGES}) == len(LANGUAGES)
+
+
+def test_build_environment_defaults_keep_builds_offline_and_cached() -> None:
+    assert build_env_defaults("/cache") == {
+        "GOCACHE": "/cache/go-build",
+        "GOPATH": "/tmp/go",
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "GOFLAGS": "-buildvcs=false",
+        "CCACHE_DIR": "/cache/ccache",
+    }
+    assert {"HOME": "/tmp", "XDG_CACHE_HOME": "/cache", **build_env_defaults("/cache")} == BUILD_ENV_DEFAULTS
+
+
+def test_cross_compilers_are_named_by_language() -> None:
+    assert cross_compilers(PLATFORMS["linux/arm/v7"]) == "arm-linux-gnueabihf-gcc, GOARCH=arm"
+
+
+def test_flag_rules_exempt_only_known_languages() -> None:
+    names = {language.name for language in LANGUAGES}
+    for platform in PLATFORMS.values():
+        for rule in platform.flag_rules:
+            assert set(rule.exempt_languages) <= names, (platform.name, rule.finding)

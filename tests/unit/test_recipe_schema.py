@@ -1,0 +1,147 @@
+"""The recipe schema for editors (orchestrator/recipe/schema/) and the reference (docs/recipes.md) agree
+with the reader: the shipped recipes validate, and the schema knows exactly the keys the reader reads
+(taken from the reader as it reads, not from a list kept by hand)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from orchestrator.platforms import PLATFORMS
+from orchestrator.recipe.loader import load_project
+from orchestrator.recipe.model import ALL_PLATFORMS, IMAGE_EXTRAS
+from orchestrator.recipe.placeholders import FACTS
+from orchestrator.recipe.reader import RecipeFile
+from tests.conftest import REPO_ROOT
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+SCHEMAS = REPO_ROOT / "orchestrator" / "recipe" / "schema"
+DOCS = REPO_ROOT / "docs" / "recipes.md"
+KINDS = ("service", "toolchain")
+RECIPES = sorted((REPO_ROOT / "recipes").glob("*.toml")) + sorted(
+    (REPO_ROOT / "recipes" / "toolchains").glob("*.toml")
+)
+Keys = dict[tuple[str, ...], set[str]]
+
+
+def schema(kind: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    return loaded
+
+
+def kind_of(path: Path) -> str:
+    return "toolchain" if path.parent.name == "toolchains" else "service"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_schema_is_valid_draft_2020_12(kind: str) -> None:
+    Draft202012Validator.check_schema(schema(kind))
+    assert schema(kind)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[path.relative_to(REPO_ROOT).as_posix() for path in RECIPES])
+def test_shipped_recipe_validates(path: Path) -> None:
+    validator = Draft202012Validator(schema(kind_of(path)))
+    errors = [f"{list(error.absolute_path)}: {error.message}" for error in validator.iter_errors(_toml(path))]
+    assert errors == []
+
+
+def test_schema_rejects_what_the_reader_rejects() -> None:
+    """A few mistakes an editor should underline: unknown keys, a bad platform, a bad duration."""
+    validator = Draft202012Validator(schema("service"))
+    recipe = _toml(REPO_ROOT / "recipes" / "hello-c.toml")
+    for mistake in (
+        {"build": {**recipe["build"], "comand": ["x"]}},
+        {"service": {**recipe["service"], "platforms": ["linux/arm65"]}},
+        {"smoke": {**recipe["smoke"], "timeout": "10 seconds"}},
+        {"image": {**recipe["image"], "extras": ["cacerts"]}},
+    ):
+        assert not validator.is_valid({**recipe, **mistake}), mistake
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text())
+
+
+def _schema_keys(node: dict[str, Any], root: dict[str, Any], key: tuple[str, ...] = ()) -> Keys:
+    """The keys of every table the schema describes, by table; `*` stands for a table keyed by data."""
+    while "$ref" in node:
+        node = {
+            **root["$defs"][node["$ref"].removeprefix("#/$defs/")],
+            **{k: v for k, v in node.items() if k != "$ref"},
+        }
+    keys: Keys = {}
+    if "properties" in node:
+        keys[key] = set(node["properties"])
+        for name, child in node["properties"].items():
+            keys.update(_schema_keys(child, root, (*key, name)))
+    elif isinstance(node.get("additionalProperties"), dict):
+        keys.update(_schema_keys(node["additionalProperties"], root, (*key, "*")))
+    return keys
+
+
+def _reader_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, Keys]:
+    """The keys the reader asks for in every table of the shipped recipes, by kind of file."""
+    seen: dict[str, Keys] = {kind: {} for kind in KINDS}
+    reject = RecipeFile.reject_unknown_keys
+
+    def spy(file: RecipeFile) -> None:
+        for table in file.tables:
+            key = table.key
+            if key == ("toolchain", "platforms"):  # keyed by platform names, which are data
+                assert set(table.known) <= set(PLATFORMS)
+                continue
+            if key[:2] == ("toolchain", "platforms"):
+                key = (*key[:2], "*")
+            seen[kind_of(file.path)].setdefault(key, set()).update(table.known)
+        reject(file)
+
+    monkeypatch.setattr(RecipeFile, "reject_unknown_keys", spy)
+    load_project(REPO_ROOT)
+    return seen
+
+
+def test_schema_knows_exactly_the_keys_the_reader_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = _reader_keys(monkeypatch)
+    for kind in KINDS:
+        assert _schema_keys(schema(kind), schema(kind)) == reader[kind], kind
+
+
+def test_schema_vocabularies_are_the_codes() -> None:
+    service, toolchain = schema("service"), schema("toolchain")
+    assert service["$defs"]["platform"]["enum"] == toolchain["$defs"]["platform"]["enum"] == list(PLATFORMS)
+    platforms = service["properties"]["service"]["properties"]["platforms"]["items"]["enum"]
+    assert platforms == [*PLATFORMS, ALL_PLATFORMS]
+    assert service["properties"]["image"]["properties"]["extras"]["items"]["enum"] == list(IMAGE_EXTRAS)
+
+
+def test_reference_documents_every_key_and_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = DOCS.read_text()
+    headings = {
+        table
+        for line in docs.splitlines()
+        if line.startswith("#")
+        for table in re.findall(r"`\[([^\]]+)\]`", line)
+    }
+    for kind, keys in _reader_keys(monkeypatch).items():
+        for table, names in keys.items():
+            if not table:  # the top-level tables: each has its section
+                assert names <= headings, (kind, names - headings)
+                continue
+            assert ".".join(table).replace("*", '"<platform>"') in headings, (kind, table)
+            for name in names:
+                assert f"`{name}`" in docs, (kind, table, name)
+    for fact in FACTS:
+        assert f"`{{{fact}}}`" in docs, fact
+    for extra in IMAGE_EXTRAS:
+        assert f'"{extra}"' in docs, extra
