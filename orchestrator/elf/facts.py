@@ -204,6 +204,14 @@ def _machine_number(e_machine: str | int) -> int:
     return e_machine if isinstance(e_machine, int) else ENUM_E_MACHINE[e_machine]
 
 
+def machine_constant(machine: int) -> str:
+    """The e_machine constant's name ("EM_MIPS"), or "e_machine N" for a number pyelftools does not know."""
+    return next(
+        (name for name, value in ENUM_E_MACHINE.items() if value == machine and name.startswith("EM_")),
+        f"e_machine {machine}",
+    )
+
+
 def _machine_name(machine: int, e_machine: str | int) -> str:
     """The name people know an architecture by: ours for platforms in the table, else pyelftools'."""
     known = next((p.elf_machine_name for p in PLATFORMS.values() if p.elf_machine == machine), None)

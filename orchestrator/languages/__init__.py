@@ -22,7 +22,7 @@ from cyclonedx.model.component import Component
 from orchestrator.elf.facts import ElfFacts
 from orchestrator.elf.load import LoadedElf
 from orchestrator.elf.scan import Contents, Note
-from orchestrator.languages import c, go
+from orchestrator.languages import c, cxx, go
 from orchestrator.platforms import Platform
 
 if TYPE_CHECKING:
@@ -44,9 +44,10 @@ class Language(Protocol):
         ...
 
     def recognises(
-        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool
+        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
     ) -> bool:
-        """Whether `binary` is this language's; `scanned` when its contents may be read in full."""
+        """Whether `binary` is this language's; `contents` are its scanned contents, None when it was
+        too large to be read in full."""
         ...
 
     def cross_compiler(self, platform: Platform) -> str:
@@ -90,10 +91,12 @@ class Language(Protocol):
         ...
 
 
-def language_of(binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool) -> Language:
+def language_of(
+    binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
+) -> Language:
     """The first language in LANGUAGES that recognises the binary (C recognises every binary)."""
     return next(
-        language for language in LANGUAGES if language.recognises(binary, facts, notes, scanned=scanned)
+        language for language in LANGUAGES if language.recognises(binary, facts, notes, contents=contents)
     )
 
 
@@ -116,5 +119,6 @@ def _name(language: Language) -> str:
     return language.name
 
 
-LANGUAGES: tuple[Language, ...] = (go.GO, c.C)
-"""Asked in this order: C last, since it recognises every binary no other language claims."""
+LANGUAGES: tuple[Language, ...] = (go.GO, cxx.CXX, c.C)
+"""Asked in this order: C last, since it recognises every binary no other language claims; C++ before
+it, since a C++ binary is a C binary too (same libc, same traps)."""

@@ -1,4 +1,5 @@
-"""C (and any native binary no other language claims: C++, Rust... follow C's libc conventions).
+"""C (and any native binary no other language claims: Rust... follows C's libc conventions; C++ is C
+with its own recognition, languages.cxx).
 
 Built with gcc (native, Debian's cross compilers gcc-<triple>) or musl-gcc, statically linked against
 glibc or musl. The glibc runtime traps (NSS, gconv) are here; Go binaries built with cgo link glibc too
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 _MUSL_HINT = "link against musl ({MUSL_CC} in the gcc toolchain), use a pure implementation"
 _NSS_HINT = f"{_MUSL_HINT}, or allow it in [verify] with a reason"
+GCONV_FINDING = "runtime.gconv"
 
 
 class CLanguage:
@@ -39,7 +41,7 @@ class CLanguage:
         return {"CCACHE_DIR": f"{cache_dir}/ccache"}
 
     def recognises(
-        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool
+        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
     ) -> bool:
         return True
 
@@ -183,7 +185,7 @@ def _gconv_findings(contents: Contents) -> tuple[Finding, ...]:
         return ()
     return (
         error(
-            "runtime.gconv",
+            GCONV_FINDING,
             "uses iconv_open: conversions other than UTF-8/ASCII/UCS need gconv modules absent in scratch",
             hint=f"convert only between UTF-8, ASCII and UCS-2/UCS-4, {_MUSL_HINT}, "
             "or allow it in [verify] with a reason",

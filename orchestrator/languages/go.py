@@ -50,15 +50,15 @@ class GoLanguage:
         }
 
     def recognises(
-        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, scanned: bool
+        self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
     ) -> bool:
-        """Build info, a note owned by "Go" (its build ID), a `.go.buildinfo` section or, when `scanned`,
-        Go's build-info magic in a writable segment."""
+        """Build info, a note owned by "Go" (its build ID), a `.go.buildinfo` section or, when scanned
+        (`contents`), Go's build-info magic in a writable segment."""
         if facts.go is not None or any(note.owner == b"Go" for note in notes):
             return True
         if binary.section_range(GO_BUILDINFO_SECTION) is not None:
             return True
-        return scanned and any(
+        return contents is not None and any(
             segment["p_flags"] & PF_W
             and BUILDINFO_MAGIC in binary.read(segment["p_offset"], segment["p_filesz"])
             for segment in binary.segments_of("PT_LOAD")

@@ -12,11 +12,19 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from orchestrator.elf.arm import arm_arch_name
-from orchestrator.elf.facts import DF_1_NOW, DF_BIND_NOW, DF_TEXTREL, PROGRAM_TYPES, ElfFacts, Linkage
+from orchestrator.elf.facts import (
+    DF_1_NOW,
+    DF_BIND_NOW,
+    DF_TEXTREL,
+    PROGRAM_TYPES,
+    ElfFacts,
+    Linkage,
+    machine_constant,
+)
 from orchestrator.elf.load import MAX_FILE_SIZE, PF_X, exception_text, of_type, one_line
 from orchestrator.languages import cross_compilers
 from orchestrator.outputs.sizes import human_size
-from orchestrator.platforms import EM_ARM, EM_X86_64, Platform
+from orchestrator.platforms import EM_ARM, EM_X86_64, PLATFORMS, Platform
 from orchestrator.verify.context import ElfContext
 from orchestrator.verify.findings import (
     INTERNAL_FINDING,
@@ -106,10 +114,28 @@ def _dynamic_message(facts: ElfFacts) -> str:
 
 @check
 def architecture(context: ElfContext, platform: Platform | None) -> tuple[Finding, ...]:
-    """The header must say the recipe's platform; its ABI flag rules only make sense once it does."""
+    """The header must say the recipe's platform; its ABI flag rules only make sense once it does.
+    Without a platform it must say one of osless's."""
     if platform is None:
-        return ()
+        return _unsupported(context.facts)
     return _identity_mismatches(context.facts, platform) or _abi_findings(context, platform)
+
+
+def _unsupported(facts: ElfFacts) -> tuple[Finding, ...]:
+    """An ELF whose machine, class and byte order no platform has (MIPS, big-endian ppc64, x32...) can
+    go into no image osless builds. The ARM variant is not judged here: without a recipe's platform an
+    ARMv6 binary is still an ARM one (`--platform linux/arm/v7` says whether v7 is needed)."""
+    identity = (facts.machine, facts.elf_class, facts.little_endian)
+    if any((p.elf_machine, p.elf_class, p.little_endian) == identity for p in PLATFORMS.values()):
+        return ()
+    return (
+        error(
+            "arch.unsupported",
+            f"{machine_constant(facts.machine)} ({facts.machine_name}), {facts.elf_class}-bit "
+            f"{endianness(facts.little_endian)}: osless supports {', '.join(PLATFORMS)}",
+            hint="build it for one of these platforms",
+        ),
+    )
 
 
 def _identity_mismatches(facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:

@@ -43,6 +43,6 @@ def read_context(path: Path, limit: int = MAX_FILE_SIZE) -> ElfContext:
             entry=binary.elf["e_entry"],
             segments=binary.segments,
             dynamic=dynamic,
-            language=language_of(binary, facts, notes, scanned=contents is not None),
+            language=language_of(binary, facts, notes, contents=contents),
             contents=contents,
         )

@@ -3,7 +3,7 @@ facts and findings), and the constructors checks and languages use to make findi
 
 Finding ids name what was noticed: `linkage.*`, `arch.*`, `elf.*`, `runtime.*`, `needs.<extra>` (a file
 the program reads that a scratch image lacks unless the recipe adds the image extra), `hardening.*`,
-`size.budget`, language ids (`go.*`), and INTERNAL_FINDING.
+`size.budget`, language ids (`go.*`, `cxx.*`), and INTERNAL_FINDING.
 """
 
 from __future__ import annotations

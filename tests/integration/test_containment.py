@@ -93,6 +93,30 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize("key", ["mirror", "suite"])
+def test_a_toolchain_recipe_cannot_run_a_host_command(
+    docker_client: Any, make_project: Callable[[dict[str, str]], Path], tmp_path: Path, key: str
+) -> None:
+    """A hook-shaped bootstrap value, with a real engine answering: `osless build` refuses the recipe
+    (exit 3) and mmdebstrap never runs the hook (its proof file never appears)."""
+    proof = tmp_path / "proof"
+    hook = f"--setup-hook=touch {proof}; exit 1"
+    values = {"suite": "trixie", "mirror": "http://deb.debian.org/debian", key: hook}
+    root = make_project(
+        {
+            "recipes/toolchains/evil.toml": '[toolchain]\nname = "evil"\n[toolchain.bootstrap]\n'
+            f"suite = {json.dumps(values['suite'])}\nmirror = {json.dumps(values['mirror'])}\n"
+            'packages = ["gcc"]\n[toolchain.platforms."linux/amd64"]\n',
+            "recipes/evil.toml": service_recipe("evil", ["true"], toolchain="evil"),
+            "sources/evil/main.c": "",
+        }
+    )
+    run = run_osless(root, "build", out=tmp_path / "out", timeout=600)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert f"toolchain.bootstrap.{key}" in run.stderr
+    assert not proof.exists()
+
+
 def test_a_build_cannot_write_another_services_output_the_project_or_its_root(
     project: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -28,7 +28,10 @@ def test_build_environment_defaults_keep_builds_offline_and_cached() -> None:
 
 
 def test_cross_compilers_are_named_by_language() -> None:
-    assert cross_compilers(PLATFORMS["linux/arm/v7"]) == "arm-linux-gnueabihf-gcc, GOARCH=arm"
+    assert (
+        cross_compilers(PLATFORMS["linux/arm/v7"])
+        == "arm-linux-gnueabihf-gcc, arm-linux-gnueabihf-g++, GOARCH=arm"
+    )
 
 
 def test_flag_rules_exempt_only_known_languages() -> None:

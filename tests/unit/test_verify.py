@@ -264,7 +264,7 @@ def test_patched_machine_identifies_arm64(static_bytes: bytes, tmp_path: Path) -
     assert verify_binary(path, ARM64).ok
     assert verify_binary(path, AMD64).reason == (
         "built for AArch64, recipe says linux/amd64 — "
-        "cross-compile for it (x86_64-linux-gnu-gcc, GOARCH=amd64)"
+        "cross-compile for it (x86_64-linux-gnu-gcc, x86_64-linux-gnu-g++, GOARCH=amd64)"
     )
 
 
@@ -555,6 +555,54 @@ def test_crafted_64_bit_arm_fails_for_armv7(tmp_path: Path) -> None:
     assert error_ids(verdict) == ["arch.class"]
 
 
+MIPS_BIG_ENDIAN = craft_elf(machine=8, elf_class=32, little_endian=False)  # EM_MIPS, like a mips static
+
+
+@pytest.mark.parametrize(
+    ("data", "machine"),
+    [
+        (MIPS_BIG_ENDIAN, "EM_MIPS (MIPS R3000), 32-bit big-endian"),
+        (craft_elf(machine=EM_X86_64, elf_class=32), "EM_X86_64 (x86-64), 32-bit little-endian"),
+        (
+            craft_elf(machine=EM_PPC64, elf_class=64, little_endian=False, flags=1),
+            "EM_PPC64 (PowerPC64), 64-bit big-endian",
+        ),
+    ],
+    ids=["mips", "x32", "ppc64-big-endian"],
+)
+def test_crafted_unsupported_machine_fails_without_a_platform(
+    tmp_path: Path, data: bytes, machine: str
+) -> None:
+    verdict = verify_bytes(tmp_path, data, None)
+    assert error_ids(verdict) == ["arch.unsupported"]
+    assert verdict.reason == f"{machine}: osless supports {', '.join(PLATFORMS)}"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        craft_arm(),
+        craft_arm(cpu_arch=6),  # ARMv6: an ARM binary all the same; --platform linux/arm/v7 judges it
+        craft_elf(machine=EM_386),
+        craft_elf(machine=EM_S390, elf_class=64, little_endian=False),
+        craft_elf(machine=EM_AARCH64, elf_class=64),
+    ],
+    ids=["armv7", "armv6", "386", "s390x", "arm64"],
+)
+def test_crafted_supported_machine_passes_without_a_platform(tmp_path: Path, data: bytes) -> None:
+    verdict = verify_bytes(tmp_path, data, None)
+    assert verdict.ok, verdict.reason
+
+
+def test_osless_verify_fails_an_unsupported_machine(tmp_path: Path) -> None:
+    path = write(tmp_path, "mips", MIPS_BIG_ENDIAN)
+    result = run_osless_limited("verify", str(path))
+    assert result.returncode == 7, (result.stdout, result.stderr)
+    assert result.stdout == (
+        f"{path}: FAIL — EM_MIPS (MIPS R3000), 32-bit big-endian: osless supports {', '.join(PLATFORMS)}\n"
+    )
+
+
 def test_crafted_pie_without_interpreter_or_flag_is_ambiguous(tmp_path: Path) -> None:
     data = craft_elf(machine=EM_X86_64, elf_class=64, elf_type=ET_DYN)
     verdict = verify_bytes(tmp_path, data, "linux/amd64")
@@ -796,6 +844,97 @@ def test_c_program_findings(c_programs: dict[str, Path], name: str) -> None:
 )
 def test_c_finding_messages(c_programs: dict[str, Path], name: str, finding_id: str, message: str) -> None:
     assert finding(verify_binary(c_programs[name]), finding_id).message.startswith(message)
+
+
+# ---------------------------------------------------------------------------------------------------
+# C++ from the host's g++: libstdc++'s locale code links iconv_open into every program using iostream
+
+GXX = shutil.which("g++")
+HELLO_CXX = """#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+int main() {
+    std::string caught;
+    std::thread worker([&] {
+        try { throw std::runtime_error("boom"); } catch (const std::exception& e) { caught = e.what(); }
+    });
+    worker.join();
+    std::cout << "caught " << caught << std::endl;
+    return caught == "boom" ? 0 : 1;
+}
+"""
+# libstdc++'s iconv-based codecvt (<ext/codecvt_specializations.h>): converts between charsets it names.
+ICONV_CXX = """#include <ext/codecvt_specializations.h>
+#include <iostream>
+#include <locale>
+typedef std::codecvt<char, char, __gnu_cxx::encoding_state> convert;
+int main() {
+    __gnu_cxx::encoding_state state("UTF-8", "ISO-8859-1");
+    std::locale with(std::locale::classic(), new convert);
+    char in[] = "x", out[8];
+    const char* in_next;
+    char* out_next;
+    std::cout << std::use_facet<convert>(with).out(state, in, in + 1, in_next, out, out + 8, out_next);
+    return 0;
+}
+"""
+CXX_PROGRAMS = {
+    "hello": (HELLO_CXX, STATIC),
+    "hello-stripped": (HELLO_CXX, STRIPPED),
+    "hello-pie": (HELLO_CXX, PIE),
+    "iconv": (ICONV_CXX, STATIC),
+    "c-iconv": (ICONV_C, STATIC),  # a C program calling iconv_open, linked by g++ with libstdc++
+}
+
+
+@pytest.fixture(scope="session")
+def cxx_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if GXX is None:
+        pytest.skip("g++ is not installed (apt-get install -y g++)")
+    directory = tmp_path_factory.mktemp("cxx")
+    for name, (source, flags) in CXX_PROGRAMS.items():
+        (directory / f"{name}.cpp").write_text(source)
+        run_compiler([GXX, *flags, "-O2", "-pthread", "-o", name, f"{name}.cpp"], directory)
+    return {name: directory / name for name in CXX_PROGRAMS}
+
+
+@pytest.mark.parametrize("name", ["hello", "hello-stripped", "hello-pie"])
+def test_static_cxx_binaries_pass(cxx_programs: dict[str, Path], name: str) -> None:
+    """iostream, std::thread and an exception: libstdc++ links iconv_open, the program never calls it."""
+    path = cxx_programs[name]
+    assert subprocess.run([path], capture_output=True, text=True, check=False).stdout == "caught boom\n"
+    verdict = verify_binary(path, AMD64)
+    assert verdict.ok, verdict.reason
+    assert error_ids(verdict) == []
+    assert read_context(path).language.name == "c++"
+    assert finding(verdict, "cxx.runtime").severity is Severity.INFO
+
+
+def test_libstdcxx_iconv_is_info_in_an_unstripped_cxx_binary(cxx_programs: dict[str, Path]) -> None:
+    contents = read_context(cxx_programs["hello"]).contents
+    assert contents is not None and contents.called((elfscan.ICONV_FUNCTION,)) == ("iconv_open",)
+    gconv = finding(verify_binary(cxx_programs["hello"], AMD64), "runtime.gconv")
+    assert gconv.severity is Severity.INFO
+    assert gconv.message.startswith("iconv_open is linked by libstdc++'s locale code")
+
+
+def test_c_program_calling_iconv_open_still_fails(c_programs: dict[str, Path]) -> None:
+    verdict = verify_binary(c_programs["iconv"], AMD64)
+    assert read_context(c_programs["iconv"]).language.name == "c"
+    assert error_ids(verdict) == ["runtime.gconv"]
+    assert "cxx.runtime" not in {f.id for f in verdict.findings}
+
+
+@pytest.mark.parametrize("name", ["iconv", "c-iconv"])
+def test_cxx_program_converting_with_iconv_fails(cxx_programs: dict[str, Path], name: str) -> None:
+    """libstdc++'s iconv codecvt instantiated by the program, or a C program linked by g++ (libstdc++'s
+    iconv user is then absent): iconv_open is the program's."""
+    verdict = verify_binary(cxx_programs[name], AMD64)
+    assert error_ids(verdict) == ["runtime.gconv"]
+    assert verdict.reason == (
+        "uses iconv_open: conversions other than UTF-8/ASCII/UCS need gconv modules absent in scratch"
+    )
 
 
 def test_size_is_reported(c_programs: dict[str, Path]) -> None:
