@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import io
@@ -11,7 +10,6 @@ import os
 import re
 import socket
 import tarfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ from orchestrator.pipeline import cache
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
+from tests.blocking import outcome_within
 from tests.conftest import REPO_ROOT
 
 PROJECT = load_project(REPO_ROOT)
@@ -201,26 +200,10 @@ def test_a_result_whose_files_differ_from_the_record_is_invalid(tmp_path: Path, 
 
 
 def _digest_within(source: Path, seconds: float = 10.0) -> str | BaseException:
-    """source_digest in a thread: a regression that blocks fails the test instead of hanging it."""
-    outcome: list[str | BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(cache.source_digest(source))
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        # Unblock the reader (it opened the FIFO for reading) so the daemon thread can end.
-        for fifo in source.rglob("*"):
-            if fifo.is_fifo():
-                with contextlib.suppress(OSError):
-                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail(f"source_digest({source}) blocked for {seconds} s")
-    return outcome[0]
+    fifos = [path for path in source.rglob("*") if path.is_fifo()]
+    return outcome_within(
+        lambda: cache.source_digest(source), seconds, fifos=fifos, what=f"source_digest({source})"
+    )
 
 
 @pytest.mark.parametrize("where", ["top", "nested"])

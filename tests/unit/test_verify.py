@@ -11,7 +11,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from orchestrator.verify import checks
 from orchestrator.verify.context import read_context
 from orchestrator.verify.findings import INTERNAL_FINDING, Finding, Severity, Verdict
 from orchestrator.verify.policy import VerifyPolicy, verify_binary
+from tests.blocking import outcome_within
 
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
 FREESTANDING_C = "void _start(void) { for (;;) {} }\n"  # links without any libc
@@ -1229,23 +1229,13 @@ def test_mutated_binary_never_raises(
 
 
 def verify_within(path: Path, seconds: float = 10.0, policy: VerifyPolicy | None = None) -> Verdict:
-    """verify_binary in a thread: a regression that blocks (a FIFO) fails instead of hanging the suite."""
-    outcome: list[Verdict | BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(verify_binary(path, AMD64, policy or VerifyPolicy()))
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        if path.is_fifo():  # let the blocked open return so the thread ends
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail(f"verify_binary({path}) blocked for {seconds} s")
-    result = outcome[0]
+    """verify_binary that must not block (see tests/blocking.py)."""
+    result = outcome_within(
+        lambda: verify_binary(path, AMD64, policy or VerifyPolicy()),
+        seconds,
+        fifos=[path] if path.is_fifo() else [],
+        what=f"verify_binary({path})",
+    )
     assert isinstance(result, Verdict), result
     return result
 
