@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from orchestrator.cli.progress import ProgressView
 from orchestrator.engine import Engine
 from orchestrator.errors import OslessError
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.platforms import Platform
 
 DEFAULT = "default"  # the engine for every platform not given with --engine

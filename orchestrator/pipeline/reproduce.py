@@ -15,9 +15,9 @@ from typing import Any
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from orchestrator.cli.progress import ProgressView
 from orchestrator.engine import Engine
 from orchestrator.image import oci, reader
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import RunReport, TargetReport, write_json
 from orchestrator.pipeline.runner import BuildOptions, Runner
 from orchestrator.pipeline.targets import Target

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from orchestrator import __version__
-from orchestrator.cli.progress import ProgressView
 from orchestrator.engine import Engine
 from orchestrator.errors import OslessError, OutputError, RecipeError, ToolchainError
 from orchestrator.outputs import outdir
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import RunReport, ServiceImage, Status, TargetReport, Unsupported
 from orchestrator.outputs.sizes import human_size
 from orchestrator.outputs.writers import write_run_files

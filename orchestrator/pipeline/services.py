@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.cli.progress import ProgressView
 from orchestrator.engine import Engine
 from orchestrator.errors import OslessError
 from orchestrator.image import oci
 from orchestrator.outputs import sbom as sbom_stage
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import ServiceImage, Status, TargetReport
 from orchestrator.pipeline import cache
 from orchestrator.pipeline.provenance import Provenance

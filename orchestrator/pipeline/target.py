@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from orchestrator.cli.progress import ProgressView
 from orchestrator.errors import EngineError, OslessError
 from orchestrator.image import oci
 from orchestrator.image.extras import extra_files
 from orchestrator.outputs.atomic import write_atomic
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import BinaryInfo, ImageInfo, Status, TargetReport, to_jsonable
 from orchestrator.pipeline import cache
 from orchestrator.pipeline.engines import Engines

@@ -18,7 +18,6 @@ from rich.console import Console
 
 from orchestrator.cli.commands import build as build_command
 from orchestrator.cli.main import main
-from orchestrator.cli.progress import ProgressView
 from orchestrator.errors import (
     TargetsFailed,
     TargetsFailedAtBuild,
@@ -28,6 +27,7 @@ from orchestrator.errors import (
     targets_failed,
 )
 from orchestrator.outputs import github, summary
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import RunReport, Status, Unsupported
 from tests.factories import true_recipe
 from tests.run_reports import failed_at_build, failed_at_smoke, report, target

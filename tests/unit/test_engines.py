@@ -7,8 +7,8 @@ import io
 
 from rich.console import Console
 
-from orchestrator.cli.progress import ProgressView
 from orchestrator.errors import EngineError
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.pipeline.engines import DEFAULT, Engines
 from orchestrator.platforms import PLATFORMS
 

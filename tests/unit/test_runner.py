@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from orchestrator.cli.progress import ProgressView
 from orchestrator.errors import EngineError
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.pipeline import cache
 from orchestrator.pipeline import runner as runner_module
 from orchestrator.pipeline.runner import BuildOptions, Runner

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from orchestrator.cli.progress import ProgressView
 from orchestrator.errors import EngineError
 from orchestrator.outputs import sbom as sbom_stage
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import BinaryInfo, Status, TargetReport
 from orchestrator.pipeline import cache
 from orchestrator.pipeline.services import write_layouts

@@ -17,10 +17,10 @@ from typing import TypeVar
 from rich.console import Console
 
 from orchestrator.cli import render, shared
-from orchestrator.cli.progress import ProgressView
 from orchestrator.engine import Engine
 from orchestrator.errors import EngineError, TargetsFailed, UsageError
 from orchestrator.outputs import outdir
+from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import RunReport
 from orchestrator.pipeline.reproduce import ReproducibilityReport, check_reproducible
 from orchestrator.pipeline.runner import BuildOptions, Runner
