@@ -77,6 +77,8 @@ class Platform:
     gnu_triple: str  # Debian cross compiler prefix, e.g. "aarch64-linux-gnu"
     debian_arch: str  # Debian architecture, e.g. "armhf" (libc6-dev-<arch>-cross)
     rust_target: str  # Rust target triple, e.g. "armv7-unknown-linux-gnueabihf"
+    musl_triple: str  # Debian musl-dev's compiler prefix, e.g. "arm-linux-musleabihf" (<triple>-gcc)
+    zig_target: str  # Zig's static musl target, e.g. "arm-linux-musleabihf" (zig cc -target)
     elf_machine: int
     elf_machine_name: str  # as people know it, for messages
     elf_class: int  # 32 or 64
@@ -101,6 +103,8 @@ class Platform:
             "GNU_TRIPLE": self.gnu_triple,
             "DEBIAN_ARCH": self.debian_arch,
             "RUST_TARGET": self.rust_target,
+            "MUSL_TRIPLE": self.musl_triple,
+            "ZIG_TARGET": self.zig_target,
         }
 
     @property
@@ -143,6 +147,8 @@ PLATFORMS: dict[str, Platform] = {
             gnu_triple="x86_64-linux-gnu",
             debian_arch="amd64",
             rust_target="x86_64-unknown-linux-gnu",
+            musl_triple="x86_64-linux-musl",
+            zig_target="x86_64-linux-musl",
             elf_machine=EM_X86_64,
             elf_machine_name="x86-64",
             elf_class=64,
@@ -164,6 +170,8 @@ PLATFORMS: dict[str, Platform] = {
             gnu_triple="aarch64-linux-gnu",
             debian_arch="arm64",
             rust_target="aarch64-unknown-linux-gnu",
+            musl_triple="aarch64-linux-musl",
+            zig_target="aarch64-linux-musl",
             elf_machine=EM_AARCH64,
             elf_machine_name="AArch64",
             elf_class=64,
@@ -185,6 +193,8 @@ PLATFORMS: dict[str, Platform] = {
             gnu_triple="arm-linux-gnueabihf",
             debian_arch="armhf",
             rust_target="armv7-unknown-linux-gnueabihf",
+            musl_triple="arm-linux-musleabihf",
+            zig_target="arm-linux-musleabihf",
             elf_machine=EM_ARM,
             elf_machine_name="ARM",
             elf_class=32,
@@ -224,6 +234,8 @@ PLATFORMS: dict[str, Platform] = {
             gnu_triple="riscv64-linux-gnu",
             debian_arch="riscv64",
             rust_target="riscv64gc-unknown-linux-gnu",
+            musl_triple="riscv64-linux-musl",
+            zig_target="riscv64-linux-musl",
             elf_machine=EM_RISCV,
             elf_machine_name="RISC-V",
             elf_class=64,
@@ -257,6 +269,8 @@ PLATFORMS: dict[str, Platform] = {
             gnu_triple="i686-linux-gnu",
             debian_arch="i386",
             rust_target="i686-unknown-linux-gnu",
+            musl_triple="i386-linux-musl",
+            zig_target="x86-linux-musl",
             elf_machine=EM_386,
             elf_machine_name="Intel 80386",
             elf_class=32,
@@ -280,6 +294,8 @@ PLATFORMS: dict[str, Platform] = {
             gnu_triple="powerpc64le-linux-gnu",
             debian_arch="ppc64el",
             rust_target="powerpc64le-unknown-linux-gnu",
+            musl_triple="powerpc64le-linux-musl",
+            zig_target="powerpc64le-linux-musl",
             elf_machine=EM_PPC64,
             elf_machine_name="PowerPC64",
             elf_class=64,
@@ -311,6 +327,8 @@ PLATFORMS: dict[str, Platform] = {
             gnu_triple="s390x-linux-gnu",
             debian_arch="s390x",
             rust_target="s390x-unknown-linux-gnu",
+            musl_triple="s390x-linux-musl",
+            zig_target="s390x-linux-musl",
             elf_machine=EM_S390,
             elf_machine_name="IBM S/390",
             elf_class=64,

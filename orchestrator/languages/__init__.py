@@ -22,7 +22,7 @@ from cyclonedx.model.component import Component
 from orchestrator.elf.facts import ElfFacts
 from orchestrator.elf.load import LoadedElf
 from orchestrator.elf.scan import Contents, Note
-from orchestrator.languages import c, cxx, go
+from orchestrator.languages import c, cxx, go, rust, zig
 from orchestrator.platforms import Platform
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ class Language(Protocol):
         """Short lower-case name, as platform flag rules' `exempt_languages` spell it: "go", "c"."""
         ...
 
-    def build_env(self, cache_dir: str) -> dict[str, str]:
-        """Environment defaults for every build (a recipe's env wins): offline, caches in `cache_dir`."""
+    def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
+        """Environment defaults for every build (a recipe's env wins): offline, caches shared by the
+        toolchain's builds in `cache_dir`, what belongs to one (service, platform) in `target_cache`."""
         ...
 
     def recognises(
@@ -100,9 +101,14 @@ def language_of(
     )
 
 
-def build_env_defaults(cache_dir: str) -> dict[str, str]:
-    """Every language's build environment defaults, compiler caches under `cache_dir`."""
-    return {name: value for language in LANGUAGES for name, value in language.build_env(cache_dir).items()}
+def build_env_defaults(cache_dir: str, target_cache: str) -> dict[str, str]:
+    """Every language's build environment defaults: shared compiler caches under `cache_dir`, one
+    target's (a cargo target directory) under `target_cache`."""
+    return {
+        name: value
+        for language in LANGUAGES
+        for name, value in language.build_env(cache_dir, target_cache).items()
+    }
 
 
 def cross_compilers(platform: Platform) -> str:
@@ -119,6 +125,7 @@ def _name(language: Language) -> str:
     return language.name
 
 
-LANGUAGES: tuple[Language, ...] = (go.GO, cxx.CXX, c.C)
+LANGUAGES: tuple[Language, ...] = (go.GO, rust.RUST, zig.ZIG, cxx.CXX, c.C)
 """Asked in this order: C last, since it recognises every binary no other language claims; C++ before
-it, since a C++ binary is a C binary too (same libc, same traps)."""
+it, since a C++ binary is a C binary too (same libc, same traps); Rust and Zig before C++, since their
+binaries may link a C++ runtime or C code."""

@@ -37,7 +37,7 @@ GCONV_FINDING = "runtime.gconv"
 class CLanguage:
     name = "c"
 
-    def build_env(self, cache_dir: str) -> dict[str, str]:
+    def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
         return {"CCACHE_DIR": f"{cache_dir}/ccache"}
 
     def recognises(

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 class GoLanguage:
     name = "go"
 
-    def build_env(self, cache_dir: str) -> dict[str, str]:
+    def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
         """Compilers want a writable cache and GOPATH, and must never fetch a toolchain or a module."""
         return {
             "GOCACHE": f"{cache_dir}/go-build",

@@ -42,7 +42,13 @@ BUILD_USER = "65532:65532"
 BINARY_LIMIT = 1024**3  # a binary larger than this is refused
 LOG_STREAM_LIMIT = 2 * 1024**2  # bytes of stdout and of stderr kept in build.log (4 MiB in all)
 # Compilers want a writable home and cache, and must never fetch anything (each language's own settings).
-BUILD_ENV_DEFAULTS = {"HOME": "/tmp", "XDG_CACHE_HOME": CACHE_DIR, **build_env_defaults(CACHE_DIR)}
+BUILD_ENV_DEFAULTS = {"HOME": "/tmp", "XDG_CACHE_HOME": CACHE_DIR}
+
+
+def target_cache(service: Service, platform: Platform) -> str:
+    """The cache directory of one (service, platform), in the toolchain's cache volume: what only this
+    target's builds reuse (a cargo target directory)."""
+    return f"{CACHE_DIR}/targets/{service.name}/{platform.slug}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +70,7 @@ def container_env(
     """Defaults that keep compilers offline and writable, then the recipes' merged env (which wins)."""
     return {
         **BUILD_ENV_DEFAULTS,
+        **build_env_defaults(CACHE_DIR, target_cache(service, platform)),
         "SOURCE_DATE_EPOCH": str(source_date_epoch),
         **build_env(toolchain, platform.name, service.build.env),
     }

@@ -70,14 +70,24 @@ def image_reference(toolchain: Toolchain) -> str:
     return f"{IMAGE_REPOSITORY}/{toolchain.name}:{spec_hash(toolchain)}"
 
 
-def mmdebstrap_command(toolchain: Toolchain, output: Path) -> list[str]:
-    """The mmdebstrap call that writes the toolchain's root filesystem as a tarball."""
+def foreign_architectures(packages: list[str], native: str) -> list[str]:
+    """The Debian architectures named by `name:arch` packages other than `native`, sorted: dpkg must know
+    them (multiarch) before such packages install (`musl-dev:arm64`)."""
+    qualifiers = {package.partition(":")[2] for package in packages}
+    return sorted(qualifiers - {"", native, "any", "all"})
+
+
+def mmdebstrap_command(toolchain: Toolchain, output: Path, native: str) -> list[str]:
+    """The mmdebstrap call that writes the toolchain's root filesystem as a tarball; `native` is the
+    image's own Debian architecture (the build machine's)."""
     assert toolchain.bootstrap is not None
     packages = bootstrap_packages(toolchain)
+    foreign = foreign_architectures(packages, native)
     command = [
         "mmdebstrap",
         f"--variant={toolchain.bootstrap.variant}",
         "--mode=auto",
+        *([f"--architectures={','.join([native, *foreign])}"] if foreign else []),
         f"--components={','.join(toolchain.bootstrap.components)}",
         *([f"--include={','.join(packages)}"] if packages else []),
         *(f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES),
@@ -154,9 +164,16 @@ def _bootstrap(
     return image_id
 
 
+def native_architecture() -> str:
+    """This machine's Debian architecture, which a bootstrapped image has (mmdebstrap's default)."""
+    return subprocess.run(
+        ["dpkg", "--print-architecture"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def _run_mmdebstrap(toolchain: Toolchain, tarball: Path, log_path: Path, progress: Progress) -> None:
     """Run mmdebstrap, streaming its log to a file and its step names to the progress view."""
-    command = mmdebstrap_command(toolchain, tarball)
+    command = mmdebstrap_command(toolchain, tarball, native_architecture())
     with log_path.open("w") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()

@@ -16,7 +16,7 @@ def test_c_is_asked_last_since_it_recognises_every_binary() -> None:
 
 
 def test_build_environment_defaults_keep_builds_offline_and_cached() -> None:
-    assert build_env_defaults("/cache") == {
+    assert build_env_defaults("/cache", "/cache/targets/svc/linux-arm64") == {
         "GOCACHE": "/cache/go-build",
         "GOPATH": "/tmp/go",
         "GOTOOLCHAIN": "local",
@@ -24,13 +24,14 @@ def test_build_environment_defaults_keep_builds_offline_and_cached() -> None:
         "GOFLAGS": "-buildvcs=false",
         "CCACHE_DIR": "/cache/ccache",
     }
-    assert {"HOME": "/tmp", "XDG_CACHE_HOME": "/cache", **build_env_defaults("/cache")} == BUILD_ENV_DEFAULTS
+    assert {"HOME": "/tmp", "XDG_CACHE_HOME": "/cache"} == BUILD_ENV_DEFAULTS
 
 
 def test_cross_compilers_are_named_by_language() -> None:
     assert (
         cross_compilers(PLATFORMS["linux/arm/v7"])
-        == "arm-linux-gnueabihf-gcc, arm-linux-gnueabihf-g++, GOARCH=arm"
+        == "arm-linux-gnueabihf-gcc, arm-linux-gnueabihf-g++, GOARCH=arm, "
+        "cargo --target armv7-unknown-linux-gnueabihf, zig -target arm-linux-musleabihf"
     )
 
 

@@ -644,11 +644,19 @@ def test_mmdebstrap_positionals_come_after_double_dash(project: Path) -> None:
     )
     toolchain = load_project(project).toolchains["gcc"]
 
-    command = mmdebstrap_command(toolchain, Path("/tmp/out.tar"))
+    command = mmdebstrap_command(toolchain, Path("/tmp/out.tar"), "amd64")
 
     separator = command.index("--")
     assert command[separator + 1 :] == ["trixie", "/tmp/out.tar", "http://deb.debian.org/debian"]
     assert all(argument.startswith("-") for argument in command[1:separator])
+
+
+def test_arch_qualified_packages_make_their_architectures_known_to_dpkg(project: Path) -> None:
+    edit(project, TOOLCHAIN_FILE, 'packages = ["gcc"]', 'packages = ["gcc", "musl-dev:s390x", "musl-dev:arm64"]')
+    toolchain = load_project(project).toolchains["gcc"]
+
+    assert "--architectures=amd64,arm64,s390x" in mmdebstrap_command(toolchain, Path("/tmp/o.tar"), "amd64")
+    assert "--architectures=s390x,arm64" in mmdebstrap_command(toolchain, Path("/tmp/o.tar"), "s390x")
 
 
 def test_mmdebstrap_accepts_double_dash() -> None:

@@ -90,7 +90,7 @@ def test_shipped_toolchains_use_placeholders_instead_of_the_table() -> None:
 
 
 def test_facts_are_the_platform_tables_placeholders() -> None:
-    assert FACTS == ("GOARCH", "GOARM", "GNU_TRIPLE", "DEBIAN_ARCH", "RUST_TARGET")
+    assert FACTS == ("GOARCH", "GOARM", "GNU_TRIPLE", "DEBIAN_ARCH", "RUST_TARGET", "MUSL_TRIPLE", "ZIG_TARGET")
     assert all(tuple(platform.placeholders()) == FACTS for platform in PLATFORMS.values())
 
 
@@ -173,7 +173,7 @@ def test_build_commands_can_use_platform_facts(make_project: MakeProject) -> Non
             '"gcc-{GNU_TRIPEL}"',
             "toolchain.platforms.\"linux/arm/v7\".packages: 'gcc-{GNU_TRIPEL}': {GNU_TRIPEL} is not a "
             "platform placeholder (did you mean 'GNU_TRIPLE'? known: GOARCH, GOARM, GNU_TRIPLE, "
-            "DEBIAN_ARCH, RUST_TARGET)",
+            "DEBIAN_ARCH, RUST_TARGET, MUSL_TRIPLE, ZIG_TARGET)",
         ),
         (
             '"gcc-{GNU_TRIPLE}"',
