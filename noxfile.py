@@ -1,4 +1,5 @@
-"""Developer entry points: `nox -s build-all`, `nox -s tests`, `nox -s lint`, `nox -s bench`."""
+"""Developer entry points: `nox -s build-all`, `nox -s tests`, `nox -s tests-all`, `nox -s lint`,
+`nox -s bench`."""
 
 from __future__ import annotations
 
@@ -18,9 +19,18 @@ def build_all(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit tests and integration tests (these need the Docker engine, toolchain images and qemu-user)."""
+    """Unit tests and integration tests (these need the Docker engine, toolchain images and qemu-user);
+    the shipped samples are built for a representative subset of platforms (CI's run: every language
+    on linux/amd64, linux/arm64 and linux/arm/v7, tests/integration/conftest.py)."""
     session.install("-e", ".[test]")  # pyproject.toml lists them
     session.run("pytest", *session.posargs)
+
+
+@nox.session(name="tests-all")
+def tests_all(session: nox.Session) -> None:
+    """The tests with every shipped sample built and checked on all seven platforms."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"OSLESS_TEST_PLATFORMS": "all"})
 
 
 @nox.session

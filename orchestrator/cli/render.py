@@ -112,11 +112,12 @@ def print_reproducibility(console: Console, report: ReproducibilityReport, out_r
 
 
 def services_table(project: Project) -> Table:
-    table = Table("service", "toolchain", "platforms", "source", title_justify="left")
+    table = Table("service", "toolchain", "languages", "platforms", "source", title_justify="left")
     for service in sorted(project.services.values(), key=lambda s: s.name):
         table.add_row(
             Text(service.name),
             Text(service.toolchain),
+            Text(" ".join(project.toolchains[service.toolchain].languages)),
             Text(" ".join(service.platforms)),
             Text(str(service.source.relative_to(project.root))),
         )
@@ -161,12 +162,15 @@ def push_summary(result: registry.PushResult) -> str:
 
 
 def print_verdicts(console: Console, verdicts: Sequence[Verdict]) -> None:
-    """One line per file, and its Go build info byte for byte as `go version -m` prints it."""
+    """One line per file (platform, linkage, language), and its Go build info byte for byte as
+    `go version -m` prints it."""
     for verdict in verdicts:
         facts = verdict.facts
         identified = (
             f"{facts.platform or 'unknown platform'}, {facts.linkage.value}" if facts else "not an ELF"
         )
+        if verdict.language:
+            identified += f", {verdict.language}"
         if verdict.ok:
             console.print(f"{escape(verdict.path)}: [green]ok[/] ({identified})")
         else:
@@ -186,6 +190,7 @@ def print_binary(console: Console, report: BinaryReport) -> None:
                 f"{facts.elf_class}-bit {'LSB' if facts.little_endian else 'MSB'}; "
                 f"linkage: {facts.linkage.value}"
                 + (f"; interpreter {facts.interpreter}" if facts.interpreter else "")
+                + (f"; language: {verdict.language}" if verdict.language else "")
             ),
             highlight=False,
         )

@@ -94,6 +94,11 @@ NSS_STRING = b"libnss_"  # the dlopen name pattern (libnss_%s.so%s): in every st
 # or the dlopen that moved into libc in 2.34 (for glibc builds without assertions).
 NSS_BUILTIN_STRINGS = (b"_nss_files_", b"invalid mode for dlopen()")
 GLIBC_STRING = b"GLIBC_TUNABLES"
+# Sections outside of PT_LOAD that languages read, whole: compilers' version strings (.comment: "GCC:
+# (Debian 14.2.0-19) 14.2.0", "rustc version 1.85.1 ...") and cargo auditable's zlib-compressed JSON list
+# of the crates linked in (.dep-v0). Larger ones are skipped (real ones: well under 64 KiB).
+NAMED_SECTIONS = frozenset({".comment", ".dep-v0"})
+_MAX_NAMED_SECTION = 1 << 20
 ICONV_FUNCTION = "iconv_open"
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,6 +171,13 @@ class Contents:
     functions: frozenset[str] | None  # defined function symbols of .symtab; None: no symbol table
     notes: tuple[Note, ...]
     debug_sections: tuple[tuple[str, int], ...]  # (name, size) of .debug_* and .zdebug_* sections
+    # The NAMED_SECTIONS the file has (name, bytes), in file order: what toolchains record outside of
+    # the loaded segments (compiler versions in .comment, cargo auditable's dependency list).
+    sections: tuple[tuple[str, bytes], ...] = ()
+
+    def section(self, name: str) -> bytes | None:
+        """The bytes of the first NAMED_SECTIONS section called `name`, None when the file has none."""
+        return next((data for found, data in self.sections if found == name), None)
 
     def contains(self, needle: bytes) -> bool:
         return needle in self.loaded
@@ -220,6 +232,13 @@ def scan_contents(elf: Any, read: Reader, notes: tuple[Note, ...]) -> Contents:
             (section.name, section["sh_size"])
             for section in elf.iter_sections()
             if section.name.startswith((".debug_", ".zdebug_"))
+        ),
+        sections=tuple(
+            (section.name, read(section["sh_offset"], section["sh_size"]))
+            for section in elf.iter_sections()
+            if section.name in NAMED_SECTIONS
+            and section["sh_type"] != "SHT_NOBITS"
+            and section["sh_size"] <= _MAX_NAMED_SECTION
         ),
     )
 

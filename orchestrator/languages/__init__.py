@@ -15,6 +15,7 @@ for every platform.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from cyclonedx.model.component import Component
@@ -91,6 +92,11 @@ class Language(Protocol):
         """The toolchain image's packages that built the binary (compiler, its versioned package)."""
         ...
 
+    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
+        """The components the service's source directory `source` declares and the binary does not
+        record itself (Rust: the crates of its Cargo.lock); files there are read, never run."""
+        ...
+
 
 def language_of(
     binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
@@ -111,18 +117,9 @@ def build_env_defaults(cache_dir: str, target_cache: str) -> dict[str, str]:
     }
 
 
-def cross_compilers(platform: Platform) -> str:
-    """How each language builds for `platform`, by language name: "x86_64-linux-gnu-gcc, GOARCH=amd64"."""
-    return ", ".join(language.cross_compiler(platform) for language in sorted(LANGUAGES, key=_name))
-
-
 def build_report(facts: ElfFacts, name: str) -> str | None:
     """The report of the language that has one for this binary (`go version -m`), else None."""
     return next((text for language in LANGUAGES if (text := language.build_report(facts, name))), None)
-
-
-def _name(language: Language) -> str:
-    return language.name
 
 
 LANGUAGES: tuple[Language, ...] = (go.GO, rust.RUST, zig.ZIG, cxx.CXX, c.C)

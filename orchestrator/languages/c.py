@@ -1,8 +1,9 @@
 """C (and any native binary no other language claims: Rust... follows C's libc conventions; C++ is C
 with its own recognition, languages.cxx).
 
-Built with gcc (native, Debian's cross compilers gcc-<triple>) or musl-gcc, statically linked against
-glibc or musl. The glibc runtime traps (NSS, gconv) are here; Go binaries built with cgo link glibc too
+Built with gcc (native, Debian's cross compilers gcc-<triple>), statically linked against glibc, or
+with the <musl triple>-gcc wrapper that musl-dev:<arch> puts over that same gcc, against musl (every
+platform). The glibc runtime traps (NSS, gconv) are here; Go binaries built with cgo link glibc too
 and get them from here.
 
 Runtime traps of static glibc. dlopen is no evidence of any: since glibc 2.34 it is linked into every
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cyclonedx.model.component import Component, ComponentType
@@ -22,7 +24,7 @@ from orchestrator.elf import scan as elfscan
 from orchestrator.elf.facts import ElfFacts
 from orchestrator.elf.load import LoadedElf
 from orchestrator.elf.scan import Contents, Note
-from orchestrator.outputs.components import DebianPackage, deb_component, properties
+from orchestrator.outputs.components import DebianPackage, deb_component, properties, wheel_key
 from orchestrator.platforms import Platform
 from orchestrator.verify.findings import Finding, error, info, need
 
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 _MUSL_HINT = "link against musl ({MUSL_CC} in the gcc toolchain), use a pure implementation"
 _NSS_HINT = f"{_MUSL_HINT}, or allow it in [verify] with a reason"
 GCONV_FINDING = "runtime.gconv"
+MUSL_BUNDLES = (wheel_key("ziglang"),)
+"""Toolchain packages (keys of the image's packages) whose compiler brings its own musl, the only static
+libc it links: the ziglang wheel (`zig cc -target <arch>-linux-musl`, languages.zig)."""
 
 
 class CLanguage:
@@ -64,7 +69,8 @@ class CLanguage:
         if context.contents is not None and context.contents.glibc:
             return "glibc"
         # musl leaves no mark in a static binary; a C toolchain that has it is the evidence.
-        return "musl" if "musl-dev" in packages else "unknown"
+        has_musl = "musl-dev" in packages or any(bundle in packages for bundle in MUSL_BUNDLES)
+        return "musl" if has_musl else "unknown"
 
     def sbom_properties(self, context: ElfContext) -> dict[str, str | None]:
         return {}
@@ -74,19 +80,19 @@ class CLanguage:
     ) -> list[Component]:
         return libc_components(libc, platform, packages)
 
+    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
+        return []
+
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
     ) -> list[DebianPackage]:
-        """gcc (native) or gcc-<triple> (cross), and the versioned gcc-N[-<triple>] it depends on;
-        musl-gcc's musl-tools wraps the native gcc."""
-        _, cross = _libc_package(libc, platform, packages)
-        suffix = f"-{platform.gnu_triple}" if cross else ""
-        names = ([f"gcc{suffix}"] if libc == "glibc" else ["musl-tools", "gcc"]) if libc != "unknown" else []
-        found = [packages[name] for name in names if name in packages]
-        gcc = packages.get(f"gcc{suffix}") if names else None
-        major = re.match(r"(?:[0-9]+:)?([0-9]+)\.", gcc.version) if gcc else None
-        versioned = packages.get(f"gcc-{major.group(1)}{suffix}") if major else None
-        return found + ([versioned] if versioned else [])
+        """gcc (native) or gcc-<triple> (cross), and the versioned gcc-N[-<triple>] it depends on; the
+        musl compilers (musl-dev's <musl triple>-gcc, musl-tools' musl-gcc) are wrappers over that gcc.
+        Without gcc, the compiler that brings its own musl (`zig cc`: the ziglang wheel)."""
+        if libc not in ("glibc", "musl"):
+            return []
+        bundle = bundled_musl(packages)
+        return compiler_packages("gcc", platform, packages) or ([bundle] if bundle else [])
 
 
 C = CLanguage()
@@ -104,7 +110,7 @@ def libc_components(libc: str, platform: Platform, packages: Mapping[str, Debian
     image has no package database; none for a binary without libc."""
     if libc not in ("glibc", "musl"):
         return []
-    package, _ = _libc_package(libc, platform, packages)
+    package = _libc_package(libc, platform, packages)
     if package is not None:
         return [deb_component(package, libc=libc)]
     # Linked in, version unknown (a toolchain image without the package database): still listed.
@@ -118,22 +124,53 @@ def libc_components(libc: str, platform: Platform, packages: Mapping[str, Debian
     ]
 
 
+def compiler_packages(
+    driver: str, platform: Platform, packages: Mapping[str, DebianPackage]
+) -> list[DebianPackage]:
+    """A compiler driver's packages for `platform`: `driver` ("gcc", "g++") when the toolchain image's
+    gcc is the platform's own, else `driver`-<triple> (Debian's cross compiler), then the versioned
+    package it depends on (gcc-14, g++-14-aarch64-linux-gnu)."""
+    suffix = f"-{platform.gnu_triple}" if is_cross(platform, packages) else ""
+    compiler = packages.get(f"{driver}{suffix}")
+    if compiler is None:
+        return []
+    major = re.match(r"(?:[0-9]+:)?([0-9]+)\.", compiler.version)
+    versioned = packages.get(f"{driver}-{major.group(1)}{suffix}") if major else None
+    return [compiler, *([versioned] if versioned else [])]
+
+
+def is_cross(platform: Platform, packages: Mapping[str, DebianPackage]) -> bool:
+    """Whether the toolchain image builds for `platform` with a cross compiler: its gcc package is for
+    another architecture (without gcc: it has no libc6-dev of the platform's architecture)."""
+    gcc = packages.get("gcc")
+    if gcc is not None:
+        return gcc.architecture != platform.debian_arch
+    return _native(packages, "libc6-dev", platform) is None
+
+
+def bundled_musl(packages: Mapping[str, DebianPackage]) -> DebianPackage | None:
+    """The toolchain package whose compiler links a musl of its own (MUSL_BUNDLES), None without one."""
+    return next((packages[bundle] for bundle in MUSL_BUNDLES if bundle in packages), None)
+
+
 def _native(packages: Mapping[str, DebianPackage], name: str, platform: Platform) -> DebianPackage | None:
-    """A package built for the platform's own architecture (what the native compiler links)."""
-    package = packages.get(name)
+    """A package built for the platform's own architecture: the native compiler's, or a multiarch one
+    (musl-dev:arm64)."""
+    package = packages.get(f"{name}:{platform.debian_arch}") or packages.get(name)
     return package if package is not None and package.architecture == platform.debian_arch else None
 
 
 def _libc_package(
     libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
-) -> tuple[DebianPackage | None, bool]:
-    """The package that provided the linked libc, and whether it is a cross package."""
+) -> DebianPackage | None:
+    """The package that provided the linked libc: musl-dev of the platform's architecture (native or
+    multiarch) for musl; for glibc, libc6-dev with the native compiler and libc6-dev-<arch>-cross with a
+    cross compiler (a foreign libc6-dev, if installed, is not what the cross compiler links)."""
     if libc == "musl":
-        return _native(packages, "musl-dev", platform), False
-    native = _native(packages, "libc6-dev", platform)
-    if native is not None:
-        return native, False
-    return packages.get(f"libc6-dev-{platform.debian_arch}-cross"), True
+        return _native(packages, "musl-dev", platform) or bundled_musl(packages)
+    if not is_cross(platform, packages):
+        return _native(packages, "libc6-dev", platform)
+    return packages.get(f"libc6-dev-{platform.debian_arch}-cross")
 
 
 def _nss_use(contents: Contents) -> tuple[str, ...] | None:

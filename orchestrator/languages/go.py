@@ -11,6 +11,7 @@ traps are C's (languages.c).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cyclonedx.model.component import Component, ComponentType
@@ -127,6 +128,9 @@ class GoLanguage:
         and the libc cgo linked."""
         go = context.facts.go
         return [*(_modules(go) if go else []), *libc_components(libc, platform, packages)]
+
+    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
+        return []  # the build info lists every module linked in
 
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]

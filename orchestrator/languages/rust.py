@@ -1,30 +1,340 @@
-"""Rust: built by cargo/rustc with `+crt-static` against glibc, per-architecture std from Debian.
+"""Rust: built by cargo/rustc with `+crt-static` against glibc, the per-architecture std from Debian.
 
-(Being written: recognition, SBOM from Cargo.lock.)
+A Rust binary is a static glibc binary (C's runtime traps and libc apply: languages.c) with Rust's
+standard library linked in. It is recognised, stripped or not, by what that library leaves in it:
+
+- the `.comment` string "rustc version 1.85.1 (...)" that rustc's linker invocation adds (strip keeps it);
+- the name of the variable std's panic hook reads, RUST_BACKTRACE, and the source paths of std's and
+  core's panic locations ("/usr/src/rustc-1.85.1/library/std/src/..." with Debian's std, whose paths say
+  its version; "/rustc/<commit>/library/core/src/..." with rustup's), in every binary linking std;
+- with a symbol table, std's unmangled entry points (`rust_eh_personality`, `rust_begin_unwind`,
+  `__rust_alloc`), or the `__rustc` namespace that Rust >= 1.88 mangles them into.
+
+What it is made of: the crates of the service's Cargo.lock (source_components), or, when the binary
+was built with `cargo auditable`, the crates its `.dep-v0` section lists (zlib-compressed JSON, the
+exact set linked in); the std at the binary's Rust version (Debian's libstd-rust-dev for the platform's
+architecture, whose version the toolchain bootstrap pins to rustc's); the libc.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import stat
+import sys
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cyclonedx.model import HashAlgorithm, HashType
+from cyclonedx.model.component import Component, ComponentType
+from packageurl import PackageURL
+
 from orchestrator.elf.facts import ElfFacts
-from orchestrator.elf.load import LoadedElf
+from orchestrator.elf.load import LoadedElf, one_line
 from orchestrator.elf.scan import Contents, Note
 from orchestrator.languages.c import CLanguage
+from orchestrator.outputs.components import DebianPackage, deb_component, properties
 from orchestrator.platforms import Platform
+from orchestrator.verify.findings import Finding, info
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from orchestrator.verify.context import ElfContext
+
+COMMENT_SECTION = ".comment"
+AUDITABLE_SECTION = ".dep-v0"  # cargo auditable's dependency list: zlib-compressed JSON
+# Marks of std in the loaded bytes of every binary linking it, stripped or not.
+STD_STRINGS = (b"RUST_BACKTRACE", b"/library/std/src/", b"/library/core/src/")
+# std's unmangled functions (Rust <= 1.87; rust_eh_personality still so in 1.95).
+STD_FUNCTIONS = frozenset({"rust_eh_personality", "rust_begin_unwind", "__rust_alloc", "rust_panic"})
+RUSTC_NAMESPACE = "___rustc"  # v0-mangled `__rustc::` (Rust >= 1.88): _RNv..7___rustc12___rust_alloc
+_RUSTC_COMMENT = re.compile(rb"rustc version ([0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z.+-]*)")
+_SHA256 = re.compile("[0-9a-f]{64}")
+_DEBIAN_STD_PATH = re.compile(rb"/usr/src/rustc-([0-9]+\.[0-9]+\.[0-9]+)/library/")
+CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
+CRATES_IO_SPARSE = "sparse+https://index.crates.io/"
+MAX_CARGO_LOCK = 16 * 1024**2  # bytes: real lock files are well under 1 MiB
+MAX_AUDIT_DATA = 8 * 1024**2  # decompressed bytes of .dep-v0 (cargo auditable's own reader's limit)
+STD_PACKAGE = "libstd-rust-dev"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Crate:
+    """One package of a Cargo.lock or of cargo auditable data."""
+
+    name: str
+    version: str
+    source: str | None  # Cargo.lock's `source` ("registry+...", "git+..."); None: a local package
+    checksum: str | None = None  # sha256 of the .crate file (Cargo.lock)
+    kind: str = "runtime"  # cargo auditable's: "runtime", or "build" (build scripts and proc-macros)
 
 
 class RustLanguage(CLanguage):
     name = "rust"
 
     def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
-        return {}
+        """cargo's home in the builder's /tmp (offline: nothing to keep there), its target directory
+        kept per service and platform, so that a rebuild of unchanged sources compiles nothing."""
+        return {
+            "CARGO_HOME": "/tmp/cargo-home",
+            "CARGO_TARGET_DIR": f"{target_cache}/cargo",
+            "CARGO_NET_OFFLINE": "true",
+        }
 
     def recognises(
         self, binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
     ) -> bool:
-        return False
+        """rustc's .comment, std's strings, or (unstripped) std's functions."""
+        if contents is None:  # too large to scan: the .comment section alone
+            section = binary.section_range(COMMENT_SECTION)
+            return section is not None and b"rustc version" in binary.read(
+                section[0], min(section[1], 1 << 16)
+            )
+        return (
+            b"rustc version" in (contents.section(COMMENT_SECTION) or b"")
+            or any(contents.contains(mark) for mark in STD_STRINGS)
+            or (
+                contents.functions is not None
+                and (
+                    not STD_FUNCTIONS.isdisjoint(contents.functions)
+                    or any(RUSTC_NAMESPACE in name for name in contents.functions)
+                )
+            )
+        )
 
     def cross_compiler(self, platform: Platform) -> str:
         return f"cargo --target {platform.rust_target}"
 
+    def info_findings(self, context: ElfContext) -> tuple[Finding, ...]:
+        """The Rust version, and what cargo auditable data says when the binary has it."""
+        version = rust_version(context.contents)
+        crates = auditable_crates(context.contents)
+        what = f"Rust {version}" if version else "Rust (version not recorded)"
+        if crates is not None:
+            linked = [crate for crate in crates if crate.kind != "build"]
+            what += f", cargo auditable data: {len(linked)} packages linked"
+        return (info("rust.version", one_line(what)),)
+
+    def sbom_properties(self, context: ElfContext) -> dict[str, str | None]:
+        return {
+            "rust:version": rust_version(context.contents),
+            "rust:crates": "cargo-auditable" if auditable_crates(context.contents) is not None else None,
+        }
+
+    def sbom_components(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[Component]:
+        """The crates cargo auditable recorded (when it did), Rust's std, the libc."""
+        crates = auditable_crates(context.contents) or []
+        return [
+            *crate_components(crate for crate in crates if crate.kind != "build"),
+            *_std_components(rust_version(context.contents), platform, packages),
+            *super().sbom_components(context, libc, platform, packages),
+        ]
+
+    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
+        """The crates of the service's Cargo.lock, unless the binary lists its own (cargo auditable)."""
+        if auditable_crates(context.contents) is not None:
+            return []
+        crates = read_cargo_lock(source / "Cargo.lock")
+        return crate_components(crates or [])
+
+    def tool_packages(
+        self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+    ) -> list[DebianPackage]:
+        """rustc and cargo, then the gcc that linked (C's); the std is a component (linked in)."""
+        rust = [packages[name] for name in ("rustc", "cargo") if name in packages]
+        return rust + super().tool_packages(context, libc, platform, packages)
+
 
 RUST = RustLanguage()
+
+
+def rust_version(contents: Contents | None) -> str | None:
+    """The rustc version: from .comment ("rustc version 1.85.1 (4eb161250 2025-03-15)"), else from the
+    path of Debian's std sources in panic locations ("/usr/src/rustc-1.85.1/library/")."""
+    if contents is None:
+        return None
+    found = _RUSTC_COMMENT.search(contents.section(COMMENT_SECTION) or b"")
+    if found is None:
+        found = _DEBIAN_STD_PATH.search(contents.loaded)
+    return found.group(1).decode("ascii") if found else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Crates
+
+
+def parse_cargo_lock(text: str) -> list[Crate] | None:
+    """The packages of a Cargo.lock (any version of its format), None when it is not one."""
+    try:
+        document = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return None
+    entries = document.get("package")
+    if not isinstance(entries, list):
+        return None
+    crates = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        name, version = entry.get("name"), entry.get("version")
+        if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
+            continue
+        source, checksum = entry.get("source"), entry.get("checksum")
+        crates.append(
+            Crate(
+                name=name,
+                version=version,
+                source=source if isinstance(source, str) and source else None,
+                checksum=checksum if isinstance(checksum, str) and _SHA256.fullmatch(checksum) else None,
+            )
+        )
+    return crates
+
+
+def read_cargo_lock(path: Path) -> list[Crate] | None:
+    """A service's Cargo.lock, when it is a regular file (not followed when a symbolic link) of at most
+    MAX_CARGO_LOCK bytes; None when there is none or it cannot be read (the SBOM then lists no crates)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = stream.read(MAX_CARGO_LOCK + 1)
+    if len(data) > MAX_CARGO_LOCK:
+        return None
+    try:
+        return parse_cargo_lock(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+
+
+def parse_auditable(data: bytes) -> list[Crate] | None:
+    """cargo auditable's `.dep-v0` section: zlib-compressed JSON `{"packages": [{"name", "version",
+    "source", "kind", "root", "dependencies"}], "format": N}`; None when it is not that."""
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data, MAX_AUDIT_DATA + 1)
+        if len(raw) > MAX_AUDIT_DATA or not inflater.eof:
+            return None
+        document = json.loads(raw)
+    except (zlib.error, ValueError, RecursionError):
+        return None
+    entries = document.get("packages") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        return None
+    crates = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        name, version = entry.get("name"), entry.get("version")
+        if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
+            continue
+        kind = entry.get("kind")
+        crates.append(
+            Crate(
+                name=name,
+                version=version,
+                source=_auditable_source(entry.get("source")),
+                kind="build" if kind == "build" else "runtime",
+            )
+        )
+    return crates
+
+
+def auditable_crates(contents: Contents | None) -> list[Crate] | None:
+    """The crates the binary's cargo auditable data lists, None when it has none (or unreadable)."""
+    data = contents.section(AUDITABLE_SECTION) if contents is not None else None
+    return parse_auditable(data) if data else None
+
+
+def _auditable_source(value: Any) -> str | None:
+    """cargo auditable's source ("crates.io", "CratesIo", "git", "registry", {"Other": ...}) in
+    Cargo.lock's terms where it can be (crates.io); else the kind alone ("git": it records no URL);
+    None for a local package."""
+    if isinstance(value, dict):
+        return "other"
+    text = re.sub("[^a-z]", "", str(value).lower())
+    if text == "cratesio":
+        return CRATES_IO
+    return None if text == "local" else text or "other"
+
+
+def crate_components(crates: Iterable[Crate]) -> list[Component]:
+    """The crates as SBOM libraries: `pkg:cargo/<name>@<version>` for crates from a registry or git
+    (with the registry or repository as a qualifier unless it is crates.io); no purl for the local
+    packages of the workspace (their names are nobody's registry entry), nor for a source known only by
+    its kind (cargo auditable's "git", "registry")."""
+    components = []
+    for crate in crates:
+        purl = _purl(crate)
+        kind = "local" if crate.source is None else crate.source.split("+", 1)[0]
+        ref = purl.to_string() if purl else f"cargo-{kind}:{crate.name}@{crate.version}"
+        components.append(
+            Component(
+                type=ComponentType.LIBRARY,
+                name=crate.name,
+                version=crate.version,
+                purl=purl,
+                bom_ref=ref,
+                hashes=_hashes(crate),
+                properties=properties(
+                    {"cargo:package": "dependency" if crate.source else "local", "cargo:source": crate.source}
+                ),
+            )
+        )
+    return components
+
+
+def _hashes(crate: Crate) -> list[HashType]:
+    return [HashType(alg=HashAlgorithm.SHA_256, content=crate.checksum)] if crate.checksum else []
+
+
+def _purl(crate: Crate) -> PackageURL | None:
+    source = crate.source
+    if source is None or "+" not in source:
+        return None
+    qualifiers: dict[str, str] = {}
+    if source.startswith("git+"):
+        qualifiers["vcs_url"] = source.removeprefix("git+").split("?", 1)[0] + (
+            "@" + source.rsplit("#", 1)[1] if "#" in source else ""
+        )
+    elif source not in (CRATES_IO, CRATES_IO_SPARSE) and source.startswith(("registry+", "sparse+")):
+        qualifiers["repository_url"] = source.split("+", 1)[1]
+    return PackageURL(type="cargo", name=crate.name, version=crate.version, qualifiers=qualifiers or None)
+
+
+def _std_components(
+    version: str | None, platform: Platform, packages: Mapping[str, DebianPackage]
+) -> list[Component]:
+    """Rust's standard library as linked: Debian's libstd-rust-dev for the platform's architecture at the
+    native package's version (the bootstrap unpacks the foreign one at exactly that version), when the
+    toolchain's rustc is the binary's; else `std` at the binary's Rust version."""
+    if version is None:
+        return []
+    native = packages.get(STD_PACKAGE)
+    if native is not None and re.match(rf"(?:[0-9]+:)?{re.escape(version)}[+~-]", native.version):
+        linked = DebianPackage(
+            name=STD_PACKAGE, version=native.version, architecture=platform.debian_arch, distro=native.distro
+        )
+        return [deb_component(linked, ComponentType.LIBRARY, **{"rust:std": version})]
+    return [
+        Component(
+            type=ComponentType.LIBRARY,
+            name="std",
+            version=version,
+            bom_ref=f"rust-std:{version}",
+            properties=properties({"rust:std": version}),
+        )
+    ]

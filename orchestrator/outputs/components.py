@@ -3,6 +3,7 @@ and osless' own properties."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -13,19 +14,29 @@ from packageurl import PackageURL
 
 @dataclass(frozen=True, kw_only=True)
 class DebianPackage:
-    """An installed package of a toolchain image."""
+    """An installed package of a toolchain image: a Debian package, or (purl_type "pypi") a wheel that
+    the bootstrap unpacked under /opt/wheels, keyed `wheel_key(name)` among the image's packages."""
 
     name: str
     version: str
-    architecture: str  # the package's own: "amd64", or "all" (e.g. libc6-dev-arm64-cross)
+    architecture: str  # the package's own: "amd64", or "all" (e.g. libc6-dev-arm64-cross); "" for a wheel
     distro: str | None = None  # "debian-13": the purl qualifier vulnerability scanners match on
+    purl_type: str = "deb"  # "pypi": a wheel, pkg:pypi/<name>@<version>
 
     @property
     def purl(self) -> PackageURL:
+        if self.purl_type != "deb":
+            return PackageURL(type=self.purl_type, name=self.name, version=self.version)
         qualifiers = {"arch": self.architecture} | ({"distro": self.distro} if self.distro else {})
         return PackageURL(
             type="deb", namespace="debian", name=self.name, version=self.version, qualifiers=qualifiers
         )
+
+
+def wheel_key(name: str) -> str:
+    """How a toolchain image's wheel is keyed among its packages: "pypi/" and the name normalized as
+    PyPI does (PEP 503: "pypi/ziglang"); a "/" is in no Debian package name."""
+    return "pypi/" + re.sub(r"[-_.]+", "-", name).lower()
 
 
 def properties(values: Mapping[str, str | None]) -> list[Property]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,7 @@ from orchestrator.errors import EngineError, OslessError
 from orchestrator.image import oci
 from orchestrator.image.extras import EXTRAS
 from orchestrator.outputs.atomic import write_atomic
-from orchestrator.outputs.components import DebianPackage, deb_component, properties
+from orchestrator.outputs.components import DebianPackage, deb_component, properties, wheel_key
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
 from orchestrator.recipe.model import Service
@@ -57,12 +58,18 @@ SCHEMA_VERSION = SchemaVersion.V1_5
 # Serial numbers are uuid5(this, sha256 of the document without them): same content, same serial.
 SERIAL_NAMESPACE = uuid.UUID("956477f7-dd3f-40b3-bd7d-6ca967652bea")
 _PLACEHOLDER_SERIAL = uuid.UUID(int=0)
-# Installed packages ("ii"), then the distribution as purls name it ("debian-13"), in one short container.
+# Installed packages ("ii"), then the distribution as purls name it ("debian-13"), then the name and
+# version of each wheel the bootstrap unpacked under /opt/wheels (its .dist-info/METADATA), in one short
+# container.
 _PACKAGES_SCRIPT = (
     "dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' && "
     "if [ -r /etc/os-release ]; then . /etc/os-release; "
-    'printf "#distro\\t%s-%s\\n" "$ID" "${VERSION_ID:-$VERSION_CODENAME}"; fi'
+    'printf "#distro\\t%s-%s\\n" "$ID" "${VERSION_ID:-$VERSION_CODENAME}"; fi && '
+    'for m in /opt/wheels/*.dist-info/METADATA; do if [ -f "$m" ]; then '
+    "printf '#wheel\\t%s\\t%s\\n' \"$(sed -n 's/^Name: *//p' \"$m\" | head -n 1)\" "
+    '"$(sed -n \'s/^Version: *//p\' "$m" | head -n 1)"; fi; done'
 )
+_WHEEL_FIELD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]{0,127}")  # a wheel's name or version
 _cache: dict[str, dict[str, DebianPackage]] = {}  # toolchain image id -> its packages
 _cache_lock = threading.Lock()
 
@@ -77,20 +84,27 @@ class PlatformBinary:
 
 
 def parse_packages(text: str) -> dict[str, DebianPackage]:
-    """`_PACKAGES_SCRIPT`'s output: installed packages by name (the first of a name installed twice)."""
+    """`_PACKAGES_SCRIPT`'s output: installed packages by name (the first of a name installed twice), and
+    each also by `name:architecture`, which tells a multiarch package's copies apart (musl-dev:arm64);
+    the wheels under /opt/wheels by `wheel_key(name)` ("pypi/ziglang")."""
     distro = None
     rows: list[list[str]] = []
+    wheels: list[DebianPackage] = []
     for line in text.splitlines():
-        fields = line.split("\t")
+        fields = line.rstrip("\r").split("\t")
         if fields[0] == "#distro" and len(fields) == 2 and not fields[1].endswith("-"):
             distro = fields[1]
+        elif fields[0] == "#wheel" and len(fields) == 3 and all(map(_WHEEL_FIELD.fullmatch, fields[1:])):
+            wheels.append(DebianPackage(name=fields[1], version=fields[2], architecture="", purl_type="pypi"))
         elif len(fields) == 4 and fields[0].startswith("ii") and fields[1] and fields[2]:
             rows.append(fields[1:])
     packages: dict[str, DebianPackage] = {}
     for name, version, architecture in rows:
-        packages.setdefault(
-            name, DebianPackage(name=name, version=version, architecture=architecture, distro=distro)
-        )
+        package = DebianPackage(name=name, version=version, architecture=architecture, distro=distro)
+        packages.setdefault(name, package)
+        packages.setdefault(f"{name}:{architecture}", package)
+    for wheel in wheels:
+        packages.setdefault(wheel_key(wheel.name), wheel)
     return packages
 
 
@@ -171,7 +185,10 @@ def sbom_for(
                 }
             ),
         )
-        inside = language.sbom_components(context, libc, platform, packages)
+        inside = [
+            *language.sbom_components(context, libc, platform, packages),
+            *language.source_components(context, service.source),
+        ]
         tool_packages = language.tool_packages(context, libc, platform, packages)
         for tool in tool_packages:
             tools.setdefault(tool.purl.to_string(), deb_component(tool, ComponentType.APPLICATION))

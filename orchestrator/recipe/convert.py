@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 
 from orchestrator.errors import did_you_mean
+from orchestrator.languages import LANGUAGES
 from orchestrator.recipe.model import IMAGE_EXTRAS, GiB, MiB
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -31,6 +32,11 @@ _IMAGE_REFERENCE = re.compile(
 _SUITE = re.compile(r"[a-z][a-z0-9-]{0,63}")
 _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?")
 _COMPONENT = re.compile(r"[a-z][a-z0-9-]{0,63}")
+# PEP 508 project names and PEP 440 public versions (a superset: the index decides what exists).
+WHEEL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+_WHEEL_VERSION = re.compile(r"[0-9][A-Za-z0-9.+!]{0,63}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+LANGUAGE_NAMES = tuple(language.name for language in LANGUAGES)
 _MIRROR_SCHEMES = ("http", "https", "file")
 MAX_DURATION = 24 * 3600.0
 MAX_SIZE = 1024**4  # 1 TiB: the most a binary (verify.max_size) or a container's memory may be
@@ -163,6 +169,22 @@ def as_packages(value: object) -> tuple[str, ...]:
                 "lowercase letters, digits, '+', '-', '.', at least 2 characters, optionally ':<arch>'",
             )
     return packages
+
+
+as_wheel_version = _matching(_WHEEL_VERSION, "a wheel version", "the version as PyPI lists it, e.g. '0.17.1'")
+as_sha256 = _matching(
+    _SHA256, "a sha256", "64 lowercase hex digits: the sha256 of the wheel file, as PyPI lists it"
+)
+
+
+def as_languages(value: object) -> tuple[str, ...]:
+    """Names of the languages osless knows (orchestrator.languages): what a toolchain compiles."""
+    languages = as_str_list(value)
+    for language in languages:
+        if language not in LANGUAGE_NAMES:
+            hint = hints(did_you_mean(language, LANGUAGE_NAMES), f"known: {', '.join(LANGUAGE_NAMES)}")
+            raise Invalid(f"unknown language {shown(language)}", hint)
+    return languages
 
 
 def as_components(value: object) -> tuple[str, ...]:

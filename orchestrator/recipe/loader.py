@@ -20,6 +20,7 @@ from orchestrator.errors import RecipeError, RecipeProblem, did_you_mean
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.convert import (
     MAX_TAG,
+    WHEEL_NAME,
     as_bool,
     as_components,
     as_cpus,
@@ -29,6 +30,7 @@ from orchestrator.recipe.convert import (
     as_extras,
     as_file_name,
     as_image_reference,
+    as_languages,
     as_max_size,
     as_memory,
     as_mirror,
@@ -37,6 +39,7 @@ from orchestrator.recipe.convert import (
     as_packages,
     as_pids,
     as_repository,
+    as_sha256,
     as_str,
     as_str_list,
     as_str_table,
@@ -44,6 +47,7 @@ from orchestrator.recipe.convert import (
     as_tag,
     as_text,
     as_user,
+    as_wheel_version,
     hints,
     normalized_repository,
     shown,
@@ -63,6 +67,7 @@ from orchestrator.recipe.model import (
     Toolchain,
     ToolchainPlatform,
     VerifySpec,
+    Wheel,
 )
 from orchestrator.recipe.placeholders import (
     FACTS,
@@ -137,6 +142,7 @@ def _read_toolchain(doc: Table, claimed: dict[str, str]) -> Toolchain | None:
     name = _read_name(section, claimed)
     image = section.optional("image", as_image_reference)
     env: dict[str, str] = section.get("env", as_shared_env, {})
+    languages: tuple[str, ...] = section.get("languages", as_languages, ())
     bootstrap_table = section.section("bootstrap")
     bootstrap = _read_bootstrap(bootstrap_table) if bootstrap_table.present else None
     platforms = _read_toolchain_platforms(section.section("platforms", required=True, hint=_ADD_PLATFORM))
@@ -149,7 +155,13 @@ def _read_toolchain(doc: Table, claimed: dict[str, str]) -> Toolchain | None:
     if name is None:
         return None
     return Toolchain(
-        name=name, file=doc.file.path, image=image, bootstrap=bootstrap, env=env, platforms=platforms
+        name=name,
+        file=doc.file.path,
+        image=image,
+        bootstrap=bootstrap,
+        env=env,
+        platforms=platforms,
+        languages=languages,
     )
 
 
@@ -158,9 +170,27 @@ def _read_bootstrap(table: Table) -> Bootstrap | None:
     packages = table.required("packages", as_packages)
     mirror = table.optional("mirror", as_mirror)
     components: tuple[str, ...] = table.get("components", as_components, ("main",))
+    unpack: tuple[str, ...] = table.get("unpack", as_packages, ())
+    wheels = _read_wheels(table.section("wheels"))
     if suite is None or packages is None:
         return None
-    return Bootstrap(suite=suite, packages=packages, mirror=mirror, components=components)
+    return Bootstrap(
+        suite=suite, packages=packages, mirror=mirror, components=components, unpack=unpack, wheels=wheels
+    )
+
+
+def _read_wheels(table: Table) -> tuple[Wheel, ...]:
+    """`wheels = { ziglang = { version = "0.17.1", sha256 = "..." } }`: each pinned to one file."""
+    wheels: list[Wheel] = []
+    for name in table.entries():
+        entry = table.section(name, required=True)
+        version = entry.required("version", as_wheel_version)
+        sha256 = entry.required("sha256", as_sha256, "the sha256 of the wheel file, as PyPI lists it")
+        if not WHEEL_NAME.fullmatch(name):
+            table.file.problem((*table.key, name), f"{shown(name)} is not a Python project name")
+        elif version is not None and sha256 is not None:
+            wheels.append(Wheel(name=name, version=version, sha256=sha256))
+    return tuple(wheels)
 
 
 def _read_toolchain_platforms(table: Table) -> dict[str, ToolchainPlatform]:
@@ -172,9 +202,10 @@ def _read_toolchain_platforms(table: Table) -> dict[str, ToolchainPlatform]:
             continue
         entry = table.section(platform)
         packages: tuple[str, ...] = entry.get("packages", platform_packages(PLATFORMS[platform]), ())
+        unpack: tuple[str, ...] = entry.get("unpack", platform_packages(PLATFORMS[platform]), ())
         env: dict[str, str] = entry.get("env", platform_env(PLATFORMS[platform]), {})
         if entry.present:
-            platforms[platform] = ToolchainPlatform(packages=packages, env=env)
+            platforms[platform] = ToolchainPlatform(packages=packages, unpack=unpack, env=env)
     return platforms
 
 
@@ -392,12 +423,13 @@ def _read_source(table: Table, root: Path) -> Path | None:
         return None
     try:
         source = (root / text).resolve()
-    except (OSError, RuntimeError) as error:  # a symlink loop
-        table.file.problem(key, f"cannot resolve {text!r}: {error}")
+        is_dir = source.is_dir()
+    except (OSError, RuntimeError) as error:  # a symlink loop, a name too long
+        table.file.problem(key, f"cannot resolve {shown(text)}: {shown(str(error), 200)[1:-1]}")
         return None
     if not source.is_relative_to(root):
         table.file.problem(key, f"{text!r} leads outside the project, to {source}", "keep sources inside it")
-    elif not source.is_dir():
+    elif not is_dir:
         table.file.problem(key, f"{text!r} is {'not a directory' if source.exists() else 'missing'}")
     else:
         return source

@@ -18,6 +18,16 @@ GiB = 1024**3
 
 
 @dataclass(frozen=True, kw_only=True)
+class Wheel:
+    """A Python wheel pinned by version and sha256: a way to ship a compiler Debian lacks (ziglang).
+    Its files land under /opt/wheels in the toolchain image."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Bootstrap:
     """How to make a toolchain image from Debian packages with mmdebstrap."""
 
@@ -26,6 +36,10 @@ class Bootstrap:
     mirror: str | None = None  # None: mmdebstrap's default mirror for the suite
     components: tuple[str, ...] = ("main",)
     variant: str = "apt"  # mmdebstrap's package set before `packages`: "apt" (with apt), "minbase"
+    # Packages whose files are added without their dependencies (a foreign architecture's target
+    # library that multiarch could not install: its dependencies would pull a foreign libc).
+    unpack: tuple[str, ...] = ()
+    wheels: tuple[Wheel, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +48,7 @@ class ToolchainPlatform:
     platform's `{NAME}` placeholders already filled in (they belong to this one platform)."""
 
     packages: tuple[str, ...] = ()
+    unpack: tuple[str, ...] = ()  # like Bootstrap.unpack, for this platform
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -47,6 +62,7 @@ class Toolchain:
     bootstrap: Bootstrap | None
     env: dict[str, str]  # for every platform; platform placeholders filled by `build_env`
     platforms: dict[str, ToolchainPlatform]  # keyed by platform name, e.g. "linux/arm64"
+    languages: tuple[str, ...] = ()  # names of orchestrator.languages.LANGUAGES it compiles
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,9 @@
 
 A toolchain with a bootstrap section becomes an image built from Debian packages (mmdebstrap, then
 `docker import`), tagged with a hash of its spec: a changed spec gives a new image, an unchanged one is
-reused. A toolchain that names an existing image uses it as is (no registry is assumed reachable).
+reused. Before the import, the files of the `unpack` packages and of the pinned `wheels` are added to
+mmdebstrap's tarball (orchestrator/bootstrap). A toolchain that names an existing image uses it as is
+(no registry is assumed reachable).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.bootstrap import debian, rootfs, wheels
+from orchestrator.bootstrap.debian import foreign_architectures
 from orchestrator.engine import Engine
 from orchestrator.errors import ToolchainError
 from orchestrator.recipe.model import Bootstrap, Toolchain
@@ -49,6 +54,15 @@ def bootstrap_packages(toolchain: Toolchain) -> list[str]:
     return sorted(packages)
 
 
+def unpack_packages(toolchain: Toolchain) -> list[str]:
+    """The bootstrap's and every platform's `unpack` packages, sorted, each once."""
+    assert toolchain.bootstrap is not None
+    packages = set(toolchain.bootstrap.unpack)
+    for platform in toolchain.platforms.values():
+        packages.update(platform.unpack)
+    return sorted(packages)
+
+
 def spec_hash(toolchain: Toolchain) -> str:
     """A short hash of everything that shapes the bootstrapped image (not of build-time env)."""
     assert toolchain.bootstrap is not None
@@ -59,8 +73,13 @@ def spec_hash(toolchain: Toolchain) -> str:
         "components": sorted(toolchain.bootstrap.components),
         "packages": bootstrap_packages(toolchain),
     }
-    if toolchain.bootstrap.variant != "apt":  # left out for "apt" so that existing tags stay valid
+    # Each left out at its default, so that the tags of existing images stay valid.
+    if toolchain.bootstrap.variant != "apt":
         spec["variant"] = toolchain.bootstrap.variant
+    if unpack := unpack_packages(toolchain):
+        spec["unpack"] = unpack
+    if toolchain.bootstrap.wheels:
+        spec["wheels"] = sorted([w.name, w.version, w.sha256] for w in toolchain.bootstrap.wheels)
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]
 
@@ -68,13 +87,6 @@ def spec_hash(toolchain: Toolchain) -> str:
 def image_reference(toolchain: Toolchain) -> str:
     """The tag of a bootstrapped toolchain image: `osless-toolchain/<name>:<spec hash>`."""
     return f"{IMAGE_REPOSITORY}/{toolchain.name}:{spec_hash(toolchain)}"
-
-
-def foreign_architectures(packages: list[str], native: str) -> list[str]:
-    """The Debian architectures named by `name:arch` packages other than `native`, sorted: dpkg must know
-    them (multiarch) before such packages install (`musl-dev:arm64`)."""
-    qualifiers = {package.partition(":")[2] for package in packages}
-    return sorted(qualifiers - {"", native, "any", "all"})
 
 
 def mmdebstrap_command(toolchain: Toolchain, output: Path, native: str) -> list[str]:
@@ -148,10 +160,27 @@ def _bootstrap(
             f"toolchain {toolchain.name} must be bootstrapped but mmdebstrap is not installed",
             hint="run `sudo scripts/setup-host` or `apt-get install mmdebstrap`",
         )
+    assert toolchain.bootstrap is not None
     tarball = work_dir / f"{toolchain.name}-{spec_hash(toolchain)}.tar"
     log_path = work_dir / f"{toolchain.name}.log"
     try:
-        _run_mmdebstrap(toolchain, tarball, log_path, progress)
+        # Wheels first: a wrong pin fails in seconds, not after mmdebstrap's minutes.
+        with _named(toolchain):
+            wheel_files = [
+                wheels.fetch(wheel, work_dir / "downloads", progress) for wheel in toolchain.bootstrap.wheels
+            ]
+        native = native_architecture()
+        _run_mmdebstrap(toolchain, tarball, log_path, native, progress)
+        with _named(toolchain):
+            _add_files(
+                toolchain,
+                tarball,
+                wheel_files=wheel_files,
+                work_dir=work_dir,
+                log_path=log_path,
+                native=native,
+                progress=progress,
+            )
         progress("docker import")
         engine.import_image(
             tarball, reference, changes=[f"ENV PATH={IMAGE_PATH}", f"LABEL osless.toolchain={toolchain.name}"]
@@ -164,6 +193,15 @@ def _bootstrap(
     return image_id
 
 
+@contextmanager
+def _named(toolchain: Toolchain) -> Iterator[None]:
+    """Errors of the bootstrap machinery, which knows no toolchain, prefixed with the toolchain's name."""
+    try:
+        yield
+    except ToolchainError as error:
+        raise ToolchainError(f"toolchain {toolchain.name}: {error.message}", hint=error.hint) from error
+
+
 def native_architecture() -> str:
     """This machine's Debian architecture, which a bootstrapped image has (mmdebstrap's default)."""
     return subprocess.run(
@@ -171,9 +209,11 @@ def native_architecture() -> str:
     ).stdout.strip()
 
 
-def _run_mmdebstrap(toolchain: Toolchain, tarball: Path, log_path: Path, progress: Progress) -> None:
+def _run_mmdebstrap(
+    toolchain: Toolchain, tarball: Path, log_path: Path, native: str, progress: Progress
+) -> None:
     """Run mmdebstrap, streaming its log to a file and its step names to the progress view."""
-    command = mmdebstrap_command(toolchain, tarball, native_architecture())
+    command = mmdebstrap_command(toolchain, tarball, native)
     with log_path.open("w") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
@@ -192,6 +232,50 @@ def _run_mmdebstrap(toolchain: Toolchain, tarball: Path, log_path: Path, progres
             if toolchain.bootstrap
             else None,
         )
+
+
+def _add_files(
+    toolchain: Toolchain,
+    tarball: Path,
+    *,
+    wheel_files: list[Path],
+    work_dir: Path,
+    log_path: Path,
+    native: str,
+    progress: Progress,
+) -> None:
+    """The `unpack` packages' files and the wheels' files, appended to mmdebstrap's tarball."""
+    assert toolchain.bootstrap is not None
+    unpack = unpack_packages(toolchain)
+    if not unpack and not wheel_files:
+        return
+    debs: list[Path] = []
+    if unpack:
+        progress("unpack: reading the image's packages and apt sources")
+        facts = rootfs.read_facts(tarball)
+        debs = debian.download(
+            unpack,
+            facts.installed,
+            facts.sources,
+            state=work_dir / f"{toolchain.name}-apt",
+            native=native,
+            log=log_path,
+            progress=progress,
+        )
+    with rootfs.appending(tarball) as appender:
+        for package, deb in zip(unpack, debs, strict=True):
+            added = debian.unpack(deb, appender, package, DPKG_EXCLUDES)
+            progress(f"unpack {package}: {added} files added{_kept(appender)}")
+        for wheel, path in zip(toolchain.bootstrap.wheels, wheel_files, strict=True):
+            added = appender.add_wheel(path, f"wheel {wheel.name}")
+            progress(f"wheel {wheel.name}: {added} files added under /{rootfs.WHEELS_DIR}{_kept(appender)}")
+
+
+def _kept(appender: rootfs.RootfsAppender) -> str:
+    """ ", 2 already there" for the paths the last addition left as they were (then forgets them)."""
+    count = len(appender.kept)
+    appender.kept.clear()
+    return f", {count} already there (kept)" if count else ""
 
 
 # What teams would otherwise ship on: Debian's slim image is minbase without docs, man pages, locales.

@@ -22,7 +22,6 @@ from orchestrator.elf.facts import (
     machine_constant,
 )
 from orchestrator.elf.load import MAX_FILE_SIZE, PF_X, exception_text, of_type, one_line
-from orchestrator.languages import cross_compilers
 from orchestrator.outputs.sizes import human_size
 from orchestrator.platforms import EM_ARM, EM_X86_64, PLATFORMS, Platform
 from orchestrator.verify.context import ElfContext
@@ -118,7 +117,7 @@ def architecture(context: ElfContext, platform: Platform | None) -> tuple[Findin
     Without a platform it must say one of osless's."""
     if platform is None:
         return _unsupported(context.facts)
-    return _identity_mismatches(context.facts, platform) or _abi_findings(context, platform)
+    return _identity_mismatches(context, platform) or _abi_findings(context, platform)
 
 
 def _unsupported(facts: ElfFacts) -> tuple[Finding, ...]:
@@ -138,9 +137,11 @@ def _unsupported(facts: ElfFacts) -> tuple[Finding, ...]:
     )
 
 
-def _identity_mismatches(facts: ElfFacts, platform: Platform) -> tuple[Finding, ...]:
-    """e_machine, then class and byte order (only meaningful for the right machine)."""
-    cross = f"cross-compile for it ({cross_compilers(platform)})"
+def _identity_mismatches(context: ElfContext, platform: Platform) -> tuple[Finding, ...]:
+    """e_machine, then class and byte order (only meaningful for the right machine); the hint names how
+    the binary's language builds for the platform."""
+    facts = context.facts
+    cross = f"cross-compile for it ({context.language.cross_compiler(platform)})"
     if facts.machine != platform.elf_machine:
         return (
             error("arch.machine", f"built for {facts.machine_name}, recipe says {platform.name} — {cross}"),

@@ -48,6 +48,7 @@ class Verdict:
     path: str
     facts: ElfFacts | None
     findings: tuple[Finding, ...]
+    language: str | None = None  # the name of the language that recognised the binary: "go", "c++", "c"
 
     @property
     def ok(self) -> bool:

@@ -84,7 +84,12 @@ def _verdict(path: Path, platform: Platform | None, limit: int) -> Verdict:
         return _unreadable(path, exc.finding_id, exc.message)
     except Exception as exc:  # last resort: bad input must never end in a traceback
         return _unreadable(path, INTERNAL_FINDING, internal_message(exc))
-    return Verdict(path=str(path), facts=context.facts, findings=run_checks(context, platform))
+    return Verdict(
+        path=str(path),
+        facts=context.facts,
+        findings=run_checks(context, platform),
+        language=context.language.name,
+    )
 
 
 def _unreadable(path: Path, finding_id: str, message: str) -> Verdict:

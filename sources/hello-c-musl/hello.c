@@ -1,4 +1,4 @@
-/* hello-c prints a greeting; linked statically against musl. */
+/* hello-c-musl prints a greeting; linked statically against musl. */
 #include <stdio.h>
 
 int main(void) {

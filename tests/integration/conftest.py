@@ -24,6 +24,27 @@ from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 
 RISCV64 = PLATFORMS["linux/riscv64"]
+SUBSET = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+"""The platforms the integration tests build the shipped samples for, unless OSLESS_TEST_PLATFORMS says
+otherwise: every language on the native platform, an emulated 64-bit one and a 32-bit one, within CI's
+time budget. `nox -s tests-all` (OSLESS_TEST_PLATFORMS=all) builds and tests all seven."""
+
+
+def _test_platforms() -> tuple[str, ...]:
+    value = os.environ.get("OSLESS_TEST_PLATFORMS", "").strip()
+    if value == "all":
+        return tuple(PLATFORMS)
+    chosen = tuple(name.strip() for name in value.split(",") if name.strip()) or SUBSET
+    unknown = [name for name in chosen if name not in PLATFORMS]
+    if unknown:
+        raise pytest.UsageError(
+            f"OSLESS_TEST_PLATFORMS: unknown {unknown}; known: all, {', '.join(PLATFORMS)}"
+        )
+    return tuple(name for name in PLATFORMS if name in chosen)  # in the table's order, like reports
+
+
+BUILT_PLATFORMS = _test_platforms()
+PLATFORM_ARGS = tuple(argument for name in BUILT_PLATFORMS for argument in ("--platform", name))
 RISCV_HANDLER = binfmt.BINFMT_DIR / f"qemu-{RISCV64.qemu}"
 
 
@@ -82,9 +103,10 @@ def run_osless(
 
 @pytest.fixture(scope="session")
 def build_all(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> OslessRun:
-    """The shipped samples built once, as `nox -s build-all` would, into a temporary out/."""
+    """The shipped samples built once for BUILT_PLATFORMS (`nox -s build-all` builds all seven), into a
+    temporary out/."""
     out = tmp_path_factory.mktemp("out")
-    return run_osless(REPO_ROOT, "build", out=out)
+    return run_osless(REPO_ROOT, "build", *PLATFORM_ARGS, out=out)
 
 
 @pytest.fixture

@@ -18,21 +18,58 @@ from orchestrator.image import oci
 from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 from tests.factories import smoked_c_recipe
-from tests.integration.conftest import OslessRun, run_osless
+from tests.integration.conftest import BUILT_PLATFORMS, OslessRun, run_osless
 
 pytestmark = pytest.mark.integration
 
 GO_GREETING = "Hello from OS-less container (Go edition)\n"
 C_GREETING = "Hello from OS-less container (C edition)\n"
 TLS_GREETING = "TLS client ready (minimum TLS 1.2, system CA pool loaded)\n"
+RUST_GREETING = (
+    "Hello from OS-less container (Rust edition)\n"
+    + "".join(
+        f"worker-{n}: 250000 values, sum {s}\n"
+        for n, s in enumerate((124896890314, 125051359526, 125050109520, 124899140314))
+    )
+    + 'total 499897499674 |    1.4142 | 0xbeef | "ok"\n'
+)
+CXX_GREETING = (
+    "Hello from OS-less container (C++ edition)\n"
+    "threads: 4 workers summed 1..1000 = 500500\n"
+    'exceptions: 8080 is fine; "not-a-port" is not a number; port 70000 out of range\n'
+    "allocation: 1000 strings, 64000 bytes; binary=1 scratch=3 static=2\n"
+    "formatting: 3.142 0xff  right|left  |\n"
+)
+ZIG_GREETING = (
+    "Hello from OS-less container (Zig edition)\n"
+    "threads: 4 workers, sum of squares 1..1000000 = 333333833333500000 (0x4a03d5af7766860)\n"
+    "heap: 10 squares [0,1,4,9,16,25,36,49,64,81]\n"
+    "fmt: 3.142 1.2345e3 | right|left  | 10100101\n"
+)
+C_ZIG_GREETING = (
+    "Hello from OS-less container (C via zig cc edition)\n"
+    "threads: 4 workers, sum of squares 1..1000000 = 333333833333500000 (0x4a03d5af7766860)\n"
+    "heap: 25 bytes [0,1,4,9,16,25,36,49,64,81]\n"
+    "printf: 3.142 1.234500e+03 | right|left  | 00000245\n"
+)
 SEVEN = list(PLATFORMS)
-SHIPPED = {
-    **{("hello-go", platform): GO_GREETING for platform in SEVEN},
-    **{("hello-c", platform): C_GREETING for platform in SEVEN},
-    ("hello-c-musl", "linux/amd64"): C_GREETING,
+ON_EVERY_PLATFORM = {
+    "hello-go": GO_GREETING,
+    "hello-c": C_GREETING,
+    "hello-rust": RUST_GREETING,
+    "hello-c-musl": C_GREETING,
+    "hello-cxx": CXX_GREETING,
+    "hello-zig": ZIG_GREETING,
+    "hello-c-zig": C_ZIG_GREETING,
+}
+ON_SOME_PLATFORMS = {
     ("tls-go", "linux/amd64"): TLS_GREETING,
     ("tls-go", "linux/arm64"): TLS_GREETING,
     ("whoami-c-musl", "linux/amd64"): "running as nobody (uid 65534)\n",
+}
+SHIPPED = {  # what build_all builds: the shipped targets on BUILT_PLATFORMS
+    **{(s, platform): greeting for s, greeting in ON_EVERY_PLATFORM.items() for platform in BUILT_PLATFORMS},
+    **{key: greeting for key, greeting in ON_SOME_PLATFORMS.items() if key[1] in BUILT_PLATFORMS},
 }
 NATIVE = {"linux/amd64", "linux/386"}
 
@@ -58,10 +95,36 @@ def test_images_cost_the_binary_and_extras_plus_a_few_kilobytes(build_all: Osles
         assert overhead <= 16 * 1024, target
 
 
-def test_platforms_a_toolchain_cannot_build_are_named_with_the_reason(build_all: OslessRun) -> None:
-    unsupported = {(u["service"], u["platform"]): u["reason"] for u in build_all.report["unsupported"]}
-    assert set(unsupported) == {("hello-c-musl", p) for p in SEVEN if p != "linux/amd64"}
-    assert "{MUSL_CC}" in unsupported["hello-c-musl", "linux/riscv64"]
+def test_shipped_samples_build_on_every_platform_they_name(build_all: OslessRun) -> None:
+    assert build_all.report["unsupported"] == []
+
+
+def test_platforms_a_toolchain_cannot_build_are_named_with_the_reason(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    """A service calling a compiler the toolchain defines for amd64 only ({NATIVE_CC}, added to the
+    shipped gcc recipe's env: the same image) is built there; each other platform is reported with the
+    reason, and not built."""
+    gcc = (REPO_ROOT / "recipes" / "toolchains" / "gcc.toml").read_text()
+    amd64 = '[toolchain.platforms."linux/amd64"]\nenv = { '
+    assert amd64 in gcc
+    project = make_project(
+        {
+            "recipes/toolchains/gcc.toml": gcc.replace(amd64, f'{amd64}NATIVE_CC = "gcc", '),
+            "sources/c/hello.c": (REPO_ROOT / "sources" / "hello-c" / "hello.c").read_text(),
+            "recipes/native.toml": '[service]\nname = "native"\nsource = "sources/c"\ntoolchain = "gcc"\n'
+            'platforms = ["all"]\n[build]\ncommand = ["{NATIVE_CC}", "-static", "-s", "-o", "{output}", '
+            '"hello.c"]\n[smoke]\nstdout = "Hello from OS-less container (C edition)\\n"\n',
+        }
+    )
+    run = run_osless(project, "build", out=tmp_path / "out")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [(t["service"], t["platform"], t["status"]) for t in run.report["targets"]] == [
+        ("native", "linux/amd64", "passed")
+    ]
+    unsupported = {(u["service"], u["platform"]): u["reason"] for u in run.report["unsupported"]}
+    assert set(unsupported) == {("native", p) for p in SEVEN if p != "linux/amd64"}
+    assert unsupported["native", "linux/riscv64"] == "toolchain gcc defines no {NATIVE_CC} for linux/riscv64"
 
 
 def test_each_target_keeps_its_binary_log_and_verdict(build_all: OslessRun) -> None:

@@ -14,9 +14,10 @@ from cyclonedx.validation.json import JsonStrictValidator
 from orchestrator.elf.goinfo import read_go_build_info
 from orchestrator.image import oci
 from orchestrator.outputs import sbom
+from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import OslessRun
+from tests.integration.conftest import BUILT_PLATFORMS, OslessRun
 
 pytestmark = pytest.mark.integration
 
@@ -114,11 +115,64 @@ def test_hello_c_lists_the_libc_packages_of_the_gcc_toolchain(
 
 
 def test_hello_c_musl_lists_musl(build_all: OslessRun, docker_client: Any) -> None:
+    """Each platform's musl is musl-dev of its own architecture (multiarch copies of one package)."""
     bom = document(build_all, "hello-c-musl")
-    (version, architecture) = dpkg_query(docker_client, build_all.report["toolchains"]["gcc"], "musl-dev")[
-        "musl-dev"
-    ]
-    (ref,) = depends_on(bom, "binary:linux/amd64:/hello-c-musl")
-    musl = by_ref(bom)[ref]
-    assert (musl["name"], musl["version"]) == ("musl-dev", version)
-    assert f"arch={architecture}" in musl["purl"]
+    assert images(build_all)["hello-c-musl"]["platforms"] == list(BUILT_PLATFORMS)
+    for platform in (PLATFORMS[name] for name in BUILT_PLATFORMS):
+        package = f"musl-dev:{platform.debian_arch}"
+        installed = dpkg_query(docker_client, build_all.report["toolchains"]["gcc"], package)
+        assert installed["musl-dev"][1] == platform.debian_arch
+        (ref,) = depends_on(bom, f"binary:{platform.name}:/hello-c-musl")
+        musl = by_ref(bom)[ref]
+        assert (musl["name"], musl["version"]) == ("musl-dev", installed["musl-dev"][0])
+        assert f"arch={platform.debian_arch}" in musl["purl"]
+
+
+def test_hello_cxx_lists_libstdcxx_with_its_version(build_all: OslessRun, docker_client: Any) -> None:
+    """Beside the libc, the static libstdc++ as the Debian package g++ took it from (native:
+    libstdc++-<N>-dev, cross: libstdc++-<N>-dev-<arch>-cross, N = g++'s major version), with its
+    version; g++ and g++-<triple> as tools."""
+    bom = document(build_all, "hello-cxx")
+    components = by_ref(bom)
+    image = build_all.report["toolchains"]["gcc"]
+    gxx, native = dpkg_query(docker_client, image, "g++")["g++"]
+    major = gxx.partition(":")[2].split(".")[0]
+    tools = {t["name"]: t["version"] for t in bom["metadata"]["tools"]["components"]}
+    assert tools["g++"] == gxx
+    for platform in (PLATFORMS[name] for name in BUILT_PLATFORMS):
+        cross = platform.debian_arch != native
+        package = f"libstdc++-{major}-dev" + (f"-{platform.debian_arch}-cross" if cross else "")
+        libc = f"libc6-dev-{platform.debian_arch}-cross" if cross else "libc6-dev"
+        installed = dpkg_query(docker_client, image, package, libc)
+        binary = components[f"binary:{platform.name}:/hello-cxx"]
+        properties = {p["name"]: p["value"] for p in binary["properties"]}
+        assert (properties["osless:libc"], properties["osless:cxx:stdlib"]) == ("glibc", "libstdc++")
+        parts = {components[ref]["name"]: components[ref] for ref in depends_on(bom, binary["bom-ref"])}
+        assert set(parts) == {libc, package}
+        assert parts[package]["version"] == installed[package][0]
+        assert parts[package]["purl"].startswith(f"pkg:deb/debian/libstdc%2B%2B-{major}-dev")
+        assert parts[libc]["version"] == installed[libc][0]
+        if cross:
+            assert tools[f"g++-{platform.gnu_triple}"] == gxx
+            assert f"g++-{major}-{platform.gnu_triple}" in tools
+
+
+def test_hello_rust_lists_its_crates_and_the_std_of_each_platform(
+    build_all: OslessRun, docker_client: Any
+) -> None:
+    """Crates with versions from the sample's Cargo.lock, Debian's std for each platform's architecture
+    at the version of the toolchain's libstd-rust-dev, and rustc and cargo as tools."""
+    bom = document(build_all, "hello-rust")
+    components = by_ref(bom)
+    installed = dpkg_query(docker_client, build_all.report["toolchains"]["rust"], "libstd-rust-dev", "rustc")
+    std_version = installed["libstd-rust-dev"][0]
+    itoa = components["pkg:cargo/itoa@1.0.14"]
+    assert (itoa["name"], itoa["version"]) == ("itoa", "1.0.14")
+    for platform in images(build_all)["hello-rust"]["platforms"]:
+        refs = depends_on(bom, f"binary:{platform}:/hello-rust")
+        assert "pkg:cargo/itoa@1.0.14" in refs and "cargo-local:hello-rust@0.1.0" in refs
+        (std,) = [components[r] for r in refs if components[r]["name"] == "libstd-rust-dev"]
+        assert std["version"] == std_version
+        assert f"arch={PLATFORMS[platform].debian_arch}" in std["purl"]
+    tools = {t["name"]: t["version"] for t in bom["metadata"]["tools"]["components"]}
+    assert tools["rustc"] == installed["rustc"][0]

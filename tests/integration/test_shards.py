@@ -11,7 +11,7 @@ import pytest
 from orchestrator.pipeline.targets import select_shard, select_targets
 from orchestrator.recipe.loader import load_project
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import OslessRun, run_osless
+from tests.integration.conftest import BUILT_PLATFORMS, PLATFORM_ARGS, OslessRun, run_osless
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def shards(build_all: OslessRun, tmp_path_factory: pytest.TempPathFactory) -> li
     runs = []
     for k in range(1, SHARDS + 1):
         out = tmp_path_factory.mktemp(f"shard-{k}-of-{SHARDS}")
-        runs.append(run_osless(REPO_ROOT, "build", "--shard", f"{k}/{SHARDS}", out=out))
+        runs.append(run_osless(REPO_ROOT, "build", "--shard", f"{k}/{SHARDS}", *PLATFORM_ARGS, out=out))
     return runs
 
 
@@ -43,7 +43,7 @@ def assembled(shards: list[OslessRun], tmp_path_factory: pytest.TempPathFactory)
 def test_each_shard_builds_its_part_once(build_all: OslessRun, shards: list[OslessRun]) -> None:
     assert build_all.returncode == 0, build_all.stderr
     project = load_project(REPO_ROOT)
-    everything = select_targets(project, [], [])
+    everything = select_targets(project, [], list(BUILT_PLATFORMS))
     seen: list[str] = []
     for k, run in enumerate(shards, 1):
         assert run.returncode == 0, run.stdout + run.stderr
@@ -95,7 +95,7 @@ def test_assembled_output_is_a_valid_cache(assembled: OslessRun) -> None:
 
     (Last: it replaces the assembled report.)"""
     digests = {i["service"]: i["index_digest"] for i in assembled.report["images"]}
-    again = run_osless(REPO_ROOT, "build", out=assembled.out)
+    again = run_osless(REPO_ROOT, "build", *PLATFORM_ARGS, out=assembled.out)
     assert again.returncode == 0, again.stdout + again.stderr
     assert all(t["cached"] for t in again.report["targets"])
     assert {i["service"]: i["index_digest"] for i in again.report["images"]} == digests

@@ -108,7 +108,7 @@ def test_a_target_in_two_inputs_is_refused(project: Project, tmp_path: Path) -> 
 
 
 def test_a_target_the_recipes_do_not_have_is_refused(project: Project, tmp_path: Path) -> None:
-    one = output_dir(tmp_path / "one", failed("hello-c-musl", "linux/arm64", tmp_path / "x"))
+    one = output_dir(tmp_path / "one", failed("tls-go", "linux/s390x", tmp_path / "x"))
     with pytest.raises(UsageError, match="not a target of"):
         assemble(project, [one], tmp_path / "out", connect=no_engine)
 

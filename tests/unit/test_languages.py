@@ -3,7 +3,7 @@ the platform table's flag rules exempt are languages osless has."""
 
 from __future__ import annotations
 
-from orchestrator.languages import LANGUAGES, build_env_defaults, cross_compilers
+from orchestrator.languages import LANGUAGES, build_env_defaults
 from orchestrator.languages.c import C
 from orchestrator.languages.go import GO
 from orchestrator.platforms import PLATFORMS
@@ -22,17 +22,25 @@ def test_build_environment_defaults_keep_builds_offline_and_cached() -> None:
         "GOTOOLCHAIN": "local",
         "GOPROXY": "off",
         "GOFLAGS": "-buildvcs=false",
+        "CARGO_HOME": "/tmp/cargo-home",
+        "CARGO_TARGET_DIR": "/cache/targets/svc/linux-arm64/cargo",
+        "CARGO_NET_OFFLINE": "true",
+        "ZIG_GLOBAL_CACHE_DIR": "/cache/zig",
+        "ZIG_LOCAL_CACHE_DIR": "/cache/targets/svc/linux-arm64/zig-local",
         "CCACHE_DIR": "/cache/ccache",
     }
-    assert {"HOME": "/tmp", "XDG_CACHE_HOME": "/cache"} == BUILD_ENV_DEFAULTS
+    assert BUILD_ENV_DEFAULTS == {"HOME": "/tmp", "XDG_CACHE_HOME": "/cache"}
 
 
-def test_cross_compilers_are_named_by_language() -> None:
-    assert (
-        cross_compilers(PLATFORMS["linux/arm/v7"])
-        == "arm-linux-gnueabihf-gcc, arm-linux-gnueabihf-g++, GOARCH=arm, "
-        "cargo --target armv7-unknown-linux-gnueabihf, zig -target arm-linux-musleabihf"
-    )
+def test_each_language_says_how_it_builds_for_a_platform() -> None:
+    arm = PLATFORMS["linux/arm/v7"]
+    assert {language.name: language.cross_compiler(arm) for language in LANGUAGES} == {
+        "go": "GOARCH=arm",
+        "rust": "cargo --target armv7-unknown-linux-gnueabihf",
+        "zig": "zig -target arm-linux-musleabihf",
+        "c++": "arm-linux-gnueabihf-g++",
+        "c": "arm-linux-gnueabihf-gcc",
+    }
 
 
 def test_flag_rules_exempt_only_known_languages() -> None:

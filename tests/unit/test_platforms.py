@@ -15,7 +15,7 @@ from orchestrator.host import probe
 from orchestrator.platforms import EM_ARM, PLATFORMS, Platform, host_platform, is_emulated, platform_name
 
 ALL = list(PLATFORMS.values())
-PLACEHOLDERS = {"GOARCH", "GOARM", "GNU_TRIPLE", "DEBIAN_ARCH", "RUST_TARGET"}
+PLACEHOLDERS = {"GOARCH", "GOARM", "GNU_TRIPLE", "DEBIAN_ARCH", "RUST_TARGET", "MUSL_TRIPLE", "ZIG_TARGET"}
 RUST_TARGETS = {
     "linux/amd64": "x86_64-unknown-linux-gnu",
     "linux/arm64": "aarch64-unknown-linux-gnu",
@@ -57,6 +57,8 @@ def test_placeholders_are_complete(platform: Platform) -> None:
     placeholders = platform.placeholders()
     assert set(placeholders) == PLACEHOLDERS
     assert placeholders["RUST_TARGET"] == RUST_TARGETS[platform.name]
+    # Debian's musl triples and Zig's targets agree except for 386 (Zig says x86, Debian i386).
+    assert placeholders["ZIG_TARGET"].replace("x86-", "i386-") == placeholders["MUSL_TRIPLE"]
     # GOARM exists for GOARCH=arm only; every other fact is never empty.
     assert bool(placeholders.pop("GOARM")) == (platform.goarch == "arm")
     assert all(placeholders.values())
@@ -69,6 +71,8 @@ def test_arm_v7_placeholders() -> None:
         "GNU_TRIPLE": "arm-linux-gnueabihf",
         "DEBIAN_ARCH": "armhf",
         "RUST_TARGET": "armv7-unknown-linux-gnueabihf",
+        "MUSL_TRIPLE": "arm-linux-musleabihf",
+        "ZIG_TARGET": "arm-linux-musleabihf",
     }
 
 

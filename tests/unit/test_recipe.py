@@ -110,8 +110,11 @@ def project(tmp_path: Path) -> Path:
 def test_shipped_recipes_load() -> None:
     project = load_project(REPO_ROOT)
 
-    assert set(project.services) == {"hello-go", "hello-c", "hello-c-musl", "tls-go", "whoami-c-musl"}
-    assert set(project.toolchains) == {"go", "gcc"}
+    assert set(project.services) == {
+        *("hello-go", "hello-c", "hello-c-musl", "hello-cxx", "tls-go", "whoami-c-musl"),
+        *("hello-zig", "hello-c-zig", "hello-rust"),
+    }
+    assert set(project.toolchains) == {"go", "gcc", "zig", "rust"}
     go = project.services["hello-go"]
     assert go.platforms == tuple(PLATFORMS)  # platforms = ["all"]
     assert go.toolchain == "go"
@@ -122,12 +125,16 @@ def test_shipped_recipes_load() -> None:
     assert go.smoke.args == () and go.smoke.timeout == 10.0
     assert go.smoke.stdout == "Hello from OS-less container (Go edition)\n"
     musl = project.services["hello-c-musl"]
-    assert musl.platforms == ("linux/amd64",)
-    assert set(musl.unsupported) == set(PLATFORMS) - {"linux/amd64"}
-    assert "{MUSL_CC}" in musl.unsupported["linux/arm64"]
+    assert musl.platforms == tuple(PLATFORMS) and not musl.unsupported  # musl-dev:<arch> on every one
     gcc = project.toolchains["gcc"]
-    assert gcc.platforms["linux/arm64"].env == {"CC": "aarch64-linux-gnu-gcc"}
-    assert gcc.platforms["linux/arm64"].packages == ("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross")
+    assert gcc.platforms["linux/arm64"].env == {
+        "CC": "aarch64-linux-gnu-gcc",
+        "CXX": "aarch64-linux-gnu-g++",
+        "MUSL_CC": "aarch64-linux-musl-gcc",
+    }
+    assert gcc.platforms["linux/arm64"].packages == (
+        *("gcc-aarch64-linux-gnu", "g++-aarch64-linux-gnu", "libc6-dev-arm64-cross", "musl-dev:arm64"),
+    )
     assert gcc.bootstrap is not None
     assert (gcc.bootstrap.components, gcc.bootstrap.mirror) == (("main",), None)
     assert build_env(project.toolchains["go"], "linux/arm64", {"EXTRA": "1"}) == {
@@ -498,18 +505,23 @@ def test_project_without_services(project: Path) -> None:
 
 
 def _all_platforms_service(extra: str = "", platforms: str = '["all"]') -> dict[str, str]:
+    """A service calling {NATIVE_CC}, which the shipped gcc toolchain, edited, defines for amd64 only."""
+    shipped = (REPO_ROOT / TOOLCHAIN_FILE).read_text()
+    amd64 = '[toolchain.platforms."linux/amd64"]\nenv = { '
+    assert amd64 in shipped
     return {
+        TOOLCHAIN_FILE: shipped.replace(amd64, f'{amd64}NATIVE_CC = "gcc", '),
         "sources/s/main.c": "int main(void) { return 0; }\n",
         "recipes/s.toml": '[service]\nname = "s"\nsource = "sources/s"\ntoolchain = "gcc"\n'
         f"platforms = {platforms}\n"
-        f'{extra}[build]\ncommand = ["{{MUSL_CC}}", "-o", "{{output}}", "main.c"]\n',
+        f'{extra}[build]\ncommand = ["{{NATIVE_CC}}", "-o", "{{output}}", "main.c"]\n',
     }
 
 
 def test_all_platforms_keeps_the_buildable_ones_and_says_why_not_the_others(make_project: Any) -> None:
     service = load_project(make_project(_all_platforms_service())).services["s"]
     assert service.platforms == ("linux/amd64",)
-    assert service.unsupported["linux/s390x"] == "toolchain gcc defines no {MUSL_CC} for linux/s390x"
+    assert service.unsupported["linux/s390x"] == "toolchain gcc defines no {NATIVE_CC} for linux/s390x"
 
 
 def test_excluded_platforms_are_neither_built_nor_reported(make_project: Any) -> None:
@@ -652,7 +664,12 @@ def test_mmdebstrap_positionals_come_after_double_dash(project: Path) -> None:
 
 
 def test_arch_qualified_packages_make_their_architectures_known_to_dpkg(project: Path) -> None:
-    edit(project, TOOLCHAIN_FILE, 'packages = ["gcc"]', 'packages = ["gcc", "musl-dev:s390x", "musl-dev:arm64"]')
+    edit(
+        project,
+        TOOLCHAIN_FILE,
+        'packages = ["gcc"]',
+        'packages = ["gcc", "musl-dev:s390x", "musl-dev:arm64"]',
+    )
     toolchain = load_project(project).toolchains["gcc"]
 
     assert "--architectures=amd64,arm64,s390x" in mmdebstrap_command(toolchain, Path("/tmp/o.tar"), "amd64")
@@ -733,7 +750,7 @@ def test_tag_length_counts_the_platforms_of_all(make_project: Any) -> None:
     """With ["all"], riscv64 and ppc64le give the longest suffix: 7 characters."""
     files = _all_platforms_service(platforms='["all"]')
     files["recipes/s.toml"] = (
-        files["recipes/s.toml"].replace("{MUSL_CC}", "{CC}") + '[image]\ntag = "' + "t" * 121 + '"\n'
+        files["recipes/s.toml"].replace("{NATIVE_CC}", "{CC}") + '[image]\ntag = "' + "t" * 121 + '"\n'
     )
     with pytest.raises(RecipeError) as raised:
         load_project(make_project(files))
@@ -1013,9 +1030,9 @@ _KEYS = {
     "smoke": ["args", "stdout", "exit_code", "timeout", "limits", "allow_root"],
 }
 _TOOLCHAIN_KEYS = {
-    "toolchain": ["name", "image", "env"],
-    "toolchain.bootstrap": ["suite", "packages", "mirror", "components"],
-    'toolchain.platforms."linux/amd64"': ["packages", "env"],
+    "toolchain": ["name", "image", "env", "languages"],
+    "toolchain.bootstrap": ["suite", "packages", "mirror", "components", "unpack", "wheels"],
+    'toolchain.platforms."linux/amd64"': ["packages", "unpack", "env"],
 }
 _TEXT = st.one_of(
     st.text(max_size=30),

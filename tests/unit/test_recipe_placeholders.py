@@ -20,14 +20,19 @@ from tests.factories import MAIN_C, service_recipe
 MakeProject = Callable[[dict[str, str]], Path]
 
 # Pinned from the recipes before they used placeholders: the same images must be reused, and every
-# build must see the same environment (so the binaries stay byte for byte the same).
-GCC_IMAGE = "osless-toolchain/gcc:acccacc579bd9e85"
+# build must see the same environment (so the binaries stay byte for byte the same). The gcc image
+# changed on purpose once since: C++ (g++, g++-<triple>) and musl on every platform (musl-dev:<arch>).
+GCC_IMAGE = "osless-toolchain/gcc:cbdcfab1dc3575be"
 GO_IMAGE = "osless-toolchain/go:16ebdaa34c4f7ce2"
 GCC_PACKAGES = [
-    *("ca-certificates", "ccache", "gcc", "gcc-aarch64-linux-gnu", "gcc-arm-linux-gnueabihf"),
+    *("ca-certificates", "ccache", "g++", "g++-aarch64-linux-gnu", "g++-arm-linux-gnueabihf"),
+    *("g++-i686-linux-gnu", "g++-powerpc64le-linux-gnu", "g++-riscv64-linux-gnu", "g++-s390x-linux-gnu"),
+    *("gcc", "gcc-aarch64-linux-gnu", "gcc-arm-linux-gnueabihf"),
     *("gcc-i686-linux-gnu", "gcc-powerpc64le-linux-gnu", "gcc-riscv64-linux-gnu", "gcc-s390x-linux-gnu"),
     *("libc6-dev", "libc6-dev-arm64-cross", "libc6-dev-armhf-cross", "libc6-dev-i386-cross"),
-    *("libc6-dev-ppc64el-cross", "libc6-dev-riscv64-cross", "libc6-dev-s390x-cross", "musl-tools", "tzdata"),
+    *("libc6-dev-ppc64el-cross", "libc6-dev-riscv64-cross", "libc6-dev-s390x-cross"),
+    *("musl-dev", "musl-dev:arm64", "musl-dev:armhf", "musl-dev:i386", "musl-dev:ppc64el"),
+    *("musl-dev:riscv64", "musl-dev:s390x", "musl-tools", "tzdata"),
 ]
 GO_PACKAGES = ["ca-certificates", "golang-go", "tzdata"]
 GCC_PATH = "/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -37,17 +42,32 @@ GO_ENV = {
     "GOPROXY": "off",
     "GOFLAGS": "-trimpath -buildvcs=false",
 }
-GCC_NATIVE = {"PATH": GCC_PATH, "CC": "gcc", "MUSL_CC": "musl-gcc"}
+GCC_ENVS = {  # the gcc toolchain's, by platform: C, C++ and musl C compilers
+    "linux/amd64": {"PATH": GCC_PATH, "CC": "gcc", "CXX": "g++", "MUSL_CC": "x86_64-linux-musl-gcc"},
+    **{
+        platform: {
+            "PATH": GCC_PATH,
+            "CC": f"{gnu}-gcc",
+            "CXX": f"{gnu}-g++",
+            "MUSL_CC": f"{musl}-gcc",
+        }
+        for platform, gnu, musl in [
+            ("linux/arm64", "aarch64-linux-gnu", "aarch64-linux-musl"),
+            ("linux/arm/v7", "arm-linux-gnueabihf", "arm-linux-musleabihf"),
+            ("linux/riscv64", "riscv64-linux-gnu", "riscv64-linux-musl"),
+            ("linux/386", "i686-linux-gnu", "i386-linux-musl"),
+            ("linux/ppc64le", "powerpc64le-linux-gnu", "powerpc64le-linux-musl"),
+            ("linux/s390x", "s390x-linux-gnu", "s390x-linux-musl"),
+        ]
+    },
+}
 BUILD_ENVS = {
-    ("hello-c-musl", "linux/amd64"): GCC_NATIVE,
-    ("whoami-c-musl", "linux/amd64"): GCC_NATIVE,
-    ("hello-c", "linux/amd64"): GCC_NATIVE,
-    ("hello-c", "linux/arm64"): {"PATH": GCC_PATH, "CC": "aarch64-linux-gnu-gcc"},
-    ("hello-c", "linux/arm/v7"): {"PATH": GCC_PATH, "CC": "arm-linux-gnueabihf-gcc"},
-    ("hello-c", "linux/riscv64"): {"PATH": GCC_PATH, "CC": "riscv64-linux-gnu-gcc"},
-    ("hello-c", "linux/386"): {"PATH": GCC_PATH, "CC": "i686-linux-gnu-gcc"},
-    ("hello-c", "linux/ppc64le"): {"PATH": GCC_PATH, "CC": "powerpc64le-linux-gnu-gcc"},
-    ("hello-c", "linux/s390x"): {"PATH": GCC_PATH, "CC": "s390x-linux-gnu-gcc"},
+    **{
+        (service, p): env
+        for service in ("hello-c", "hello-c-musl", "hello-cxx")
+        for p, env in GCC_ENVS.items()
+    },
+    ("whoami-c-musl", "linux/amd64"): GCC_ENVS["linux/amd64"],
     ("hello-go", "linux/amd64"): {**GO_ENV, "GOARCH": "amd64"},
     ("hello-go", "linux/arm64"): {**GO_ENV, "GOARCH": "arm64"},
     ("hello-go", "linux/arm/v7"): {**GO_ENV, "GOARCH": "arm", "GOARM": "7"},
@@ -57,6 +77,24 @@ BUILD_ENVS = {
     ("hello-go", "linux/s390x"): {**GO_ENV, "GOARCH": "s390x"},
     ("tls-go", "linux/amd64"): {**GO_ENV, "GOARCH": "amd64"},
     ("tls-go", "linux/arm64"): {**GO_ENV, "GOARCH": "arm64"},
+    **{
+        (service, platform.name): {
+            "PATH": "/opt/wheels/ziglang:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ZIG_TARGET": platform.zig_target,
+        }
+        for service in ("hello-zig", "hello-c-zig")
+        for platform in PLATFORMS.values()
+    },
+    **{
+        ("hello-rust", platform.name): {
+            "CARGO_BUILD_TARGET": platform.rust_target,
+            "RUSTFLAGS": "-C target-feature=+crt-static",
+            "CARGO_NET_OFFLINE": "true",
+            "CARGO_TERM_COLOR": "never",
+            f"CARGO_TARGET_{platform.rust_target.upper().replace('-', '_')}_LINKER": f"{platform.gnu_triple}-gcc",
+        }
+        for platform in PLATFORMS.values()
+    },
 }
 
 
@@ -90,7 +128,15 @@ def test_shipped_toolchains_use_placeholders_instead_of_the_table() -> None:
 
 
 def test_facts_are_the_platform_tables_placeholders() -> None:
-    assert FACTS == ("GOARCH", "GOARM", "GNU_TRIPLE", "DEBIAN_ARCH", "RUST_TARGET", "MUSL_TRIPLE", "ZIG_TARGET")
+    assert FACTS == (
+        "GOARCH",
+        "GOARM",
+        "GNU_TRIPLE",
+        "DEBIAN_ARCH",
+        "RUST_TARGET",
+        "MUSL_TRIPLE",
+        "ZIG_TARGET",
+    )
     assert all(tuple(platform.placeholders()) == FACTS for platform in PLATFORMS.values())
 
 

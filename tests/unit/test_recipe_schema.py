@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from orchestrator.errors import RecipeError
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import ALL_PLATFORMS, IMAGE_EXTRAS
@@ -32,6 +33,7 @@ RECIPES = sorted((REPO_ROOT / "recipes").glob("*.toml")) + sorted(
     (REPO_ROOT / "recipes" / "toolchains").glob("*.toml")
 )
 Keys = dict[tuple[str, ...], set[str]]
+WHEELS = ("toolchain", "bootstrap", "wheels")
 
 
 def schema(kind: str) -> dict[str, Any]:
@@ -101,6 +103,8 @@ def _reader_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, Keys]:
             if key == ("toolchain", "platforms"):  # keyed by platform names, which are data
                 assert set(table.known) <= set(PLATFORMS)
                 continue
+            if key[:3] == WHEELS:  # keyed by project names, which are data: see the test of wheels
+                continue
             if key[:2] == ("toolchain", "platforms"):
                 key = (*key[:2], "*")
             seen[kind_of(file.path)].setdefault(key, set()).update(table.known)
@@ -114,7 +118,32 @@ def _reader_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, Keys]:
 def test_schema_knows_exactly_the_keys_the_reader_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     reader = _reader_keys(monkeypatch)
     for kind in KINDS:
-        assert _schema_keys(schema(kind), schema(kind)) == reader[kind], kind
+        keys = _schema_keys(schema(kind), schema(kind))
+        assert {table: names for table, names in keys.items() if table[:3] != WHEELS} == reader[kind], kind
+
+
+def test_schema_knows_the_keys_of_a_wheel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A wheel's table is read only where a recipe pins one: a project of its own pins one."""
+    toolchain = (
+        '[toolchain]\nname = "t"\n[toolchain.bootstrap]\nsuite = "trixie"\npackages = []\n'
+        f'wheels = {{ ziglang = {{ version = "1", sha256 = "{"0" * 64}" }} }}\n'
+        '[toolchain.platforms."linux/amd64"]\n'
+    )
+    (tmp_path / "recipes" / "toolchains").mkdir(parents=True)
+    (tmp_path / "recipes" / "toolchains" / "t.toml").write_text(toolchain)
+    read: list[set[str]] = []
+    reject = RecipeFile.reject_unknown_keys
+
+    def spy(file: RecipeFile) -> None:
+        read.extend(set(table.known) for table in file.tables if table.key == (*WHEELS, "ziglang"))
+        reject(file)
+
+    monkeypatch.setattr(RecipeFile, "reject_unknown_keys", spy)
+    with pytest.raises(RecipeError):  # no service: the toolchain is read all the same
+        load_project(tmp_path)
+
+    keys = _schema_keys(schema("toolchain"), schema("toolchain"))
+    assert read == [keys[(*WHEELS, "*")]]
 
 
 def test_schema_vocabularies_are_the_codes() -> None:

@@ -35,6 +35,7 @@ from tests.conftest import REPO_ROOT
 
 GO = shutil.which("go")
 GCC = shutil.which("gcc")
+GXX = shutil.which("g++")
 AMD64, ARM64 = PLATFORMS["linux/amd64"], PLATFORMS["linux/arm64"]
 PROVENANCE = Provenance(revision="0123abcd", source_date_epoch=1_700_000_000)
 SERVICES = load_project(REPO_ROOT).services
@@ -46,6 +47,14 @@ DPKG_OUTPUT = "\n".join(
         "ii \tlibc6-dev-arm64-cross\t2.41-11cross1\tall",
         "ii \tmusl-dev\t1.2.5-3.1~deb13u1\tamd64",
         "ii \tmusl-tools\t1.2.5-3.1~deb13u1\tamd64",
+        "ii \tmusl-dev\t1.2.5-3.1~deb13u1\tarm64",  # multiarch: told apart as musl-dev:arm64
+        "ii \tg++\t4:14.2.0-1\tamd64",
+        "ii \tg++-14\t14.2.0-19\tamd64",
+        "ii \tg++-aarch64-linux-gnu\t4:14.2.0-1\tamd64",
+        "ii \tg++-14-aarch64-linux-gnu\t14.2.0-19cross1\tamd64",
+        "ii \tlibstdc++-14-dev\t14.2.0-19\tamd64",
+        "ii \tlibstdc++-13-dev-arm64-cross\t13.3.0-1cross1\tall",  # not g++'s: never chosen
+        "ii \tlibstdc++-14-dev-arm64-cross\t14.2.0-19cross1\tall",
         "ii \tgcc\t4:14.2.0-1\tamd64",
         "ii \tgcc-14\t14.2.0-19\tamd64",
         "ii \tgcc-aarch64-linux-gnu\t4:14.2.0-1\tamd64",
@@ -160,6 +169,20 @@ def libc_free_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return c_program(tmp_path_factory, "bare", exit_syscall, "-static", "-nostdlib", "-s")
 
 
+@pytest.fixture(scope="module")
+def cxx_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A static C++ program (iostream, an exception) from the host g++: libstdc++ linked in."""
+    if GXX is None:
+        pytest.skip("the host has no g++")
+    work = tmp_path_factory.mktemp("cxx")
+    (work / "main.cpp").write_text(
+        '#include <iostream>\n#include <stdexcept>\nint main() { try { throw std::runtime_error("x"); }'
+        " catch (const std::exception& e) { std::cout << e.what() << '\\n'; } }\n"
+    )
+    run([GXX, "-static", "-s", "-o", "hello", "main.cpp"], work)
+    return work / "hello"
+
+
 def service(name: str, **image: Any) -> Service:
     chosen = SERVICES[name]
     return dataclasses.replace(chosen, image=dataclasses.replace(chosen.image, **image)) if image else chosen
@@ -215,6 +238,10 @@ def test_parse_packages_keeps_installed_packages_with_the_distro() -> None:
         name="libc6-dev", version="2.41-12+deb13u5", architecture="amd64", distro="debian-13"
     )
     assert PACKAGES["libc6-dev-arm64-cross"].architecture == "all"
+    # Each package also by name:architecture: multiarch copies of one name stay apart.
+    assert PACKAGES["musl-dev"] == PACKAGES["musl-dev:amd64"] != PACKAGES["musl-dev:arm64"]
+    assert PACKAGES["musl-dev:arm64"].architecture == "arm64"
+    assert PACKAGES["libc6-dev:i386"].architecture == "i386" and PACKAGES["libc6-dev"].architecture == "amd64"
     assert "old-package" not in PACKAGES and "not a package line" not in PACKAGES
     assert PACKAGES["gcc"].purl.to_string() == "pkg:deb/debian/gcc@4:14.2.0-1?arch=amd64&distro=debian-13"
     assert sbom.parse_packages("ii \tgcc\t1\tamd64\n#distro\tdebian-\n")["gcc"].distro is None
@@ -370,14 +397,64 @@ def test_a_c_binary_without_glibc_is_musl_when_the_toolchain_has_it(libc_free_bi
     (musl,) = depends_on(document, "binary:linux/amd64:/hello-c-musl")
     assert musl == "pkg:deb/debian/musl-dev@1.2.5-3.1~deb13u1?arch=amd64&distro=debian-13"
     assert components(document)[musl]["version"] == "1.2.5-3.1~deb13u1"
-    assert set(tools(document)) == {"musl-tools", "gcc", "gcc-14", "osless"}
+    assert set(tools(document)) == {"gcc", "gcc-14", "osless"}  # musl-dev's wrapper over gcc
     assert_valid(document)
 
-    without_musl = {name: p for name, p in PACKAGES.items() if name != "musl-dev"}
+    without_musl = {name: p for name, p in PACKAGES.items() if p.name != "musl-dev"}
     unknown = make_sbom("hello-c-musl", [(libc_free_binary, "linux/amd64")], without_musl)
     binary = components(unknown)["binary:linux/amd64:/hello-c-musl"]
     assert properties(binary)["libc"] == "unknown"
     assert depends_on(unknown, binary["bom-ref"]) == []
+
+
+def test_foreign_musl_is_the_multiarch_package_of_the_platform(libc_free_binary: Path) -> None:
+    """musl-dev:arm64 (installed through multiarch beside musl-dev:amd64), built by the cross gcc."""
+    document = make_sbom("hello-c-musl", [(libc_free_binary, "linux/arm64")])
+    (musl,) = depends_on(document, "binary:linux/arm64:/hello-c-musl")
+    assert musl == "pkg:deb/debian/musl-dev@1.2.5-3.1~deb13u1?arch=arm64&distro=debian-13"
+    assert tools(document) == {
+        "gcc-aarch64-linux-gnu": "4:14.2.0-1",
+        "gcc-14-aarch64-linux-gnu": "14.2.0-19cross1",
+        "osless": "0.1.0",
+    }
+    assert_valid(document)
+
+
+def test_cxx_binary_lists_libstdcxx_with_its_version(cxx_binary: Path) -> None:
+    document = make_sbom("hello-cxx", [(cxx_binary, "linux/amd64")])
+    binary = components(document)["binary:linux/amd64:/hello-cxx"]
+    assert properties(binary)["libc"] == "glibc" and properties(binary)["cxx:stdlib"] == "libstdc++"
+    libstdcxx = "pkg:deb/debian/libstdc%2B%2B-14-dev@14.2.0-19?arch=amd64&distro=debian-13"
+    libc = "pkg:deb/debian/libc6-dev@2.41-12%2Bdeb13u5?arch=amd64&distro=debian-13"
+    assert depends_on(document, binary["bom-ref"]) == sorted([libc, libstdcxx])
+    found = components(document)[libstdcxx]
+    assert (found["name"], found["version"], found["type"]) == ("libstdc++-14-dev", "14.2.0-19", "library")
+    assert tools(document) == {"g++": "4:14.2.0-1", "g++-14": "14.2.0-19", "osless": "0.1.0"}
+    assert_valid(document)
+
+
+def test_cross_cxx_binary_lists_the_cross_libstdcxx_of_gxx_version(cxx_binary: Path) -> None:
+    document = make_sbom("hello-cxx", [(cxx_binary, "linux/arm64")])
+    refs = depends_on(document, "binary:linux/arm64:/hello-cxx")
+    libstdcxx = "pkg:deb/debian/libstdc%2B%2B-14-dev-arm64-cross@14.2.0-19cross1?arch=all&distro=debian-13"
+    assert libstdcxx in refs and len(refs) == 2
+    assert components(document)[libstdcxx]["version"] == "14.2.0-19cross1"
+    assert tools(document) == {
+        "g++-aarch64-linux-gnu": "4:14.2.0-1",
+        "g++-14-aarch64-linux-gnu": "14.2.0-19cross1",
+        "osless": "0.1.0",
+    }
+    assert_valid(document)
+
+
+def test_without_a_package_list_libstdcxx_is_named_without_a_version(cxx_binary: Path) -> None:
+    document = make_sbom("hello-cxx", [(cxx_binary, "linux/amd64")], packages={})
+    names = {
+        components(document)[ref]["name"] for ref in depends_on(document, "binary:linux/amd64:/hello-cxx")
+    }
+    assert names == {"glibc", "libstdc++"}
+    assert tools(document) == {"osless": "0.1.0"}
+    assert_valid(document)
 
 
 def test_without_a_package_list_the_libc_is_named_without_a_version(glibc_binary: Path) -> None:

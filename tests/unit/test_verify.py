@@ -263,8 +263,7 @@ def test_patched_machine_identifies_arm64(static_bytes: bytes, tmp_path: Path) -
     assert (facts.platform, facts.machine_name) == ("linux/arm64", "AArch64")
     assert verify_binary(path, ARM64).ok
     assert verify_binary(path, AMD64).reason == (
-        "built for AArch64, recipe says linux/amd64 — "
-        "cross-compile for it (x86_64-linux-gnu-gcc, x86_64-linux-gnu-g++, GOARCH=amd64)"
+        "built for AArch64, recipe says linux/amd64 — cross-compile for it (x86_64-linux-gnu-gcc)"
     )
 
 
@@ -917,6 +916,19 @@ def test_libstdcxx_iconv_is_info_in_an_unstripped_cxx_binary(cxx_programs: dict[
     gconv = finding(verify_binary(cxx_programs["hello"], AMD64), "runtime.gconv")
     assert gconv.severity is Severity.INFO
     assert gconv.message.startswith("iconv_open is linked by libstdc++'s locale code")
+
+
+@pytest.mark.parametrize("name", ["hello", "hello-stripped"])
+def test_libstdcxx_time_facets_make_the_zoneinfo_path_info(cxx_programs: dict[str, Path], name: str) -> None:
+    """iostream links libstdc++'s time facets, whose strftime_l brings glibc's tzset and its zoneinfo path."""
+    contents = read_context(cxx_programs[name]).contents
+    assert contents is not None and contents.contains(b"/usr/share/zoneinfo")
+    verdict = verify_binary(cxx_programs[name], AMD64)
+    tzdata = finding(verdict, "needs.tzdata")
+    assert (tzdata.severity, tzdata.extra) == (Severity.INFO, "tzdata")
+    assert "libstdc++'s time facets" in tzdata.message
+    assert [f.id for f in verdict.findings if f.severity is not Severity.INFO] == []
+    assert read_context(cxx_programs[name]).language.name == verdict.language == "c++"
 
 
 def test_c_program_calling_iconv_open_still_fails(c_programs: dict[str, Path]) -> None:

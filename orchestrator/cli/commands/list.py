@@ -1,4 +1,4 @@
-"""`osless list`: services, their toolchains and platforms, and the platforms left out."""
+"""`osless list`: services, their toolchains, languages and platforms, and the platforms left out."""
 
 from __future__ import annotations
 
