@@ -207,9 +207,10 @@ def _libstdcxx_tzdata(finding: Finding, contents: Contents) -> Finding:
         how = "musl's tzset, which libc++'s time facets (std::time_put"
     else:
         return finding
-    return dataclasses.replace(
+    return dataclasses.replace(  # no longer a need: inspect does not ask the image for tzdata
         finding,
         severity=Severity.INFO,
+        extra=None,
         message=f"refers to /usr/share/zoneinfo through {how}, linked with iostream) bring into every "
         "C++ program: times are UTC in scratch; should the program read a TZ naming a zone "
         "(TZ=Europe/Paris), it needs the zone database, absent in scratch",

@@ -24,7 +24,7 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,12 +183,7 @@ def parse_cargo_lock(text: str) -> list[Crate] | None:
     if not isinstance(entries, list):
         return None
     crates = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        name, version = entry.get("name"), entry.get("version")
-        if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
-            continue
+    for entry, name, version in _named_entries(entries):
         source, checksum = entry.get("source"), entry.get("checksum")
         crates.append(
             Crate(
@@ -199,6 +194,17 @@ def parse_cargo_lock(text: str) -> list[Crate] | None:
             )
         )
     return crates
+
+
+def _named_entries(entries: list[Any]) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """The entries of a package list (Cargo.lock's, cargo auditable's) that are tables with a non-empty
+    name and version, with those two; anything else is skipped."""
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        name, version = entry.get("name"), entry.get("version")
+        if isinstance(name, str) and isinstance(version, str) and name and version:
+            yield entry, name, version
 
 
 def read_cargo_lock(path: Path) -> list[Crate] | None:
@@ -235,12 +241,7 @@ def parse_auditable(data: bytes) -> list[Crate] | None:
     if not isinstance(entries, list):
         return None
     crates = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        name, version = entry.get("name"), entry.get("version")
-        if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
-            continue
+    for entry, name, version in _named_entries(entries):
         kind = entry.get("kind")
         crates.append(
             Crate(

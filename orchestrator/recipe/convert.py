@@ -177,14 +177,25 @@ as_sha256 = _matching(
 )
 
 
-def as_languages(value: object) -> tuple[str, ...]:
-    """Names of the languages osless knows (orchestrator.languages): what a toolchain compiles."""
-    languages = as_str_list(value)
-    for language in languages:
-        if language not in LANGUAGE_NAMES:
-            hint = hints(did_you_mean(language, LANGUAGE_NAMES), f"known: {', '.join(LANGUAGE_NAMES)}")
-            raise Invalid(f"unknown language {shown(language)}", hint)
-    return languages
+def _names_of(known: tuple[str, ...], what: str) -> Callable[[object], tuple[str, ...]]:
+    """A converter for lists of names from `known`; an unknown one is `unknown <what>`, did-you-mean."""
+
+    def convert(value: object) -> tuple[str, ...]:
+        names = as_str_list(value)
+        for name in names:
+            if name not in known:
+                raise Invalid(
+                    f"unknown {what} {shown(name)}",
+                    hints(did_you_mean(name, known), f"known: {', '.join(known)}"),
+                )
+        return names
+
+    return convert
+
+
+as_languages = _names_of(LANGUAGE_NAMES, "language")
+"""Names of the languages osless knows (orchestrator.languages): what a toolchain compiles."""
+as_extras = _names_of(IMAGE_EXTRAS, "extra")
 
 
 def as_components(value: object) -> tuple[str, ...]:
@@ -286,15 +297,6 @@ def _as_float(value: float) -> float:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
-
-
-def as_extras(value: object) -> tuple[str, ...]:
-    extras = as_str_list(value)
-    for extra in extras:
-        if extra not in IMAGE_EXTRAS:
-            hint = hints(did_you_mean(extra, IMAGE_EXTRAS), f"known: {', '.join(IMAGE_EXTRAS)}")
-            raise Invalid(f"unknown extra {extra!r}", hint)
-    return extras
 
 
 def _sizes(low: int, high: int) -> Callable[[object], int]:

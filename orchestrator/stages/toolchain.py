@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,19 +48,17 @@ class ToolchainImage:
 def bootstrap_packages(toolchain: Toolchain) -> list[str]:
     """Base packages plus every platform's cross packages: one image serves all the toolchain's platforms."""
     assert toolchain.bootstrap is not None
-    packages = set(toolchain.bootstrap.packages)
-    for platform in toolchain.platforms.values():
-        packages.update(platform.packages)
-    return sorted(packages)
+    return _sorted_union(toolchain.bootstrap.packages, (p.packages for p in toolchain.platforms.values()))
 
 
 def unpack_packages(toolchain: Toolchain) -> list[str]:
     """The bootstrap's and every platform's `unpack` packages, sorted, each once."""
     assert toolchain.bootstrap is not None
-    packages = set(toolchain.bootstrap.unpack)
-    for platform in toolchain.platforms.values():
-        packages.update(platform.unpack)
-    return sorted(packages)
+    return _sorted_union(toolchain.bootstrap.unpack, (p.unpack for p in toolchain.platforms.values()))
+
+
+def _sorted_union(base: Iterable[str], per_platform: Iterable[Iterable[str]]) -> list[str]:
+    return sorted({*base, *(package for packages in per_platform for package in packages)})
 
 
 def spec_hash(toolchain: Toolchain) -> str:

@@ -72,7 +72,7 @@ KINDS = {
     "zig-lc": ("zig", False),  # the same linked with musl (-lc): LANGUAGE_PLATFORMS only
     "c": ("c", False),  # hello-c-zig as its recipe builds it (zig cc -Os -s)
     "cxx": ("c++", True),  # CXX_PROGRAM by zig c++ -Os -g
-    "cxx-stripped": ("c++", False),  # the same, stripped (zig objcopy --strip-all)
+    "cxx-stripped": ("c++", False),  # the same with -s
 }
 
 
@@ -131,17 +131,8 @@ def zig_built(
             f"cd /project/sources/hello-zig && {shlex.join(recipe)} && {shlex.join(unstripped)}",
             f"cd /project/sources/hello-c-zig && {shlex.join(c_recipe)}",
             "cd /project/sources/cxx",
+            shlex.join([*cxx, "-s", "-o", f"/out/cxx-stripped-{platform.slug}"]),
             shlex.join([*cxx, "-g", "-o", f"/out/cxx-{platform.slug}"]),
-            # Stripped after linking: a second link with -s would compile libc++ again (minutes).
-            shlex.join(
-                [
-                    "zig",
-                    "objcopy",
-                    "--strip-all",
-                    f"/out/cxx-{platform.slug}",
-                    f"/out/cxx-stripped-{platform.slug}",
-                ]
-            ),
         ]
         kinds = [kind for kind in KINDS if kind != "zig-lc"]
         if name in LANGUAGE_PLATFORMS:

@@ -91,7 +91,9 @@ BUILD_ENVS = {
             "RUSTFLAGS": "-C target-feature=+crt-static",
             "CARGO_NET_OFFLINE": "true",
             "CARGO_TERM_COLOR": "never",
-            f"CARGO_TARGET_{platform.rust_target.upper().replace('-', '_')}_LINKER": f"{platform.gnu_triple}-gcc",
+            f"CARGO_TARGET_{platform.rust_target.upper().replace('-', '_')}_LINKER": (
+                f"{platform.gnu_triple}-gcc"
+            ),
         }
         for platform in PLATFORMS.values()
     },
