@@ -135,6 +135,25 @@ def test_each_target_keeps_its_binary_log_and_verdict(build_all: OslessRun) -> N
         assert (directory / "verify.json").is_file()
 
 
+def test_osless_verify_names_each_samples_language(build_all: OslessRun) -> None:
+    """Every shipped binary of every language, on each built platform (64-bit x86 and ARM and 32-bit ARM
+    by default), as `osless verify --json` names it: hello-c-zig is C (zig cc), tls-go Go."""
+    expected = {
+        "hello-go": "go", "tls-go": "go", "hello-c": "c", "hello-c-musl": "c", "whoami-c-musl": "c",
+        "hello-cxx": "c++", "hello-rust": "rust", "hello-zig": "zig", "hello-c-zig": "c",
+    }  # fmt: skip
+    for platform in BUILT_PLATFORMS:
+        binaries = [
+            build_all.out / service / platform.replace("/", "-") / "bin" / service
+            for service, built_for in SHIPPED
+            if built_for == platform
+        ]
+        result = run_osless(REPO_ROOT, "verify", "--json", "--platform", platform, *map(str, binaries))
+        assert result.returncode == 0, result.stdout + result.stderr
+        named = {Path(v["path"]).name: v["language"] for v in json.loads(result.stdout)}
+        assert named == {b.name: expected[b.name] for b in binaries}, platform
+
+
 def test_one_oci_layout_per_service_lists_its_platforms(build_all: OslessRun) -> None:
     for service in {s for s, _ in SHIPPED}:
         layout = build_all.out / service / "oci"
