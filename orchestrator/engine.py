@@ -2,10 +2,12 @@
 locked down, bounded in time, memory, processes, CPU and output, and always removed, including on
 failure and Ctrl-C.
 
-Every container gets the same least-privilege settings: no network, no capabilities at all,
-no-new-privileges, a read-only root filesystem, pids/memory/CPU limits (CPUs clamped to the engine's
-cores), and no log driver (output is read live, bounded, and never stored by the engine). Writable
-places are only what the spec asks for: tmpfs mounts and anonymous volumes (removed with the container).
+Every container gets the same least-privilege settings: no network (but a fetch step whose recipe
+asks for one), no capabilities at all, no-new-privileges, a read-only root filesystem, pids/memory/CPU
+limits (CPUs clamped to the engine's cores), and no log driver (output is read live, bounded, and never
+stored by the engine). Writable places are only what the spec asks for: tmpfs mounts and anonymous
+volumes (removed with the container). One exception, asked for explicitly: the container that installs
+a toolchain layer (build_layer) writes its root filesystem as root with the few capabilities dpkg needs.
 
 Every docker-py call translates the engine's failures (`docker.errors.DockerException`, and
 `requests.exceptions.RequestException` when the engine goes away) into one-line `EngineError`s.
@@ -30,6 +32,7 @@ from typing import IO, Any, TypeVar
 import docker
 import docker.errors
 import docker.types
+import docker.utils.socket
 import requests.exceptions
 
 from orchestrator.errors import EngineError
@@ -81,6 +84,13 @@ class ContainerSpec:
     limits: Limits | None = None  # None: UTILITY_LIMITS
     output_limit: int = OUTPUT_LIMIT  # bytes kept of stdout and of stderr each
     labels: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None  # written to the program's stdin, then closed; None: no stdin (/dev/null)
+    # The engine's default network instead of none: only a fetch step whose recipe says so gets one.
+    network: bool = False
+    # Only for a toolchain layer (build_layer): dpkg writes the root filesystem as root, which needs
+    # these capabilities (file owners and modes); every other container keeps a read-only root, no caps.
+    writable_root: bool = False
+    cap_add: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +103,17 @@ class ContainerResult:
     timed_out: bool
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """A local image as a listing gives it."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+    created: str  # RFC 3339, as the engine reports it
+    size: int  # bytes
 
 
 class ImageMissing(EngineError):
@@ -212,28 +233,46 @@ class Engine:
         """Run a container to completion (or its timeout) and remove it, whatever happens.
 
         Output is read live from an attached stream and kept up to spec.output_limit per stream; the
-        rest is read and dropped so that the program never blocks on a full pipe.
+        rest is read and dropped so that the program never blocks on a full pipe. spec.stdin is written
+        by a thread of its own while the output is read, so neither side waits on the other.
         """
         self._check_cancelled()
         container = self._create(spec)
         try:
             self._check_cancelled()
-            stream = self._call(
-                f"cannot attach to the {spec.role} container",
-                lambda: self.client.api.attach(
-                    container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
-                ),
-            )
+            feeder: _StdinFeeder | None = None
+            if spec.stdin is None:
+                stream: Any = self._call(
+                    f"cannot attach to the {spec.role} container",
+                    lambda: self.client.api.attach(
+                        container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
+                    ),
+                )
+                frames: Iterable[tuple[bytes | None, bytes | None]] = stream
+            else:
+                params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+                stream = self._call(
+                    f"cannot attach to the {spec.role} container",
+                    lambda: self.client.api.attach_socket(container.id, params=params),
+                )
+                feeder = _StdinFeeder(stream, spec.stdin)
+                frames = _demultiplexed(stream)
             capture = _Capture(spec.output_limit)
-            reader = threading.Thread(target=capture.consume, args=(stream,), daemon=True)
+            reader = threading.Thread(target=capture.consume, args=(frames,), daemon=True)
             reader.start()
             try:
                 self._call(f"cannot start the {spec.role} container", container.start)
+                if feeder is not None:
+                    feeder.start()
                 exit_code, timed_out = self._wait(container, spec)
                 reader.join(timeout=30)
             finally:
+                if feeder is not None:
+                    feeder.stop()
                 with contextlib.suppress(Exception):
                     stream.close()
+                if feeder is not None:
+                    feeder.close()
             self._check_cancelled()
             return capture.result(exit_code=exit_code, timed_out=timed_out)
         finally:
@@ -320,6 +359,110 @@ class Engine:
             ),
         )
 
+    def image_labels(self, reference: str) -> dict[str, str] | None:
+        """The labels of a local image, None when the engine does not have it."""
+        try:
+            return dict(self.client.images.get(reference).labels or {})
+        except docker.errors.ImageNotFound:
+            return None
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot look up image {reference}: {_first_line(error)}") from error
+
+    def build_layer(
+        self, spec: ContainerSpec, files: bytes, reference: str, labels: Mapping[str, str]
+    ) -> tuple[ContainerResult, str | None]:
+        """A new image one layer above spec.image: a container of it gets `files` (a tar, extracted at
+        /), runs spec.command (root filesystem writable only with spec.writable_root), and, when that
+        exits 0, is committed as `reference` with the image's own config and `labels` (never the
+        container's run labels or command). Returns how the command ended and the new image's id (None
+        when it failed); the container is removed whatever happens."""
+        self._check_cancelled()
+        base = self._call(f"cannot read image {spec.image}", lambda: self.client.images.get(spec.image))
+        config = dict(base.attrs.get("Config") or {})
+        container = self._create(spec)
+        try:
+            self.put_archive(container, "/", files)
+            stream = self._call(
+                f"cannot attach to the {spec.role} container",
+                lambda: self.client.api.attach(
+                    container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
+                ),
+            )
+            capture = _Capture(spec.output_limit)
+            reader = threading.Thread(target=capture.consume, args=(stream,), daemon=True)
+            reader.start()
+            try:
+                self._call(f"cannot start the {spec.role} container", container.start)
+                exit_code, timed_out = self._wait(container, spec)
+                reader.join(timeout=30)
+            finally:
+                with contextlib.suppress(Exception):
+                    stream.close()
+            self._check_cancelled()
+            result = capture.result(exit_code=exit_code, timed_out=timed_out)
+            if exit_code != 0 or timed_out:
+                return result, None
+            # The daemon fills what the config leaves out from the container's (merge in daemon/commit.go):
+            # the container's labels are blanked and its command replaced, so that none of it remains.
+            container_labels = dict(container.attrs.get("Config", {}).get("Labels") or {})
+            base_labels = dict(config.get("Labels") or {})
+            blanked = {key: "" for key in container_labels if key not in base_labels}
+            repository, tag = reference.rsplit(":", 1)
+            conf = {
+                "Env": config.get("Env") or [],
+                "Cmd": config.get("Cmd") or ["/bin/sh"],
+                "Entrypoint": config.get("Entrypoint"),
+                "WorkingDir": config.get("WorkingDir") or "",
+                "User": config.get("User") or "",
+                "Labels": {**blanked, **base_labels, **labels},
+            }
+            image = self._call(
+                f"cannot commit the {spec.role} container as {reference}",
+                lambda: container.commit(repository=repository, tag=tag, conf=conf),
+            )
+            return result, str(image.id)
+        finally:
+            self._remove(container)
+
+    def images_labelled(self, label: str, value: str) -> list[ImageInfo]:
+        """The local images whose `label` is `value`: id, tags, labels, creation time and size."""
+        images = self._call(
+            "cannot list images", lambda: self.client.images.list(filters={"label": f"{label}={value}"})
+        )
+        return [
+            ImageInfo(
+                id=str(image.id),
+                tags=tuple(image.tags),
+                labels=dict(image.labels or {}),
+                created=str(image.attrs.get("Created", "")),
+                size=int(image.attrs.get("Size", 0)),
+            )
+            for image in images
+        ]
+
+    def containers_using(self, image_id: str) -> list[str]:
+        """The names of the containers (running or not) created from the image."""
+        containers = self._call(
+            "cannot list containers",
+            lambda: self.client.containers.list(all=True, filters={"ancestor": image_id}),
+        )
+        return [_name(container) for container in containers]
+
+    def remove_unused_image(self, image_id: str) -> str | None:
+        """Remove a local image (every tag), never forced: None when removed, else why the engine kept it
+        (a container uses it, images are layered on it)."""
+        try:
+            self.client.api.remove_image(image_id, force=False, noprune=False)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as error:
+            if error.status_code == 409:
+                return _first_line(error)
+            raise EngineError(f"cannot remove image {image_id[7:19]}: {_first_line(error)}") from error
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"cannot remove image {image_id[7:19]}: {_first_line(error)}") from error
+        return None
+
     def ensure_volume(self, name: str, labels: Mapping[str, str] | None = None) -> str:
         """A named volume (created when missing, with the labels): caches that outlive runs."""
         try:
@@ -405,6 +548,12 @@ class Engine:
         finally:
             self._remove(container)
 
+    def remove_image(self, reference: str) -> None:
+        """Untag `reference`, and remove the image when no other tag names it (`docker rmi`): a smoke
+        test's own image after its run. Never raises: an image left behind is only space."""
+        with contextlib.suppress(*_ENGINE_ERRORS):
+            self.client.images.remove(reference)
+
     def load_image(self, archive: bytes) -> None:
         """Load an image archive (`docker load`)."""
         try:
@@ -479,11 +628,12 @@ class Engine:
             "command": list(spec.command),
             "environment": dict(spec.env),
             "labels": labels,
-            "network_mode": "none",
+            "network_mode": "bridge" if spec.network else "none",
             "privileged": False,
             "cap_drop": ["ALL"],
+            "cap_add": list(spec.cap_add) or None,
             "security_opt": ["no-new-privileges"],
-            "read_only": True,
+            "read_only": not spec.writable_root,
             "mem_limit": limits.memory,
             "memswap_limit": limits.memory,  # no swap beyond the memory limit
             "pids_limit": limits.pids,
@@ -501,6 +651,8 @@ class Engine:
         }
         if spec.working_dir:
             options["working_dir"] = spec.working_dir
+        if spec.stdin is not None:
+            options["stdin_open"] = True  # with the attach below: StdinOnce, closed when osless closes it
         if spec.user:
             options["user"] = spec.user
         if spec.platform:
@@ -572,6 +724,54 @@ class _Capture:
             stdout_truncated=self.out_seen > self.limit,
             stderr_truncated=self.err_seen > self.limit,
         )
+
+
+class _StdinFeeder:
+    """Writes a container's stdin through its attach socket, then half-closes the socket: the engine
+    then closes the program's stdin (StdinOnce), which reads end of file. A program that exits without
+    reading (all of) it leaves the write blocked or failing: `stop` ends it either way."""
+
+    def __init__(self, sock: Any, data: bytes) -> None:
+        self.socket = getattr(sock, "_sock", sock)  # the socket under socket.SocketIO (unix, tcp)
+        self.data = data
+        self.thread = threading.Thread(target=self._write, daemon=True, name="osless-stdin")
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _write(self) -> None:
+        with contextlib.suppress(OSError, ValueError, *_ENGINE_ERRORS):  # the program exited early
+            self.socket.sendall(self.data)
+            if self._ssh is not None:  # docker's ssh transport: the pipe to the ssh client is the socket
+                self._ssh.stdin.close()
+            else:
+                self.socket.shutdown(socket.SHUT_WR)
+
+    @property
+    def _ssh(self) -> Any:
+        """The ssh client process of an `ssh://` engine's connection, None for a socket."""
+        return getattr(self.socket, "proc", None)
+
+    def stop(self) -> None:
+        """Unblocks a write the program will never read (the container has ended) and waits for it."""
+        if self.thread.is_alive():
+            with contextlib.suppress(OSError, ValueError, *_ENGINE_ERRORS):
+                if self._ssh is not None:
+                    self._ssh.terminate()
+                else:
+                    self.socket.shutdown(socket.SHUT_RDWR)
+        if self.thread.ident is not None:
+            self.thread.join(timeout=30)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, *_ENGINE_ERRORS):
+            self.socket.close()
+
+
+def _demultiplexed(sock: Any) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """An attach socket's frames as (stdout, stderr) chunks, like `attach(..., demux=True)`."""
+    for stream_id, data in docker.utils.socket.frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
+        yield docker.utils.socket.demux_adaptor(stream_id, data)
 
 
 # Go's os.FileMode type bits, as the engine reports them in an archive's stat header.

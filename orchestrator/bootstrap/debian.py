@@ -39,7 +39,7 @@ def foreign_architectures(packages: Sequence[str], native: str) -> list[str]:
     """The Debian architectures named by `name:arch` packages other than `native`, sorted: dpkg (and
     apt) must know them (multiarch) before such packages install (`musl-dev:arm64`)."""
     qualifiers = {package.partition(":")[2] for package in packages}
-    return sorted(qualifiers - {"", native, "any", "all"})
+    return sorted(qualifiers - {"", native, "any", "all", "native"})
 
 
 def requested(package: str, installed: Mapping[str, str], native: str) -> str:

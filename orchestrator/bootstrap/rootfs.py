@@ -16,7 +16,7 @@ import fnmatch
 import posixpath
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import IO
 from orchestrator.errors import ToolchainError
 
 STATUS = "var/lib/dpkg/status"
+DPKG_INFO = "var/lib/dpkg/info"
 SOURCES_LIST = "etc/apt/sources.list"
 SOURCES_PARTS = "etc/apt/sources.list.d"
 WHEELS_DIR = "opt/wheels"
@@ -37,6 +38,7 @@ class RootfsFacts:
 
     installed: dict[str, str]  # "name:arch" -> version, each package dpkg has installed
     sources: dict[str, bytes]  # apt's source files by path, e.g. "etc/apt/sources.list"
+    status: bytes = b""  # dpkg's status file, when a layer's apt resolves against it
 
 
 def member_path(name: str) -> str:
@@ -61,6 +63,20 @@ def read_facts(tarball: Path) -> RootfsFacts:
                 else:
                     sources[path] = data.read()
     return RootfsFacts(installed=installed_packages(status.decode(errors="replace")), sources=sources)
+
+
+def package_files(tarball: Path, packages: Iterable[str]) -> dict[str, list[str]]:
+    """The files dpkg recorded for each of `packages` ("name:arch"), from `var/lib/dpkg/info/*.list`."""
+    wanted = {f"{DPKG_INFO}/{package}.list": package for package in packages}
+    files: dict[str, list[str]] = {}
+    if not wanted:
+        return files
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            path = member_path(member.name)
+            if path in wanted and member.isfile() and (data := tar.extractfile(member)) is not None:
+                files[wanted[path]] = data.read().decode(errors="replace").splitlines()
+    return files
 
 
 def installed_packages(status: str) -> dict[str, str]:

@@ -56,6 +56,7 @@ from orchestrator.pipeline.services import (
     write_service_image,
 )
 from orchestrator.pipeline.targets import Target, select_targets
+from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.model import Project, Service
 from orchestrator.stages.package import image_annotations
 from orchestrator.stages.toolchain import ToolchainImage, provision
@@ -329,12 +330,16 @@ def _merged_report(
         for report in reports
         for u in report.get("unsupported", [])
     }
-    services = {item.target.service.name: item.target.service for item in found.values()}
-    unsupported = [  # in the order a build of these services lists them
-        recorded[service.name, platform]
-        for service in services.values()
-        for platform in service.unsupported
-        if (service.name, platform) in recorded
+    # In the order a build lists them: by service (those with targets first), then platform table order;
+    # a service the selection left without any target (`--platform` it does not build for) too.
+    services = dict.fromkeys(
+        [*(item.target.service.name for item in found.values()), *(s for s, _ in recorded)]
+    )
+    unsupported = [
+        recorded[service, platform]
+        for service in services
+        for platform in PLATFORMS
+        if (service, platform) in recorded
     ]
     return RunReport(
         osless_version=", ".join(versions),

@@ -39,9 +39,11 @@ def workflow_commands(console: Console, lines: Sequence[str]) -> None:
 
 
 def print_run(console: Console, report: RunReport, out_root: Path) -> None:
-    """A run's summary table, failures, CI annotations and job summary."""
+    """A run's summary table, failures, what was not built and why, CI annotations and job summary."""
     console.print(summary_table(report.targets))
     print_failures(console, report.targets)
+    for u in report.unsupported:
+        console.print(f"{u.service} is not built for {u.platform}: {u.reason}", markup=False)
     console.print(f"report: {out_root / 'report.json'}", markup=False)
     if github.active():
         workflow_commands(console, github.target_annotations(report.targets))
@@ -58,7 +60,11 @@ def summary_table(targets: Sequence[TargetReport]) -> Table:
     for target in targets:
         smoke = "-"
         if target.smoke:
-            smoke = ("ok" if target.smoke.passed else "FAIL") + (" (qemu)" if target.smoke.emulated else "")
+            smoke = "ok" if target.smoke.passed else "FAIL"
+            if len(target.smoke.checks) > 1:
+                passed = sum(check.passed for check in target.smoke.checks)
+                smoke += f" {passed}/{len(target.smoke.checks)}"
+            smoke += " (qemu)" if target.smoke.emulated else ""
         result = "[green]passed[/]" if target.status is Status.PASSED else f"[red]{target.status.value}[/]"
         if target.cached:
             result += " [dim](cached)[/]"
@@ -116,7 +122,7 @@ def services_table(project: Project) -> Table:
     for service in sorted(project.services.values(), key=lambda s: s.name):
         table.add_row(
             Text(service.name),
-            Text(service.toolchain),
+            Text(_toolchain_name(project, service.toolchain)),
             Text(" ".join(project.toolchains[service.toolchain].languages)),
             Text(" ".join(service.platforms)),
             Text(str(service.source.relative_to(project.root))),
@@ -124,9 +130,21 @@ def services_table(project: Project) -> Table:
     return table
 
 
+def _toolchain_name(project: Project, name: str) -> str:
+    """`gcc-more (extends gcc)` for a derived toolchain: what its image is layered on."""
+    chain = []
+    toolchain = project.toolchains[name].base
+    while toolchain is not None:
+        chain.append(toolchain.name)
+        toolchain = toolchain.base
+    return f"{name} (extends {' < '.join(chain)})" if chain else name
+
+
 def print_unsupported(console: Console, project: Project) -> None:
-    """The platforms `platforms = ["all"]` left out, per service, and why."""
+    """The services that cannot be built and the platforms `platforms = ["all"]` left out, and why."""
     for service in sorted(project.services.values(), key=lambda s: s.name):
+        if service.unbuildable is not None:
+            console.print(f"{service.name} cannot be built: {service.unbuildable}", markup=False)
         for platform, reason in service.unsupported.items():
             console.print(f"{service.name} is not built for {platform}: {reason}", markup=False)
 

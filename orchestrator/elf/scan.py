@@ -9,6 +9,14 @@ loader's stops a crafted file that would make it read far more than its size).
 Strings are searched only in PT_LOAD segments (what the program can use at run time), never in debug
 information or symbol tables: `-g` records the build directory (e.g. under /tmp), `.strtab` records names.
 
+How each string is looked for, given that linkers merge a C string into the end of a longer one that ends
+with it ("/tmp" into "/var/tmp"): needles searched as plain bytes anywhere (CA, zoneinfo and user
+database paths, NSS and glibc marks, C++ type names ending in NUL) are found inside a longer string as
+well; "/tmp", which is also the start of unrelated names ("/tmpfoo"), is found as a whole string or as
+the end of one (`first_ending`); a path under /tmp only at the start of a string (`TMP_PATH`). Go
+function names (pclntab, written by Go's linker, which merges nothing) and Zig's and libstdc++'s marks
+keep their NUL before: they are told apart from longer names by it, and no longer string ends with them.
+
 Measured here (Debian glibc 2.36 and 2.41, musl 1.2, Go 1.19 and 1.24, amd64):
 
 - Every static glibc binary holds `GLIBC_TUNABLES` and the GNU ABI-tag note; musl and pure Go ones do
@@ -30,6 +38,7 @@ Measured here (Debian glibc 2.36 and 2.41, musl 1.2, Go 1.19 and 1.24, amd64):
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -46,6 +55,7 @@ _MAX_NOTE_BYTES = 1 << 16  # read of one PT_NOTE segment (real ones: well under 
 Reader = Callable[[int, int], bytes]
 """read(offset, length): up to `length` bytes of the file at `offset`; b"" outside of it."""
 _MAX_QUOTED = 80
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
 
 # ---------------------------------------------------------------------------------------------------
 # glibc NSS: the functions whose libc.a objects carry a `.gnu.warning.<name>` section ("Using 'x' in
@@ -116,7 +126,17 @@ CA_STRINGS = (
 )
 ZONEINFO_STRINGS = (b"/usr/share/zoneinfo",)
 USER_DATABASE_STRINGS = (b"/etc/passwd", b"/etc/group")
-TMP_STRINGS = (b"\0/tmp\0", b"\0/tmp/")  # "/tmp" or a path under it, as whole C strings
+# "/tmp" as a whole C string or as the end of a longer one: linkers merge a string into the tail of a
+# longer one that ends with it (GNU ld -O2 stores "/tmp" as the end of "/var/tmp" on amd64, arm, 386,
+# s390x), so the program's "/tmp" may exist only inside "/var/tmp". The NUL after it keeps "/tmpfoo" out.
+TMP_STRING = b"/tmp"
+# A path under /tmp: "/tmp/" at the start of a string, i.e. not right after a path character ("/var/tmp/x",
+# "/home/u/tmp/x" are no /tmp paths). String literals can follow other constants with no NUL between
+# ("\0\0@@/tmp/x" after the float 3.0), so what comes before may be any other byte.
+TMP_PATH = re.compile(rb"(?<![A-Za-z0-9._~-])/tmp/")
+# Literals of libraries that end in "/tmp" without being a use of it: glibc < 2.41's default
+# LD_PROFILE_OUTPUT (`&"/var/tmp\0/var/profile"[secure ? 9 : 0]` in dl-support.c), in every static binary.
+LIBRARY_TMP_LITERALS = (b"/var/tmp\0/var/profile\0",)
 TMP_FUNCTIONS = (
     "mkstemp",
     "mkstemp64",
@@ -164,6 +184,15 @@ class Note:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FoundString:
+    """A string found by its end: the text that holds it (shortened), and whether that is the string
+    itself rather than a longer one ending with it ("/var/tmp" for "/tmp")."""
+
+    text: str
+    whole: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Contents:
     """The parts of a file that say what it does at run time."""
 
@@ -189,6 +218,36 @@ class Contents:
             if index >= 0:
                 return _c_string_around(self.loaded, index, needle)
         return None
+
+    def first_ending(self, strings: Iterable[bytes], ignore: Iterable[bytes] = ()) -> FoundString | None:
+        """The first of `strings` found as a whole C string, else as the end of a longer one (tail merging,
+        see TMP_STRING), never as the start of a longer one; occurrences inside one of the `ignore`
+        literals (a library's, known not to be a use) are skipped."""
+        ignored = tuple(ignore)
+        for needle in strings:
+            terminated = needle + b"\0"
+            tail: FoundString | None = None
+            index = self.loaded.find(terminated)
+            while index >= 0:
+                if not any(_inside(self.loaded, index, terminated, literal) for literal in ignored):
+                    text = _printable_string_ending(self.loaded, index)
+                    if text == needle.decode("ascii"):
+                        return FoundString(text=text, whole=True)
+                    tail = tail or FoundString(text=text, whole=False)
+                index = self.loaded.find(terminated, index + 1)
+            if tail is not None:
+                return tail
+        return None
+
+    def first_match(self, pattern: re.Pattern[bytes]) -> str | None:
+        """The printable text from the first match of `pattern` in loaded bytes on (up to a NUL or an
+        unprintable byte: musl keeps "/tmp/tmpnam_XXXX" unterminated), shortened."""
+        found = pattern.search(self.loaded)
+        if found is None:
+            return None
+        printable = _PRINTABLE.match(self.loaded, found.start())
+        text = printable[0].decode("ascii") if printable else found[0].decode("ascii", "replace")
+        return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 3] + "..."
 
     def first_go_function(self, names: Iterable[str]) -> str | None:
         """The first of `names` that is a Go function name in the binary (NUL-delimited in pclntab)."""
@@ -316,6 +375,29 @@ def _c_string_around(data: bytes, index: int, needle: bytes) -> str:
     if not text.isprintable() or not text:
         text = needle.strip(b"\0").decode("ascii")
     return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 3] + "..."
+
+
+def _inside(data: bytes, index: int, needle: bytes, literal: bytes) -> bool:
+    """Whether the needle found at data[index:] is part of an occurrence of `literal` there."""
+    offset = literal.find(needle)
+    while offset >= 0:
+        if index >= offset and data[index - offset : index - offset + len(literal)] == literal:
+            return True
+        offset = literal.find(needle, offset + 1)
+    return False
+
+
+def _printable_string_ending(data: bytes, index: int) -> str:
+    """The printable text before data[index:] and that up to its NUL: the string that ends with it,
+    from its first "/" when it has one (a literal can follow other constants: "@@/var/tmp" after the
+    float 3.0), shortened from the left."""
+    end = data.find(b"\0", index)
+    start = index
+    while start > 0 and 0x20 <= data[start - 1] < 0x7F and index - start < _MAX_QUOTED:
+        start -= 1
+    text = data[start:end].decode("ascii")
+    text = text[text.find("/") :] if "/" in text[: index - start] else text
+    return text if len(text) <= _MAX_QUOTED else "..." + text[-(_MAX_QUOTED - 3) :]
 
 
 def _round_up(value: int, align: int) -> int:

@@ -209,6 +209,26 @@ def build_image(
     )
 
 
+def with_layer(image: Image, files: Sequence[FileEntry]) -> Image:
+    """`image` with one more layer on top holding `files` (a smoke test's inputs); its config and
+    annotations otherwise unchanged. The files shadow what the image has at their paths."""
+    tree = {entry.path[1:]: (entry.mode, None if entry.is_dir else entry.data) for entry in files}
+    layer = Blob(media_type=MEDIA_TYPE_LAYER, data=_ustar(tree, 0))
+    config = json.loads(image.config.data)
+    config["rootfs"]["diff_ids"].append(layer.digest)
+    config["history"].append({"created": config.get("created", _rfc3339(0)), "created_by": "osless smoke"})
+    config_blob = Blob(media_type=MEDIA_TYPE_CONFIG, data=canonical_json(config))
+    manifest = json.loads(image.manifest.data)
+    manifest["config"] = config_blob.descriptor()
+    manifest["layers"].append(layer.descriptor())
+    return Image(
+        config=config_blob,
+        layers=(*image.layers, layer),
+        manifest=Blob(media_type=MEDIA_TYPE_MANIFEST, data=canonical_json(manifest)),
+        platform=image.platform,
+    )
+
+
 def _index(images: Sequence[Image], annotations: Mapping[str, str] | None) -> Blob:
     """The image index: one manifest per platform, sorted by platform name."""
     names = [image.platform.name for image in images]

@@ -27,7 +27,9 @@ from orchestrator.languages import c, cxx, go, rust, zig
 from orchestrator.platforms import Platform
 
 if TYPE_CHECKING:
+    from orchestrator.languages.fetching import FetchPlan
     from orchestrator.outputs.components import DebianPackage
+    from orchestrator.recipe.model import FetchSpec
     from orchestrator.verify.context import ElfContext
     from orchestrator.verify.findings import Finding
 
@@ -97,6 +99,14 @@ class Language(Protocol):
         record itself (Rust: the crates of its Cargo.lock); files there are read, never run."""
         ...
 
+    def fetch_plan(
+        self, fetch: FetchSpec, sources: tuple[str, ...], env: Mapping[str, str]
+    ) -> FetchPlan | None:
+        """How this language fetches what a service's `[fetch]` names, None when it names nothing of
+        this language's: `sources` are its fetch sources as the fetch container sees them (a project
+        directory under /project), `env` the build's environment."""
+        ...
+
 
 def language_of(
     binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
@@ -115,6 +125,14 @@ def build_env_defaults(cache_dir: str, target_cache: str) -> dict[str, str]:
         for language in LANGUAGES
         for name, value in language.build_env(cache_dir, target_cache).items()
     }
+
+
+def fetch_plan(fetch: FetchSpec, sources: tuple[str, ...], env: Mapping[str, str]) -> FetchPlan | None:
+    """The plan of the first language that fetches what `fetch` names, None when none does."""
+    return next(
+        (plan for language in LANGUAGES if (plan := language.fetch_plan(fetch, sources, env)) is not None),
+        None,
+    )
 
 
 def build_report(facts: ElfFacts, name: str) -> str | None:

@@ -29,6 +29,8 @@ from orchestrator.platforms import Platform
 from orchestrator.verify.findings import Finding, error, info, need
 
 if TYPE_CHECKING:
+    from orchestrator.languages.fetching import FetchPlan
+    from orchestrator.recipe.model import FetchSpec
     from orchestrator.verify.context import ElfContext
 
 _MUSL_HINT = "link against musl ({MUSL_CC} in the gcc toolchain), use a pure implementation"
@@ -78,10 +80,16 @@ class CLanguage:
     def sbom_components(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
     ) -> list[Component]:
-        return libc_components(libc, platform, packages)
+        """The libc, and the platform's libraries the toolchain image holds (`library_components`)."""
+        return [*libc_components(libc, platform, packages), *library_components(libc, platform, packages)]
 
     def source_components(self, context: ElfContext, source: Path) -> list[Component]:
         return []
+
+    def fetch_plan(
+        self, fetch: FetchSpec, sources: tuple[str, ...], env: Mapping[str, str]
+    ) -> FetchPlan | None:
+        return None  # libraries come from the toolchain image's packages or the source tree
 
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
@@ -121,6 +129,42 @@ def libc_components(libc: str, platform: Platform, packages: Mapping[str, Debian
             bom_ref=f"libc:{libc}:{platform.debian_arch}",
             properties=properties({"libc": libc, "platform": platform.name}),
         )
+    ]
+
+
+# The C runtime's own -dev packages: the libc and the C++ standard library have components of their own
+# (libc_components, languages.cxx); libcrypt-dev comes with libc6-dev; Rust's std is languages.rust's.
+_RUNTIME_DEV = re.compile(
+    r"(?:libc6|libcrypt|musl|linux-libc|libstd-rust)-dev|lib(?:gcc|stdc\+\+)-[0-9]+-dev"
+)
+
+
+def library_packages(platform: Platform, packages: Mapping[str, DebianPackage]) -> list[DebianPackage]:
+    """The libraries a static binary for `platform` may have linked from the toolchain image: its `-dev`
+    packages of the platform's Debian architecture (installed by multiarch as `<name>:<arch>`, or
+    native) that ship a static archive, but the C runtime's own (_RUNTIME_DEV). Which of them the linker
+    took cannot be read back from a stripped binary, so all are listed: the rule docs/report.md states."""
+    chosen = {
+        package
+        for key, package in packages.items()
+        if key == f"{package.name}:{package.architecture}"
+        and package.architecture == platform.debian_arch
+        and package.static_archive
+        and package.name.endswith("-dev")
+        and not _RUNTIME_DEV.fullmatch(package.name)
+    }
+    return sorted(chosen, key=lambda package: package.name)
+
+
+def library_components(
+    libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
+) -> list[Component]:
+    """`library_packages` as SBOM libraries, for a binary that links a libc (a static C-style link)."""
+    if libc not in ("glibc", "musl"):
+        return []
+    return [
+        deb_component(package, ComponentType.LIBRARY, origin="debian-package")
+        for package in library_packages(platform, packages)
     ]
 
 
@@ -251,7 +295,7 @@ def _needs(contents: Contents) -> tuple[Finding, ...]:
     if users and _nss_use(contents) is None:  # with glibc's NSS, _nss_findings decides
         findings.append(need("passwd", f"refers to {users}: user and group lookups read it"))
     tmp_calls = contents.called(elfscan.TMP_FUNCTIONS)
-    tmp = f"calls {_names(tmp_calls)}" if tmp_calls else _refers(contents.first_string(elfscan.TMP_STRINGS))
+    tmp = f"calls {_names(tmp_calls)}" if tmp_calls else _tmp_reference(contents)
     if tmp:
         findings.append(need("tmp", f"{tmp}: temporary files go to /tmp (or $TMPDIR)"))
     return tuple(findings)
@@ -262,6 +306,16 @@ def _names(names: tuple[str, ...]) -> str:
     names = tuple(n for n in names if n.removesuffix("_r").removesuffix("64") == n or n[:-2] not in names)
     shown = ", ".join(names[:3])
     return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
+
+
+def _tmp_reference(contents: Contents) -> str | None:
+    """The string /tmp (also as the end of a longer one, where linkers merge it), else a path under /tmp."""
+    found = contents.first_ending((elfscan.TMP_STRING,), ignore=elfscan.LIBRARY_TMP_LITERALS)
+    if found is not None and not found.whole:
+        return f"refers to {found.text} (or to /tmp, which linkers store as the end of a longer string)"
+    if found is not None:
+        return f"refers to {found.text}"
+    return _refers(contents.first_match(elfscan.TMP_PATH))
 
 
 def _refers(string: str | None) -> str | None:

@@ -28,13 +28,17 @@ from orchestrator.elf.goinfo import (
 )
 from orchestrator.elf.load import PF_W, LoadedElf, one_line
 from orchestrator.elf.scan import Contents, Note
-from orchestrator.languages.c import libc_components, libc_findings
-from orchestrator.outputs.components import DebianPackage, properties
+from orchestrator.languages.c import libc_components, libc_findings, library_components
+from orchestrator.languages.fetching import FetchPlan
+from orchestrator.outputs.components import SERVICE_SOURCE, DebianPackage, properties
 from orchestrator.platforms import Platform
 from orchestrator.verify.findings import Finding, error, info, need
 
 if TYPE_CHECKING:
+    from orchestrator.recipe.model import FetchSpec
     from orchestrator.verify.context import ElfContext
+
+GO_LOCK_FILES = ("go.mod", "go.sum")  # what pins a module's dependencies: the key of their fetch
 
 
 class GoLanguage:
@@ -127,10 +131,35 @@ class GoLanguage:
         """The standard library at the binary's Go version, the main module, every dependency module,
         and the libc cgo linked."""
         go = context.facts.go
-        return [*(_modules(go) if go else []), *libc_components(libc, platform, packages)]
+        return [
+            *(_modules(go) if go else []),
+            *libc_components(libc, platform, packages),
+            *library_components(libc, platform, packages),  # cgo's
+        ]
 
     def source_components(self, context: ElfContext, source: Path) -> list[Component]:
         return []  # the build info lists every module linked in
+
+    def fetch_plan(
+        self, fetch: FetchSpec, sources: tuple[str, ...], env: Mapping[str, str]
+    ) -> FetchPlan | None:
+        """`go mod download` from the recipe's GOPROXY into a module cache of its own, which the build
+        then reads alone (GOPROXY=off). go.sum is the trust anchor both times: the download checks every
+        module against it, the build (-mod=readonly: go.mod and go.sum as they are, vendor/ unused)
+        refuses a module go.sum does not list. No checksum database is asked (GOSUMDB=off): it would
+        need the network, and a complete go.sum already pins every module."""
+        if not fetch.goproxy:
+            return None
+        goflags = f"{env.get('GOFLAGS', '')} -mod=readonly".strip()  # the last -mod in GOFLAGS wins
+        return FetchPlan(
+            description="go mod download",
+            lock_files=GO_LOCK_FILES,
+            sources=fetch.goproxy,
+            command=("go", "mod", "download", "-x"),  # -x: the log shows every proxy request
+            env={"GOPROXY": ",".join(sources), "GOSUMDB": "off", "GOFLAGS": goflags, "GOTOOLCHAIN": "local"},
+            build_env={"GOPROXY": "off", "GOSUMDB": "off", "GOFLAGS": goflags},
+            directory_variable="GOMODCACHE",
+        )
 
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
@@ -210,6 +239,7 @@ def _module(module: Module, role: str) -> Component:
     purl = _purl(linked.path, version)
     values = {
         "go:module": role,
+        "origin": _origin(module, role, by_directory),
         "go:sum": linked.sum,
         "go:replaces": f"{module.path} {module.version}" if linked is not module else None,
         "go:replaced-by": replace.path if by_directory and replace is not None else None,
@@ -224,6 +254,19 @@ def _module(module: Module, role: str) -> Component:
     )
 
 
+def _origin(module: Module, role: str, by_directory: bool) -> str:
+    """Where a module's code came from, as the build info tells it: the main module, a module vendored
+    in vendor/ (the build info then records no go.sum hash) and a module replaced by a relative
+    directory are the service's own source; a module with a hash came from the module cache (a fetch
+    step), verified against go.sum; an absolute directory is whatever the builder had there."""
+    if role == "main":
+        return SERVICE_SOURCE
+    if by_directory and module.replace is not None:
+        return "directory" if module.replace.path.startswith("/") else SERVICE_SOURCE
+    linked = module.replace or module
+    return "go-module-cache" if linked.sum else SERVICE_SOURCE
+
+
 def _modules(info: GoBuildInfo) -> list[Component]:
     """The standard library at the binary's Go version, the main module and every dependency module."""
     version = _version(info)
@@ -235,7 +278,7 @@ def _modules(info: GoBuildInfo) -> list[Component]:
             version=version,
             purl=stdlib,
             bom_ref=stdlib.to_string(),
-            properties=properties({"go:module": "stdlib"}),
+            properties=properties({"go:module": "stdlib", "origin": "toolchain"}),
         )
     ]
     if info.main is not None and info.main.path:

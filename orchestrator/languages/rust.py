@@ -37,7 +37,7 @@ from orchestrator.elf.facts import ElfFacts
 from orchestrator.elf.load import LoadedElf, one_line
 from orchestrator.elf.scan import Contents, Note
 from orchestrator.languages.c import CLanguage
-from orchestrator.outputs.components import DebianPackage, deb_component, properties
+from orchestrator.outputs.components import SERVICE_SOURCE, DebianPackage, deb_component, properties
 from orchestrator.platforms import Platform
 from orchestrator.verify.findings import Finding, info
 
@@ -64,6 +64,7 @@ CRATES_IO_SPARSE = "sparse+https://index.crates.io/"
 MAX_CARGO_LOCK = 16 * 1024**2  # bytes: real lock files are well under 1 MiB
 MAX_AUDIT_DATA = 8 * 1024**2  # decompressed bytes of .dep-v0 (cargo auditable's own reader's limit)
 STD_PACKAGE = "libstd-rust-dev"
+DEBIAN_CRATE_REGISTRY = "/usr/share/cargo/registry"  # where Debian's librust-*-dev packages put crates
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +146,7 @@ class RustLanguage(CLanguage):
         if auditable_crates(context.contents) is not None:
             return []
         crates = read_cargo_lock(source / "Cargo.lock")
-        return crate_components(crates or [])
+        return crate_components(crates or [], crates_io_directory(source))
 
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
@@ -210,6 +211,12 @@ def _named_entries(entries: list[Any]) -> Iterator[tuple[dict[str, Any], str, st
 def read_cargo_lock(path: Path) -> list[Crate] | None:
     """A service's Cargo.lock, when it is a regular file (not followed when a symbolic link) of at most
     MAX_CARGO_LOCK bytes; None when there is none or it cannot be read (the SBOM then lists no crates)."""
+    text = _read_text(path)
+    return None if text is None else parse_cargo_lock(text)
+
+
+def _read_text(path: Path) -> str | None:
+    """A UTF-8 file of the source as `read_cargo_lock` reads it; None when it is not such a file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:
@@ -221,8 +228,18 @@ def read_cargo_lock(path: Path) -> list[Crate] | None:
     if len(data) > MAX_CARGO_LOCK:
         return None
     try:
-        return parse_cargo_lock(data.decode("utf-8"))
+        return data.decode("utf-8")
     except UnicodeDecodeError:
+        return None
+
+
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError):
         return None
 
 
@@ -272,11 +289,12 @@ def _auditable_source(value: Any) -> str | None:
     return None if text == "local" else text or "other"
 
 
-def crate_components(crates: Iterable[Crate]) -> list[Component]:
+def crate_components(crates: Iterable[Crate], directory: str | None = None) -> list[Component]:
     """The crates as SBOM libraries: `pkg:cargo/<name>@<version>` for crates from a registry or git
     (with the registry or repository as a qualifier unless it is crates.io); no purl for the local
     packages of the workspace (their names are nobody's registry entry), nor for a source known only by
-    its kind (cargo auditable's "git", "registry")."""
+    its kind (cargo auditable's "git", "registry"). `directory`: the directory source that replaces
+    crates.io in the service's cargo configuration (`crates_io_directory`), which their origin says."""
     components = []
     for crate in crates:
         purl = _purl(crate)
@@ -291,11 +309,56 @@ def crate_components(crates: Iterable[Crate]) -> list[Component]:
                 bom_ref=ref,
                 hashes=_hashes(crate),
                 properties=properties(
-                    {"cargo:package": "dependency" if crate.source else "local", "cargo:source": crate.source}
+                    {
+                        "cargo:package": "dependency" if crate.source else "local",
+                        "cargo:source": crate.source,
+                        "origin": _crate_origin(crate, directory),
+                        "cargo:directory": directory if _from_crates_io(crate) else None,
+                    }
                 ),
             )
         )
     return components
+
+
+def _crate_origin(crate: Crate, directory: str | None) -> str | None:
+    """Where a crate's code came from: the workspace's own packages and crates.io's crates replaced by a
+    directory of the source (`cargo vendor`) are the service's source; Debian's crate registry is
+    Debian's packages (librust-*-dev); unknown otherwise (None)."""
+    if crate.source is None:
+        return SERVICE_SOURCE
+    if directory is None or not _from_crates_io(crate):
+        return None
+    if not directory.startswith("/"):
+        return SERVICE_SOURCE
+    return "debian-package" if directory.rstrip("/") == DEBIAN_CRATE_REGISTRY else "directory"
+
+
+def _from_crates_io(crate: Crate) -> bool:
+    return crate.source in (CRATES_IO, CRATES_IO_SPARSE)
+
+
+def crates_io_directory(source: Path) -> str | None:
+    """The directory that replaces crates.io in the service's `.cargo/config.toml` (or `.cargo/config`):
+    `[source.crates-io] replace-with = "<name>"` and `[source.<name>] directory = "<dir>"`, followed
+    through at most a few replacements; None when crates.io is not replaced by a directory."""
+    for name in (".cargo/config.toml", ".cargo/config"):
+        document = _read_toml(source / name)
+        if document is None:
+            continue
+        sources = document.get("source")
+        if not isinstance(sources, dict):
+            return None
+        current = sources.get("crates-io")
+        for _ in range(8):
+            if not isinstance(current, dict):
+                return None
+            directory = current.get("directory")
+            if isinstance(directory, str) and directory:
+                return directory
+            current = sources.get(current.get("replace-with"))
+        return None
+    return None
 
 
 def _hashes(crate: Crate) -> list[HashType]:

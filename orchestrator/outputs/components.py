@@ -11,6 +11,10 @@ from cyclonedx.model import Property
 from cyclonedx.model.component import Component, ComponentType
 from packageurl import PackageURL
 
+SERVICE_SOURCE = "service-source"
+"""The `osless:origin` of what was compiled from the service's own source tree: the tree itself, a Go main
+module, Go modules vendored in it, Rust crates of its workspace or its `cargo vendor` directory."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class DebianPackage:
@@ -22,6 +26,7 @@ class DebianPackage:
     architecture: str  # the package's own: "amd64", or "all" (e.g. libc6-dev-arm64-cross); "" for a wheel
     distro: str | None = None  # "debian-13": the purl qualifier vulnerability scanners match on
     purl_type: str = "deb"  # "pypi": a wheel, pkg:pypi/<name>@<version>
+    static_archive: bool = False  # it ships a static library (`.a`): something a static binary can link
 
     @property
     def purl(self) -> PackageURL:

@@ -3,8 +3,9 @@
 One test case per target and stage: classname `<service>.<platform>`, name the stage (toolchain,
 build, verify, package, smoke). The stages a target passed are passing cases timed from the report,
 the stage it stopped at is a `<failure>` (an `<error>` for an internal error of osless) with the
-reason and, for smoke, the stdout diff, and the stages it never reached are `<skipped/>`. A cached
-target's cases pass with time 0 and a "cached" note in system-out. One `<testsuite>` per service.
+reason and, for smoke, the stdout diff, and the stages it never reached are `<skipped/>`. A target
+with several smoke checks has one more case per check, named `smoke: <check>`, after its smoke case. A
+cached target's cases pass with time 0 and a "cached" note in system-out. One `<testsuite>` per service.
 
 The document is valid against the Jenkins / Maven Surefire JUnit schema (tests/data/junit.xsd). Pure:
 made from the RunReport alone (`outputs.writers` writes it).
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.outputs.report import RunReport, Status, TargetReport
+from orchestrator.stages.smoke import INTERRUPTED, CheckResult
 
 STAGES = ("toolchain", "build", "verify", "package", "smoke")
 INTERNAL = "internal error"  # how the pipeline's reasons for a bug of osless begin
@@ -118,7 +120,31 @@ def _testcases(target: TargetReport) -> list[ET.Element]:
             reason = (target.reason or "not started") if never_started else reached
             ET.SubElement(case, "skipped", message=_text(reason))
         cases.append(case)
+    if target.smoke and len(target.smoke.checks) > 1:
+        cases += [_check_case(classname, target, check) for check in target.smoke.checks]
     return cases
+
+
+def _check_case(classname: str, target: TargetReport, check: CheckResult) -> ET.Element:
+    """One smoke check of a target with several: passed with its output, failed with its reason and diff."""
+    case = ET.Element("testcase", name=_text(f"smoke: {check.name}"), classname=_text(classname))
+    case.set("time", _time(0.0 if target.cached else check.seconds))
+    if target.cached:
+        note = "cached: inputs unchanged, the passed result of an earlier run was reused"
+        ET.SubElement(case, "system-out").text = note
+        return case
+    if check.reason == INTERRUPTED:
+        ET.SubElement(case, "skipped", message=_text(check.reason))
+        return case
+    if not check.passed:
+        reason = check.reason or "failed"
+        failure = ET.SubElement(case, "failure", message=_text(reason), type="osless.smoke")
+        failure.text = _text("\n".join([reason, *(["", check.diff.rstrip("\n")] if check.diff else [])]))
+    if check.stdout:
+        ET.SubElement(case, "system-out").text = _text(check.stdout)
+    if check.stderr:
+        ET.SubElement(case, "system-err").text = _text(check.stderr)
+    return case
 
 
 def _passed(case: ET.Element, target: TargetReport, stage: str) -> None:

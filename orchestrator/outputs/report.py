@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.outputs.atomic import write_atomic
+from orchestrator.stages.fetch import FetchInfo
 from orchestrator.stages.smoke import SmokeResult
 
 REPORT_SCHEMA = 1
@@ -61,6 +62,7 @@ class TargetReport:
     log: str | None
     cached: bool = False  # reused from an earlier run whose inputs were the same
     engine: str = "default"  # the engine that built and ran it: "default" or the platform given --engine
+    fetch: FetchInfo | None = None  # the fetch step before its build, when the recipe has [fetch]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetReport:
@@ -75,7 +77,8 @@ class TargetReport:
                 "status": Status(data["status"]),
                 "binary": nested(BinaryInfo, data["binary"]),
                 "image": nested(ImageInfo, data["image"]),
-                "smoke": nested(SmokeResult, data["smoke"]),
+                "fetch": nested(FetchInfo, data.get("fetch")),
+                "smoke": SmokeResult.from_json(data["smoke"]) if data["smoke"] is not None else None,
                 "cached": True,
             }
         )
@@ -92,7 +95,9 @@ class ServiceImage:
 
 @dataclass(frozen=True, kw_only=True)
 class Unsupported:
-    """A platform that `platforms = ["all"]` left out for a selected service, and why."""
+    """A platform a selected service is not built for, and why: one `--platform` asked for (its toolchain
+    cannot target it, a placeholder is undefined there, or its recipe does not list it), or, without
+    `--platform`, one that `platforms = ["all"]` left out."""
 
     service: str
     platform: str

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cyclonedx.model import HashAlgorithm, HashType
+from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.tool import ToolRepository
@@ -45,7 +45,13 @@ from orchestrator.errors import EngineError, OslessError
 from orchestrator.image import oci
 from orchestrator.image.extras import EXTRAS
 from orchestrator.outputs.atomic import write_atomic
-from orchestrator.outputs.components import DebianPackage, deb_component, properties, wheel_key
+from orchestrator.outputs.components import (
+    SERVICE_SOURCE,
+    DebianPackage,
+    deb_component,
+    properties,
+    wheel_key,
+)
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
 from orchestrator.recipe.model import Service
@@ -59,15 +65,19 @@ SCHEMA_VERSION = SchemaVersion.V1_5
 SERIAL_NAMESPACE = uuid.UUID("956477f7-dd3f-40b3-bd7d-6ca967652bea")
 _PLACEHOLDER_SERIAL = uuid.UUID(int=0)
 # Installed packages ("ii"), then the distribution as purls name it ("debian-13"), then the name and
-# version of each wheel the bootstrap unpacked under /opt/wheels (its .dist-info/METADATA), in one short
-# container.
+# version of each wheel the bootstrap unpacked under /opt/wheels (its .dist-info/METADATA), then the
+# `-dev` packages whose file lists name a static archive (`<name>:<arch>.list` or `<name>.list` in dpkg's
+# database), in one short container.
 _PACKAGES_SCRIPT = (
     "dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' && "
     "if [ -r /etc/os-release ]; then . /etc/os-release; "
     'printf "#distro\\t%s-%s\\n" "$ID" "${VERSION_ID:-$VERSION_CODENAME}"; fi && '
     'for m in /opt/wheels/*.dist-info/METADATA; do if [ -f "$m" ]; then '
     "printf '#wheel\\t%s\\t%s\\n' \"$(sed -n 's/^Name: *//p' \"$m\" | head -n 1)\" "
-    '"$(sed -n \'s/^Version: *//p\' "$m" | head -n 1)"; fi; done'
+    '"$(sed -n \'s/^Version: *//p\' "$m" | head -n 1)"; fi; done && '
+    "for l in /var/lib/dpkg/info/*-dev.list /var/lib/dpkg/info/*-dev:*.list; do "
+    'if [ -f "$l" ] && grep -q "[.]a\\$" "$l"; then l=${l##*/}; printf "#static\\t%s\\n" "${l%.list}"; fi; '
+    "done"
 )
 _WHEEL_FIELD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]{0,127}")  # a wheel's name or version
 _cache: dict[str, dict[str, DebianPackage]] = {}  # toolchain image id -> its packages
@@ -85,22 +95,32 @@ class PlatformBinary:
 
 def parse_packages(text: str) -> dict[str, DebianPackage]:
     """`_PACKAGES_SCRIPT`'s output: installed packages by name (the first of a name installed twice), and
-    each also by `name:architecture`, which tells a multiarch package's copies apart (musl-dev:arm64);
-    the wheels under /opt/wheels by `wheel_key(name)` ("pypi/ziglang")."""
+    each also by `name:architecture`, which tells a multiarch package's copies apart (musl-dev:arm64),
+    marked when they ship a static archive; the wheels under /opt/wheels by `wheel_key(name)`
+    ("pypi/ziglang")."""
     distro = None
     rows: list[list[str]] = []
     wheels: list[DebianPackage] = []
+    static: set[str] = set()  # "name:arch" or "name" of the -dev packages shipping a static archive
     for line in text.splitlines():
         fields = line.rstrip("\r").split("\t")
         if fields[0] == "#distro" and len(fields) == 2 and not fields[1].endswith("-"):
             distro = fields[1]
+        elif fields[0] == "#static" and len(fields) == 2:
+            static.add(fields[1])
         elif fields[0] == "#wheel" and len(fields) == 3 and all(map(_WHEEL_FIELD.fullmatch, fields[1:])):
             wheels.append(DebianPackage(name=fields[1], version=fields[2], architecture="", purl_type="pypi"))
         elif len(fields) == 4 and fields[0].startswith("ii") and fields[1] and fields[2]:
             rows.append(fields[1:])
     packages: dict[str, DebianPackage] = {}
     for name, version, architecture in rows:
-        package = DebianPackage(name=name, version=version, architecture=architecture, distro=distro)
+        package = DebianPackage(
+            name=name,
+            version=version,
+            architecture=architecture,
+            distro=distro,
+            static_archive=f"{name}:{architecture}" in static or name in static,
+        )
         packages.setdefault(name, package)
         packages.setdefault(f"{name}:{architecture}", package)
     for wheel in wheels:
@@ -162,6 +182,8 @@ def sbom_for(
         ),
     )
     depends[_ref(image)] = []
+    source = _source_component(service, provenance)
+    linked_by: dict[str, set[str]] = {}  # bom-ref of what a binary holds -> the platforms holding it
 
     for binary in sorted(binaries, key=lambda b: b.platform.name):
         platform = binary.platform
@@ -186,6 +208,7 @@ def sbom_for(
             ),
         )
         inside = [
+            source,
             *language.sbom_components(context, libc, platform, packages),
             *language.source_components(context, service.source),
         ]
@@ -195,9 +218,13 @@ def sbom_for(
         for part in inside:
             components.setdefault(_ref(part), part)
             depends.setdefault(_ref(part), [])
+            linked_by.setdefault(_ref(part), set()).add(platform.name)
         components[_ref(component)] = component
         depends[_ref(component)] = sorted({_ref(part) for part in inside})
         depends[_ref(image)].append(_ref(component))
+
+    for ref, platforms in linked_by.items():  # the same module or package, in which platforms' binaries
+        components[ref].properties.add(Property(name="osless:platforms", value=",".join(sorted(platforms))))
 
     for extra in service.image.extras:
         package = packages.get(EXTRAS[extra].package or "")  # an extra made of a toolchain package
@@ -222,6 +249,24 @@ def sbom_for(
     draft = _serialize(bom)
     bom.serial_number = uuid.uuid5(SERIAL_NAMESPACE, hashlib.sha256(draft).hexdigest())
     return _serialize(bom)
+
+
+def _source_component(service: Service, provenance: Provenance) -> Component:
+    """The service's own source tree, which every binary is built from: what the toolchain image and the
+    fetched dependencies do not account for (a C program's own files, and whatever it vendors)."""
+    return Component(
+        type=ComponentType.FILE,  # its files; `application` is what each binary is
+        name=f"{service.name} source",
+        version=provenance.revision,
+        bom_ref=f"source:{service.name}",
+        properties=properties(
+            {
+                "origin": SERVICE_SOURCE,
+                "source:revision": provenance.revision,
+                "source:url": provenance.source_url,
+            }
+        ),
+    )
 
 
 def write_sbom(out_root: Path, service: Service, document: bytes) -> Path:

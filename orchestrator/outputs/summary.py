@@ -1,7 +1,8 @@
 """The run as a Markdown summary: out/summary.md, and the GitHub Actions job summary.
 
 One row per target (service, platform, result, failed stage, reason, binary size, image size), then
-the totals. Pure: made from the RunReport alone (`outputs.writers` writes it).
+the totals, then each check of the targets with several smoke checks. Pure: made from the RunReport
+alone (`outputs.writers` writes it).
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ def markdown(report: RunReport) -> str:
     ]
     lines += [_row(target) for target in targets]
     lines += ["", _totals(report)]
+    checked = [t for t in targets if t.smoke and len(t.smoke.checks) > 1 and not t.cached]
+    if checked:
+        lines += ["", "Smoke checks:", ""]
+        lines += [_checks(target) for target in checked]
     if report.unsupported:
-        lines += ["", 'Not built (left out by `platforms = ["all"]`):', ""]
+        lines += ["", "Not built, and why:", ""]
         lines += [f"- {_cell(u.service)} {_cell(u.platform)}: {_cell(u.reason)}" for u in report.unsupported]
     return "\n".join(lines) + "\n"
 
@@ -68,6 +73,16 @@ def _row(target: TargetReport) -> str:
         human_size(target.image.size) if target.image else "-",
     )
     return "| " + " | ".join(cells) + " |"
+
+
+def _checks(target: TargetReport) -> str:
+    """`- service platform: ✅ name, ❌ name (reason)` for a target with several smoke checks."""
+    assert target.smoke is not None
+    results = [
+        f"✅ {_cell(check.name)}" if check.passed else f"❌ {_cell(check.name)} ({_cell(check.reason or '')})"
+        for check in target.smoke.checks
+    ]
+    return f"- {_cell(target.service)} {_cell(target.platform)}: {', '.join(results)}"
 
 
 def _totals(report: RunReport) -> str:

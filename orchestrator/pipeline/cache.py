@@ -22,7 +22,8 @@ from orchestrator.image import oci
 from orchestrator.outputs.report import TargetReport, to_jsonable, write_json
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
-from orchestrator.recipe.model import Service, Toolchain
+from orchestrator.recipe.model import Service, SmokeSpec, Toolchain
+from orchestrator.stages.smoke import read_project_file
 
 # Bump when the meaning of a cached result changes.
 CACHE_FORMAT = 1
@@ -128,14 +129,41 @@ def target_key(inputs: KeyInputs) -> str:
     document = {
         "format": CACHE_FORMAT,
         "osless": inputs.osless_version,
-        "service": _without(to_jsonable(inputs.service), "file", "source", "unsupported"),
-        "toolchain": _without(to_jsonable(inputs.toolchain), "file"),
+        "service": {
+            **_without(to_jsonable(inputs.service), "file", "source", "unsupported", "unbuildable"),
+            "smoke": _smoke_document(inputs.service.smoke),
+        },
+        "toolchain": _toolchain_document(to_jsonable(inputs.toolchain)),
         "toolchain_image": inputs.toolchain_image_id,
         "platform": inputs.platform.name,
         "source": inputs.source_digest,
         "provenance": to_jsonable(inputs.provenance),
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _smoke_document(smoke: SmokeSpec) -> dict[str, Any]:
+    """The smoke checks as the key sees them: the files they bring from the project by content, not by
+    where the project is."""
+    document: dict[str, Any] = to_jsonable(smoke)
+    for check, entry in zip(smoke.checks, document["checks"], strict=True):
+        entry["stdin_file"] = None if check.stdin_file is None else _content_digest(check.stdin_file)
+        entry["files"] = {target: _content_digest(path) for target, path in check.files.items()}
+    return document
+
+
+def _content_digest(path: Path) -> str:
+    try:
+        return "sha256:" + hashlib.sha256(read_project_file(path)).hexdigest()
+    except OSError as exc:
+        problem = RecipeProblem(file=str(path), message=f"cannot read it: {exc.strerror or exc}")
+        raise RecipeError([problem]) from exc
+
+
+def _toolchain_document(document: dict[str, Any]) -> dict[str, Any]:
+    """A toolchain without its file location, nor that of the base it extends (and its base's...)."""
+    base = document.get("base")
+    return _without(document, "file") | ({"base": _toolchain_document(base)} if base else {})
 
 
 def _without(document: dict[str, Any], *keys: str) -> dict[str, Any]:

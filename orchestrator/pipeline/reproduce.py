@@ -1,12 +1,14 @@
 """`--check-reproducible`: compare two clean builds of the same targets, and say where they differ.
 
 "Digest differs" helps nobody: the first differing ELF section (for binaries) or tar entry (for image
-layers) points at the cause — an embedded path, a timestamp, a build id.
+layers) points at the cause — an embedded path, a timestamp. Sections derived from the rest (build IDs)
+are named only when nothing else differs, and the first differing string shows what the bytes are.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -109,26 +111,127 @@ def _differs(comparison: Comparison, difference: str) -> Comparison:
     )
 
 
+# Sections whose bytes are derived from the rest of the file (or of another one): they differ whenever
+# anything else does, so naming them says nothing. Only when nothing else differs are they the difference.
+DERIVED_SECTIONS = {
+    ".note.gnu.build-id": "the linker's build ID",
+    ".note.go.buildid": "Go's build ID",
+    ".gnu_debuglink": "the debug file's name and CRC",
+}
+SHF_EXECINSTR = 0x4
+_MIN_STRING = 4  # printable bytes in a row that count as a string, as strings(1) has it
+_MAX_SHOWN = 80
+_STRINGS = re.compile(rb"[\x20-\x7e]{%d,}" % _MIN_STRING)
+
+
+@dataclass(frozen=True)
+class _Section:
+    name: str
+    data: bytes
+    executable: bool
+
+
 def first_elf_difference(first: Path, second: Path) -> str:
-    """The first section (in file order) whose bytes differ, or the header when no section does."""
+    """The first section (in file order) whose bytes differ, skipping DERIVED_SECTIONS; where in it, and
+    the first string that differs in the non-executable sections (an embedded path, a timestamp: what
+    moved code, whose addresses then differ, is about). The header when no section differs."""
     try:
         with first.open("rb") as a, second.open("rb") as b:
-            sections_a = {s.name: s for s in ELFFile(a).iter_sections()}
-            sections_b = {s.name: s for s in ELFFile(b).iter_sections()}
-            for name, section in sections_a.items():
-                other = sections_b.get(name)
-                if other is None:
-                    return f"section {name} exists only in the first build"
-                if section.data() != other.data():
-                    return (
-                        f"section {name or '(null)'} differs ({section.data_size} vs {other.data_size} bytes)"
-                    )
-            extra = sorted(sections_b.keys() - sections_a.keys())
-            if extra:
-                return f"section {extra[0]} exists only in the second build"
+            sections_a, sections_b = _sections(ELFFile(a)), _sections(ELFFile(b))
     except (ELFError, OSError, ValueError) as error:
         return f"cannot compare sections ({error})"
+    derived: list[str] = []
+    for name, section in sections_a.items():
+        other = sections_b.get(name)
+        if other is None:
+            return f"section {name} exists only in the first build"
+        if section.data == other.data:
+            continue
+        if name in DERIVED_SECTIONS:
+            derived.append(name)
+            continue
+        where = f"section {name or '(null)'} differs ({len(section.data)} vs {len(other.data)} bytes)"
+        at = _bytes_difference(section.data, other.data)
+        where += f" at {at}"
+        text = _string_difference(sections_a, sections_b)
+        if text and not at.endswith(text.removesuffix(f" in {name}")):  # not the same strings again
+            where += f"; first differing string: {text}"
+        if derived:
+            where += f" ({', '.join(derived)} too, derived from the rest)"
+        return where
+    extra = sorted(sections_b.keys() - sections_a.keys())
+    if extra:
+        return f"section {extra[0]} exists only in the second build"
+    if derived:
+        name = derived[0]
+        size_a, size_b = len(sections_a[name].data), len(sections_b[name].data)
+        return f"section {name} differs ({size_a} vs {size_b} bytes), and no other: {DERIVED_SECTIONS[name]}"
     return "the ELF headers or the bytes outside sections differ"
+
+
+def _sections(elf: ELFFile) -> dict[str, _Section]:
+    """Each section by name (the first of a name), in file order (of offsets: the header table may list
+    them otherwise, Go's puts .note.go.buildid, first in the file, last); NOBITS ones as empty."""
+    sections: dict[str, _Section] = {}
+    for section in sorted(elf.iter_sections(), key=lambda section: section["sh_offset"]):
+        data = b"" if section["sh_type"] == "SHT_NOBITS" else section.data()
+        executable = bool(section["sh_flags"] & SHF_EXECINSTR)
+        sections.setdefault(section.name, _Section(name=section.name, data=data, executable=executable))
+    return sections
+
+
+def _bytes_difference(first: bytes, second: bytes) -> str:
+    """'0x1a4: "text" vs "text"' for the first differing byte inside text, else its bytes in hex."""
+    pairs = enumerate(zip(first, second, strict=False))
+    offset = next((i for i, (x, y) in pairs if x != y), min(len(first), len(second)))
+    text_a, text_b = _text_around(first, offset), _text_around(second, offset)
+    if len(text_a) >= _MIN_STRING and len(text_b) >= _MIN_STRING:
+        return f"{offset:#x}: {_quoted(text_a)} vs {_quoted(text_b)}"
+    hex_a, hex_b = first[offset : offset + 8].hex(" "), second[offset : offset + 8].hex(" ")
+    return f"{offset:#x}: bytes {hex_a or '(end)'} vs {hex_b or '(end)'}"
+
+
+def _text_around(data: bytes, offset: int) -> str:
+    """The printable run of bytes that holds data[offset] (empty when that byte is not printable)."""
+    start = offset
+    while start > 0 and 0x20 <= data[start - 1] < 0x7F:
+        start -= 1
+    found = _STRINGS.match(data, start) if offset < len(data) and 0x20 <= data[offset] < 0x7F else None
+    text = found[0].decode("ascii") if found else ""
+    # A path right after other constants, with no NUL between ("\0\0@@" is the float 3.0): the path,
+    # unless the difference is in what comes before it.
+    before = _BEFORE_PATH.match(text)
+    return text[before.end() :] if before and offset - start >= before.end() else text
+
+
+_BEFORE_PATH = re.compile(r"^[^A-Za-z0-9/._-]{1,3}(?=/[A-Za-z0-9._-])")
+
+
+def _string_difference(first: Mapping[str, _Section], second: Mapping[str, _Section]) -> str | None:
+    """The first string (strings(1)-style) that differs between the non-executable, non-derived
+    sections of both files, taken in order: '"/w/a/main.c" vs "/w/bb/main.c" in .rodata'."""
+    strings_a, strings_b = _strings(first), _strings(second)
+    for (name, a), (_, b) in zip(strings_a, strings_b, strict=False):
+        if a != b:
+            return f"{_quoted(a)} vs {_quoted(b)} in {name}"
+    if len(strings_a) != len(strings_b):
+        longer, which = (strings_a, "first") if len(strings_a) > len(strings_b) else (strings_b, "second")
+        name, text = longer[min(len(strings_a), len(strings_b))]
+        return f"{_quoted(text)} only in the {which} build, in {name}"
+    return None
+
+
+def _strings(sections: Mapping[str, _Section]) -> list[tuple[str, str]]:
+    return [
+        (section.name, _BEFORE_PATH.sub("", found.group().decode("ascii"), count=1))
+        for section in sections.values()
+        if not section.executable and section.name not in DERIVED_SECTIONS
+        for found in _STRINGS.finditer(section.data)
+    ]
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "...")
 
 
 def first_image_difference(first: Path, second: Path) -> str:

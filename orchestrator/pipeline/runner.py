@@ -32,7 +32,7 @@ from orchestrator.pipeline.provenance import Provenance, provenance
 from orchestrator.pipeline.scheduler import Scheduler, signals_deferred
 from orchestrator.pipeline.services import write_layouts
 from orchestrator.pipeline.target import StageTracker, TargetStages, os_reason
-from orchestrator.pipeline.targets import Target
+from orchestrator.pipeline.targets import Target, skipped_platforms
 from orchestrator.recipe.model import Project
 from orchestrator.stages.build import Builders
 from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
@@ -97,7 +97,6 @@ class Runner:
             images, reports = self._write_layouts(targets, reports, stages)
         except KeyboardInterrupt:
             interrupted = self._run_report(
-                targets,
                 self._interrupted(targets),
                 [],
                 engine_version=engine_version,
@@ -108,7 +107,7 @@ class Runner:
                 write_run_files(interrupted, self.options.out_root)
             raise
         report = self._run_report(
-            targets, reports, images, engine_version=engine_version, started=started, clock=clock
+            reports, images, engine_version=engine_version, started=started, clock=clock
         )
         try:
             write_run_files(report, self.options.out_root)
@@ -130,7 +129,6 @@ class Runner:
 
     def _run_report(
         self,
-        targets: Sequence[Target],
         reports: list[TargetReport],
         images: list[ServiceImage],
         *,
@@ -151,10 +149,8 @@ class Runner:
             targets=reports,
             images=images,
             unsupported=[
-                Unsupported(service=service.name, platform=platform, reason=reason)
-                for service in {t.service.name: t.service for t in targets}.values()
-                for platform, reason in service.unsupported.items()
-                if not self.options.platforms or platform in self.options.platforms
+                Unsupported(service=skipped.service, platform=skipped.platform, reason=skipped.reason)
+                for skipped in skipped_platforms(self.project, self.options.services, self.options.platforms)
             ],
         )
 
@@ -183,7 +179,11 @@ class Runner:
     def _provision_toolchains(self, targets: Sequence[Target]) -> None:
         """Each toolchain on each engine that builds with it; another engine's copy is transferred."""
         needed = sorted(
-            {(self.engines.name_for(t.platform), t.service.toolchain) for t in targets},
+            {
+                (self.engines.name_for(t.platform), t.service.toolchain)
+                for t in targets
+                if t.service.unbuildable is None  # fails at once: needs no toolchain
+            },
             key=Engines.default_first,
         )
         work_dir = self.options.out_root / ".toolchains"
@@ -200,6 +200,7 @@ class Runner:
                     work_dir,
                     functools.partial(self.view.step, subject),
                     source=None if engine_name == DEFAULT else self.engines.default,
+                    project=self.project.root,
                 )
             except (OslessError, OSError) as error:
                 failure = _toolchain_error(error, work_dir)
@@ -222,6 +223,8 @@ class Runner:
         """Each service's provenance and source digest (for its targets' keys); a source that cannot be
         read fails that service's targets, not the run."""
         for service in {t.service.name: t.service for t in targets}.values():
+            if service.unbuildable is not None:  # no source to read: its targets fail with the reason
+                continue
             self._provenance[service.name] = provenance(service.source)
             try:
                 self._source_digests[service.name] = cache.source_digest(service.source)

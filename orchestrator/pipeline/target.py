@@ -31,9 +31,11 @@ from orchestrator.pipeline.targets import Target
 from orchestrator.platforms import Platform, is_emulated
 from orchestrator.recipe.model import Project, Service
 from orchestrator.stages import build as build_stage
+from orchestrator.stages import fetch as fetch_stage
 from orchestrator.stages import package as package_stage
 from orchestrator.stages import smoke as smoke_stage
 from orchestrator.stages import verify as verify_stage
+from orchestrator.stages.fetch import FetchInfo
 from orchestrator.stages.package import PackageResult
 from orchestrator.stages.smoke import SmokeResult
 from orchestrator.stages.toolchain import ToolchainImage
@@ -66,6 +68,7 @@ class StageTracker:
         self.image: ImageInfo | None = None
         self.smoke: SmokeResult | None = None
         self.log: str | None = None
+        self.fetch: FetchInfo | None = None
 
     @contextlib.contextmanager
     def stage_(self, name: str, waiting: str | None = None) -> Iterator[None]:
@@ -97,6 +100,7 @@ class StageTracker:
             seconds=self.seconds,
             log=self.log,
             engine=self.engine,
+            fetch=self.fetch,
         )
 
 
@@ -171,8 +175,11 @@ class TargetStages:
         return self._track(target).report(Status.CANCELLED, "queued", NOT_STARTED)
 
     def up_to_package(self, target: Target) -> TargetReport | SmokeDue[TargetReport]:
-        """Every stage up to packaging (or the cached result); then the smoke test is due."""
+        """Every stage up to packaging (or the cached result); then the smoke test is due. A service
+        that cannot be built (its source is missing) fails at build with the reason, touching nothing."""
         tracker = self._track(target)
+        if target.service.unbuildable is not None:
+            return tracker.report(Status.FAILED, "build", target.service.unbuildable)
         output_dir = target.output_dir(self.out_root)
         key = self._guarded(tracker, output_dir, lambda: self._key(target))
         if isinstance(key, TargetReport):
@@ -270,11 +277,12 @@ class TargetStages:
         if not isinstance(toolchain, ToolchainImage):
             raise StageFailed("toolchain", toolchain.message)
         tracker.toolchain_image = toolchain.image_id
+        fetched = self._fetch(target, output_dir, tracker, toolchain.reference, provenance.source_date_epoch)
 
         with tracker.stage_("build"):
             built = build_stage.build(
                 self.builders[self.engines.name_for(platform)],
-                service,
+                fetch_stage.with_fetched(service, fetched),
                 toolchain=self.project.toolchains[service.toolchain],
                 toolchain_image=toolchain.reference,
                 platform=platform,
@@ -315,13 +323,47 @@ class TargetStages:
 
         return packaged
 
+    def _fetch(
+        self, target: Target, output_dir: Path, tracker: StageTracker, image: str, source_date_epoch: int
+    ) -> fetch_stage.Fetched | None:
+        """The fetch step before the build (none without [fetch]), timed as "fetch"; it fails the
+        target at build: the build is what needs what it fetches."""
+        spec = target.service.fetch
+        if spec is None:
+            return None
+        tracker.stage = "build"
+        self.view.step(target.name, "fetch (with a network)" if spec.network else "fetch")
+        started = time.monotonic()
+        try:
+            fetched = fetch_stage.fetch(
+                self.builders[self.engines.name_for(target.platform)],
+                target.service,
+                toolchain=self.project.toolchains[target.service.toolchain],
+                toolchain_image=image,
+                platform=target.platform,
+                output_dir=output_dir,
+                source_date_epoch=source_date_epoch,
+            )
+        except fetch_stage.FetchFailed as failure:
+            raise StageFailed("build", failure.reason) from failure
+        except EngineError as error:
+            raise StageFailed("build", f"the fetch step: {error.message}") from error
+        finally:
+            tracker.seconds["fetch"] = round(time.monotonic() - started, 2)
+        tracker.fetch = fetched.info if fetched is not None else None
+        return fetched
+
     def _smoke_stage(self, due: _Packaged) -> None:
         target, tracker = due.target, due.tracker
         with tracker.stage_(
             "smoke", f"smoke (qemu-{target.platform.qemu})" if is_emulated(target.platform) else None
         ):
             result = smoke_stage.smoke(
-                self.engines.for_platform(target.platform), target.service, target.platform, due.packaged.tag
+                self.engines.for_platform(target.platform),
+                target.service,
+                target.platform,
+                due.packaged.tag,
+                built=due.packaged.image,
             )
             tracker.smoke = result
             if not result.passed:

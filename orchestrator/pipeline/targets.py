@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import UsageError, did_you_mean
+from orchestrator.errors import TargetsFailed, UsageError, did_you_mean, targets_failed
 from orchestrator.pipeline.provenance import changed_files
 from orchestrator.platforms import PLATFORMS, Platform
 from orchestrator.recipe.model import Project, Service
@@ -72,8 +72,54 @@ def select_targets(project: Project, services: Sequence[str], platforms: Sequenc
         if not platforms or platform in platforms
     ]
     if not targets:
-        raise UsageError("nothing to build: no selected service targets the selected platforms")
+        raise UsageError(f"nothing to build: {_reasons(skipped_platforms(project, services, platforms))}")
     return targets
+
+
+@dataclass(frozen=True, kw_only=True)
+class Skipped:
+    """A platform a selected service is not built for, and why."""
+
+    service: str
+    platform: str
+    reason: str
+
+
+def skipped_platforms(project: Project, services: Sequence[str], platforms: Sequence[str]) -> list[Skipped]:
+    """What a selection leaves out, in service and platform table order: with platforms given, each one
+    a selected service does not build for; without, those `platforms = ["all"]` left out."""
+    chosen = [project.services[name] for name in services] or list(project.services.values())
+    return [
+        Skipped(service=service.name, platform=platform, reason=why_not_built(service, platform))
+        for service in chosen
+        for platform in PLATFORMS
+        if platform not in service.platforms and platform in (platforms or service.unsupported)
+    ]
+
+
+def why_not_built(service: Service, platform: str) -> str:
+    """Why a service has no target for a platform: its toolchain, or its recipe's platform list."""
+    if platform in service.unsupported:
+        return service.unsupported[platform]
+    return f"not among its platforms ({service.file.name}: {', '.join(service.platforms) or 'none'})"
+
+
+def _reasons(skipped: Sequence[Skipped], shown: int = 4) -> str:
+    """'S does not build for P: why; ...', the first few (the bare fact when no reason is known: a
+    service whose `exclude_platforms` left it none)."""
+    lines = [f"{s.service} does not build for {s.platform}: {s.reason}" for s in skipped[:shown]]
+    more = f"; and {len(skipped) - shown} more (see `osless list`)" if len(skipped) > shown else ""
+    return "; ".join(lines) + more if lines else "no selected service targets the selected platforms"
+
+
+def unbuildable_only(targets: Sequence[Target]) -> TargetsFailed | None:
+    """The error when every selected target belongs to a service that cannot be built (its source is
+    missing): nothing would start, so nothing does. None when some target can be built."""
+    if any(t.service.unbuildable is None for t in targets):
+        return None
+    reasons = {t.service.name: t.service.unbuildable for t in targets}
+    message = "; ".join(f"{name} cannot be built: {reason}" for name, reason in reasons.items())
+    return targets_failed(message, ["build"])
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -3,6 +3,7 @@ expected (and how to fix it), so the reader can record the problem and read on."
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import urllib.parse
@@ -11,6 +12,7 @@ from datetime import date, datetime, time
 
 from orchestrator.errors import did_you_mean
 from orchestrator.languages import LANGUAGES
+from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.model import IMAGE_EXTRAS, GiB, MiB
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -31,6 +33,21 @@ _IMAGE_REFERENCE = re.compile(
 )
 _SUITE = re.compile(r"[a-z][a-z0-9-]{0,63}")
 _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?")
+# Debian's architectures (release and ports, dpkg's table) that a `name:arch` package may name, plus
+# `all` (architecture-independent) and `native` (the image's own).
+DEBIAN_ARCHITECTURES = (
+    "amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el", "riscv64", "s390x",
+    "alpha", "hppa", "hurd-amd64", "hurd-i386", "ia64", "loong64", "m68k", "powerpc", "ppc64", "sh4",
+    "sparc64", "x32", "arc", "armeb", "mips", "mips64", "mipsr6", "mipsr6el", "powerpcspe", "s390",
+    "sparc", "or1k", "kfreebsd-amd64", "kfreebsd-i386", "all", "native",
+)  # fmt: skip
+# What other tools call each platform's Debian architecture (GOARCH, `uname -m`, qemu): a did-you-mean.
+_ARCH_ALIASES = {
+    alias: platform.debian_arch
+    for platform in PLATFORMS.values()
+    for alias in (platform.goarch, platform.qemu, *platform.uname_machines, platform.name.split("/", 1)[1])
+    if alias != platform.debian_arch
+}
 _COMPONENT = re.compile(r"[a-z][a-z0-9-]{0,63}")
 # PEP 508 project names and PEP 440 public versions (a superset: the index decides what exists).
 WHEEL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
@@ -160,15 +177,43 @@ def as_image_reference(value: object) -> str:
 
 
 def as_packages(value: object) -> tuple[str, ...]:
-    """Debian package names, optionally `name:arch`: they reach mmdebstrap's command line."""
+    """Debian package names, optionally `name:arch` with a Debian architecture: they reach
+    mmdebstrap's and apt's command lines."""
     packages = as_str_list(value)
     for package in packages:
         if not _PACKAGE.fullmatch(package):
             raise Invalid(
                 f"{shown(package)} is not a Debian package name",
-                "lowercase letters, digits, '+', '-', '.', at least 2 characters, optionally ':<arch>'",
+                "lowercase letters, digits, '+', '-', '.', at least 2 characters, starting with a letter "
+                "or digit (Debian policy 5.6.1), optionally ':<arch>'",
+            )
+        name, _, arch = package.partition(":")
+        if arch and arch not in DEBIAN_ARCHITECTURES:
+            close = difflib.get_close_matches(arch, DEBIAN_ARCHITECTURES, n=1)
+            guess = _ARCH_ALIASES.get(arch) or (close[0] if close else None)
+            raise Invalid(
+                f"{shown(package)}: {arch!r} is not a Debian architecture",
+                hints(guess and f"did you mean '{name}:{guess}'?", "per platform, write ':{DEBIAN_ARCH}'"),
             )
     return packages
+
+
+def as_libraries(value: object) -> tuple[str, ...]:
+    """Target library `-dev` packages, without `:arch`: each is installed for every platform's Debian
+    architecture (see model.Bootstrap.libraries)."""
+    libraries = as_packages(value)
+    for library in libraries:
+        if ":" in library:
+            raise Invalid(
+                f"{shown(library)}: libraries are installed for each platform's architecture",
+                f"leave ':{library.partition(':')[2]}' out",
+            )
+        if not library.endswith("-dev"):
+            raise Invalid(
+                f"{shown(library)} is not a -dev package",
+                "libraries are -dev packages (headers and static archives); other packages go in `packages`",
+            )
+    return libraries
 
 
 as_wheel_version = _matching(_WHEEL_VERSION, "a wheel version", "the version as PyPI lists it, e.g. '0.17.1'")
@@ -355,6 +400,33 @@ def as_bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"expected a boolean, got {_type_name(value)}")
     return value
+
+
+_CHECK_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,80}")
+
+
+def as_check_name(value: object) -> str:
+    """A smoke check's name: shown in reports and JUnit, so one line of at most 80 characters."""
+    text = as_text(value)
+    if not _CHECK_NAME.fullmatch(text):
+        raise Invalid(f"{shown(text)} is not a check name", "one line of at most 80 characters")
+    return text
+
+
+def as_regex(value: object) -> str:
+    """A Python regular expression, compiled now so that a mistake is reported with the recipe."""
+    text = as_str(value)
+    try:
+        re.compile(text)
+    except re.error as error:
+        where = f" at position {error.pos}" if error.pos is not None else ""
+        raise Invalid(
+            f"{shown(text)} is not a regular expression: {error.msg}{where}",
+            "Python `re` syntax; escape a literal character such as ( or . with a backslash",
+        ) from error
+    except (RecursionError, OverflowError) as error:  # nested too deep, a repeat count too large
+        raise Invalid(f"{shown(text)} is not a regular expression: {type(error).__name__}") from error
+    return text
 
 
 def hints(*parts: str | None) -> str | None:

@@ -21,7 +21,9 @@ from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.convert import (
     MAX_TAG,
     WHEEL_NAME,
+    Invalid,
     as_bool,
+    as_check_name,
     as_components,
     as_cpus,
     as_duration,
@@ -31,6 +33,7 @@ from orchestrator.recipe.convert import (
     as_file_name,
     as_image_reference,
     as_languages,
+    as_libraries,
     as_max_size,
     as_memory,
     as_mirror,
@@ -38,12 +41,14 @@ from orchestrator.recipe.convert import (
     as_nonempty_str_list,
     as_packages,
     as_pids,
+    as_regex,
     as_repository,
     as_sha256,
     as_str,
     as_str_list,
     as_str_table,
     as_suite,
+    as_table,
     as_tag,
     as_text,
     as_user,
@@ -53,16 +58,24 @@ from orchestrator.recipe.convert import (
     shown,
     valid_repository,
 )
+from orchestrator.recipe.extends import resolve_extends
+from orchestrator.recipe.fetch import read_fetch
 from orchestrator.recipe.model import (
     ALL_PLATFORMS,
     BUILD_LIMITS,
+    SMOKE_FILE_LIMIT,
+    SMOKE_FILES_LIMIT,
     SMOKE_LIMITS,
     Bootstrap,
     BuildSpec,
     ImageSpec,
+    Layer,
     Limits,
+    MiB,
     Project,
     Service,
+    SmokeCheck,
+    SmokeExpect,
     SmokeSpec,
     Toolchain,
     ToolchainPlatform,
@@ -70,16 +83,18 @@ from orchestrator.recipe.model import (
     Wheel,
 )
 from orchestrator.recipe.placeholders import (
+    BUILD_VALUES,
     FACTS,
     as_shared_env,
     build_env,
+    osless_env_names,
     platform_env,
     platform_packages,
     scan,
 )
 from orchestrator.recipe.reader import RecipeFile, Table, read_file
 
-_COMMAND_HINT = "use {output} or {NAME}"
+_COMMAND_HINT = "use {output} or {NAME}; write {{ and }} for literal braces"
 
 
 def load_project(root: Path) -> Project:
@@ -89,12 +104,17 @@ def load_project(root: Path) -> Project:
     toolchains: dict[str, Toolchain] = {}
     toolchain_files: dict[str, str] = {}
     unloaded: list[str] = []
+    derived: dict[str, Table] = {}  # name -> the [toolchain] table of a toolchain that extends another
     for path in sorted((root / "recipes" / "toolchains").glob("*.toml")):
-        toolchain = read_file(path, root, problems, lambda doc: _read_toolchain(doc, toolchain_files))
+        toolchain = read_file(
+            path, root, problems, lambda doc: _read_toolchain(doc, toolchain_files, derived)
+        )
         if toolchain is None:
             unloaded.append(path.relative_to(root).as_posix())
         else:
             toolchains.setdefault(toolchain.name, toolchain)
+    toolchains, unresolved = resolve_extends(toolchains, derived)
+    unloaded.extend(unresolved)
 
     context = _Context(
         root=root, toolchains=toolchains, unloaded=tuple(unloaded), service_files={}, images={}
@@ -137,31 +157,74 @@ def _known_platform(file: RecipeFile, key: tuple[str, ...], platform: str) -> bo
 _ADD_PLATFORM = 'add e.g. [toolchain.platforms."linux/amd64"]'
 
 
-def _read_toolchain(doc: Table, claimed: dict[str, str]) -> Toolchain | None:
+def _read_toolchain(doc: Table, claimed: dict[str, str], derived: dict[str, Table]) -> Toolchain | None:
+    """A toolchain recipe; one that extends another is resolved later (`resolve_extends`), once every
+    toolchain is read: its [toolchain] table is kept in `derived` for the problems found then."""
     section = doc.section("toolchain", required=True)
     name = _read_name(section, claimed)
+    extends = section.optional("extends", as_name)
+    is_derived = "extends" in section.data
     image = section.optional("image", as_image_reference)
     env: dict[str, str] = section.get("env", as_shared_env, {})
-    languages: tuple[str, ...] = section.get("languages", as_languages, ())
+    languages = section.optional("languages", as_languages)
     bootstrap_table = section.section("bootstrap")
-    bootstrap = _read_bootstrap(bootstrap_table) if bootstrap_table.present else None
-    platforms = _read_toolchain_platforms(section.section("platforms", required=True, hint=_ADD_PLATFORM))
-    if section.present and "image" not in section.data and "bootstrap" not in section.data:
+    bootstrap = layer = None
+    if is_derived:
+        layer = _read_layer(bootstrap_table, extends or "")
+    elif bootstrap_table.present:
+        bootstrap = _read_bootstrap(bootstrap_table)
+    platforms = _read_toolchain_platforms(
+        section.section("platforms", required=not is_derived, hint=_ADD_PLATFORM), required=not is_derived
+    )
+    if is_derived and "image" in section.data:
+        doc.file.problem(
+            (*section.key, "image"),
+            f"a toolchain that extends another is layered on its image (extends = {extends!r})",
+            "leave `image` out, or `extends` to use that image as is",
+        )
+    if section.present and not is_derived and "image" not in section.data and "bootstrap" not in section.data:
         doc.file.problem(
             section.key,
             "needs `image` or [toolchain.bootstrap] (or both)",
-            "image: use an existing image; bootstrap: build one with mmdebstrap",
+            "image: use an existing image; bootstrap: build one with mmdebstrap; "
+            'or extends = "<toolchain>" to add packages to another toolchain',
         )
-    if name is None:
+    if name is None or (is_derived and extends is None):
         return None
+    if extends is not None:
+        derived.setdefault(name, section)
     return Toolchain(
         name=name,
         file=doc.file.path,
-        image=image,
+        image=None if is_derived else image,
         bootstrap=bootstrap,
         env=env,
         platforms=platforms,
-        languages=languages,
+        languages=() if languages is None else languages,
+        extends=extends,
+        layer=layer,
+    )
+
+
+_FROM_BASE = ("suite", "mirror", "components", "wheels")
+
+
+def _read_layer(table: Table, base: str) -> Layer:
+    """The [toolchain.bootstrap] of a toolchain that extends another: only what it adds to the base image;
+    the suite, mirror and components are the base image's (its apt sources)."""
+    for key in _FROM_BASE:
+        if key in table.data:
+            table.known.append(key)
+            table.file.problem(
+                (*table.key, key),
+                f"comes from the base toolchain {base!r}: a toolchain that extends another adds packages "
+                "from the base image's apt sources",
+                "leave it out; only packages, unpack and libraries are added",
+            )
+    return Layer(
+        packages=table.get("packages", as_packages, ()),
+        unpack=table.get("unpack", as_packages, ()),
+        libraries=table.get("libraries", as_libraries, ()),
     )
 
 
@@ -171,11 +234,18 @@ def _read_bootstrap(table: Table) -> Bootstrap | None:
     mirror = table.optional("mirror", as_mirror)
     components: tuple[str, ...] = table.get("components", as_components, ("main",))
     unpack: tuple[str, ...] = table.get("unpack", as_packages, ())
+    libraries: tuple[str, ...] = table.get("libraries", as_libraries, ())
     wheels = _read_wheels(table.section("wheels"))
     if suite is None or packages is None:
         return None
     return Bootstrap(
-        suite=suite, packages=packages, mirror=mirror, components=components, unpack=unpack, wheels=wheels
+        suite=suite,
+        packages=packages,
+        mirror=mirror,
+        components=components,
+        unpack=unpack,
+        wheels=wheels,
+        libraries=libraries,
     )
 
 
@@ -193,8 +263,9 @@ def _read_wheels(table: Table) -> tuple[Wheel, ...]:
     return tuple(wheels)
 
 
-def _read_toolchain_platforms(table: Table) -> dict[str, ToolchainPlatform]:
-    if table.present and not table.data:
+def _read_toolchain_platforms(table: Table, *, required: bool = True) -> dict[str, ToolchainPlatform]:
+    """The platforms a toolchain targets (a derived one's: its additions to its base's platforms)."""
+    if required and table.present and not table.data:
         table.file.problem(table.key, "needs at least one platform", _ADD_PLATFORM)
     platforms: dict[str, ToolchainPlatform] = {}
     for platform in table.entries():
@@ -203,9 +274,12 @@ def _read_toolchain_platforms(table: Table) -> dict[str, ToolchainPlatform]:
         entry = table.section(platform)
         packages: tuple[str, ...] = entry.get("packages", platform_packages(PLATFORMS[platform]), ())
         unpack: tuple[str, ...] = entry.get("unpack", platform_packages(PLATFORMS[platform]), ())
+        libraries: tuple[str, ...] = entry.get("libraries", as_libraries, ())
         env: dict[str, str] = entry.get("env", platform_env(PLATFORMS[platform]), {})
         if entry.present:
-            platforms[platform] = ToolchainPlatform(packages=packages, unpack=unpack, env=env)
+            platforms[platform] = ToolchainPlatform(
+                packages=packages, unpack=unpack, libraries=libraries, env=env
+            )
     return platforms
 
 
@@ -232,7 +306,7 @@ class _ImageClaim:
 def _read_service(doc: Table, context: _Context) -> Service | None:
     section = doc.section("service", required=True)
     name = _read_name(section, context.service_files)
-    source = _read_source(section, context.root)
+    source, unbuildable = _read_source(section, context.root)
     toolchain = _read_toolchain_name(section, context)
     platforms = _read_platforms(section, toolchain)
     excluded = _read_excluded_platforms(section)
@@ -241,9 +315,11 @@ def _read_service(doc: Table, context: _Context) -> Service | None:
         doc.section("build", required=True), name or "", toolchain, () if everything else platforms or ()
     )
     image_table = doc.section("image")
-    image = _read_image(image_table, name or "", build.output if build else "", source)
-    smoke = _read_smoke(doc.section("smoke"))
+    readable = None if unbuildable else source
+    image = _read_image(image_table, name or "", build.output if build else "", readable)
+    smoke = _read_smoke(doc, context.root, build.output if build else "")
     verify = _read_verify(doc.section("verify"))
+    fetch = read_fetch(doc.section("fetch"), context.root, toolchain)
     if name is not None and "repository" not in image_table.data and not valid_repository(name):
         section.file.problem(
             (*section.key, "name"),
@@ -251,8 +327,8 @@ def _read_service(doc: Table, context: _Context) -> Service | None:
             "rename the service (no '-', '.' or '_' at its end, nor two in a row) or set image.repository",
         )
     _check_user(image_table, image.user, smoke.allow_root)
-    if source is not None:
-        _check_special_files(section, source, context.root)
+    if source is not None and unbuildable is None:
+        unbuildable = _special_files_reason(section, source, context.root)
     if name is None or source is None or toolchain is None or platforms is None or build is None:
         return None
     if excluded and not everything:
@@ -277,6 +353,8 @@ def _read_service(doc: Table, context: _Context) -> Service | None:
         smoke=smoke,
         verify=verify,
         unsupported=unsupported,
+        fetch=fetch,
+        unbuildable=unbuildable,
     )
 
 
@@ -296,21 +374,22 @@ _SPECIAL_KINDS = {
     stat.S_IFCHR: "a character device",
     stat.S_IFBLK: "a block device",
 }
-_MAX_SPECIAL_REPORTED = 10
+_MAX_SPECIAL_REPORTED = 3
 
 
-def _check_special_files(table: Table, source: Path, root: Path) -> None:
-    """A FIFO, socket or device in the source would block or flood whatever reads the tree."""
+def _special_files_reason(table: Table, source: Path, root: Path) -> str | None:
+    """A FIFO, socket or device in the source would block or flood whatever reads the tree: the
+    service cannot be built (the recipe itself is fine, the others build)."""
     found = sorted(_special_files(source))
-    for path, kind in found[:_MAX_SPECIAL_REPORTED]:
-        table.file.problem(
-            (*table.key, "source"),
-            f"{path.relative_to(root).as_posix()!r} is {kind}",
-            "a source tree holds only files, directories and symlinks: remove it",
-        )
-    if len(found) > _MAX_SPECIAL_REPORTED:
-        more = len(found) - _MAX_SPECIAL_REPORTED
-        table.file.problem((*table.key, "source"), f"and {more} more special files in {source}")
+    if not found:
+        return None
+    shown_files = found[:_MAX_SPECIAL_REPORTED]
+    listed = ", ".join(f"{path.relative_to(root).as_posix()!r} is {kind}" for path, kind in shown_files)
+    more = len(found) - len(shown_files)
+    message = listed + (f" and {more} more special files" if more else "")
+    them = "them" if len(found) > 1 else "it"
+    hint = f"a source tree holds only files, directories and symlinks: remove {them}"
+    return str(table.file.located((*table.key, "source"), message, hint))
 
 
 def _special_files(source: Path) -> Iterator[tuple[Path, str]]:
@@ -390,7 +469,8 @@ def _all_platforms(
         if platform not in toolchain.platforms:
             unsupported[platform] = f"toolchain {toolchain.name} does not target {platform}"
             continue
-        missing = _undefined(_command_names(build.command), build_env(toolchain, platform, build.env))
+        names = _command_names(build.placeholder_texts)
+        missing = _undefined(names, build_env(toolchain, platform, build.env))
         if missing:
             unsupported[platform] = f"toolchain {toolchain.name} defines no {{{missing[0]}}} for {platform}"
         else:
@@ -398,42 +478,48 @@ def _all_platforms(
     return tuple(chosen), unsupported
 
 
-def _command_names(command: tuple[str, ...]) -> list[str]:
-    """The placeholder names of a command, in order, each once (what else is between braces: left out)."""
-    return list(dict.fromkeys(name for argument in command for name in scan(argument, _COMMAND_HINT)[0]))
+def _command_names(texts: tuple[str, ...]) -> list[str]:
+    """The placeholder names of a build's commands and artifact, in order, each once (what else is
+    between braces: left out)."""
+    return list(dict.fromkeys(name for text in texts for name in scan(text, _COMMAND_HINT)[0]))
 
 
 def _undefined(names: list[str], env: Mapping[str, str]) -> list[str]:
-    """The names a build command cannot be given on a platform: neither `output`, a platform fact nor in its
-    build environment (the build stage fills them in that order)."""
-    return [name for name in names if name != "output" and name not in FACTS and name not in env]
+    """The names a build cannot be given on a platform: neither what osless gives every build
+    (`output`, `JOBS`, `WORKSPACE`, its own variables such as CARGO_TARGET_DIR), a platform fact nor in
+    its build environment."""
+    given = {*BUILD_VALUES, *FACTS, *osless_env_names()}
+    return [name for name in names if name not in given and name not in env]
 
 
-def _read_source(table: Table, root: Path) -> Path | None:
-    """The source directory, absolute; after symlinks and `..` it must still be inside the project."""
+def _read_source(table: Table, root: Path) -> tuple[Path | None, str | None]:
+    """The source directory, absolute; after symlinks and `..` it must still be inside the project.
+
+    A source that is missing or not a directory leaves the recipe valid: the second value says why the
+    service cannot be built (its targets fail with it, the other services build)."""
     text = table.required("source", as_text)
     if text is None:
-        return None
+        return None, None
     key = (*table.key, "source")
     if "\0" in text:
         table.file.problem(key, f"{shown(text)} holds a NUL character")
-        return None
+        return None, None
     if Path(text).is_absolute():
         table.file.problem(key, f"{text!r} is absolute", "give a directory relative to the project root")
-        return None
+        return None, None
     try:
         source = (root / text).resolve()
         is_dir = source.is_dir()
     except (OSError, RuntimeError) as error:  # a symlink loop, a name too long
         table.file.problem(key, f"cannot resolve {shown(text)}: {shown(str(error), 200)[1:-1]}")
-        return None
+        return None, None
     if not source.is_relative_to(root):
         table.file.problem(key, f"{text!r} leads outside the project, to {source}", "keep sources inside it")
-    elif not is_dir:
-        table.file.problem(key, f"{text!r} is {'not a directory' if source.exists() else 'missing'}")
-    else:
-        return source
-    return None
+        return None, None
+    if not is_dir:
+        message = f"{text!r} is {'not a directory' if source.exists() else 'missing'}"
+        return source, str(table.file.located(key, message))
+    return source, None
 
 
 def _read_toolchain_name(table: Table, context: _Context) -> Toolchain | None:
@@ -473,44 +559,130 @@ def _read_platforms(table: Table, toolchain: Toolchain | None) -> tuple[str, ...
     return platforms
 
 
+_BUILD_FORMS = ("command", "steps", "script")
+MAX_STEPS = 64  # each step's output is kept in build.log: bounded
+_STEP_HINT = 'each step is a list of arguments, e.g. ["make", "-j{JOBS}"]; shell text goes in `script`'
+
+
 def _read_build(
     table: Table, name: str, toolchain: Toolchain | None, platforms: tuple[str, ...]
 ) -> BuildSpec | None:
-    command = table.required("command", as_nonempty_str_list)
+    """`[build]`: exactly one of command, steps or script, and where the binary is (`artifact`)."""
+    command = table.optional("command", as_nonempty_str_list)
+    steps = table.optional("steps", _as_steps)
+    script = table.optional("script", _as_script)
     env: dict[str, str] = table.get("env", as_shared_env, {})
     output = table.get("output", as_file_name, name)
     timeout = table.get("timeout", as_duration, 600.0)
     limits = _read_limits(table, BUILD_LIMITS)
-    if command is None:
+    artifact = table.optional("artifact", _as_artifact)
+    given = [form for form in _BUILD_FORMS if form in table.data]
+    if not table.present:
         return None
-    _check_placeholders(table, command, env, toolchain, platforms)
-    return BuildSpec(command=command, env=env, output=output, timeout=timeout, limits=limits)
+    if not given:
+        table.file.problem(
+            (*table.key, "command"), "required but missing", "give one of command, steps or script"
+        )
+        return None
+    if len(given) > 1:
+        table.file.problem(
+            (*table.key, given[1]),
+            f"{' and '.join(given)} are alternatives",
+            "keep one: command (one program), steps (programs in order) or script (shell text)",
+        )
+        return None
+    if command is None and steps is None and script is None:
+        return None  # its value was invalid: already reported
+    spec = BuildSpec(
+        command=command or (),
+        steps=steps or (),
+        script=script,
+        env=env,
+        output=output,
+        timeout=timeout,
+        limits=limits,
+        artifact=artifact,
+    )
+    _check_placeholders(table, spec, toolchain, platforms)
+    return spec
+
+
+def _as_steps(value: object) -> tuple[tuple[str, ...], ...]:
+    """`steps = [["./configure", "--host={GNU_TRIPLE}"], ["make", "-j{JOBS}"]]`: argv lists, in order."""
+    if not isinstance(value, list):
+        raise Invalid(f"expected a list of steps, got {_toml_type(value)}", _STEP_HINT)
+    if not value:
+        raise Invalid("must not be empty", _STEP_HINT)
+    if len(value) > MAX_STEPS:
+        raise Invalid(f"{len(value)} steps: at most {MAX_STEPS}", "join steps into a script")
+    steps = []
+    for number, step in enumerate(value, start=1):
+        try:
+            steps.append(as_nonempty_str_list(step))
+        except Invalid as invalid:
+            raise Invalid(f"step {number}: {invalid}", _STEP_HINT) from None
+    return tuple(steps)
+
+
+def _toml_type(value: object) -> str:
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a table or date")
+
+
+def _as_script(value: object) -> str:
+    """Shell text for `sh -eu -c`; a NUL character cannot be passed to a program."""
+    text = as_text(value)
+    if "\0" in text:
+        raise Invalid("holds a NUL character")
+    return text
+
+
+def _as_artifact(value: object) -> str:
+    """The binary's path after the build: relative to the workspace, or absolute; a file, not a directory."""
+    text = as_text(value)
+    if "\0" in text:
+        raise Invalid(f"{shown(text)} holds a NUL character")
+    if text.endswith("/") or posixpath.basename(posixpath.normpath(text)) in ("", ".", ".."):
+        raise Invalid(f"{shown(text)} names a directory", "name the binary's file, e.g. build/app")
+    return text
 
 
 def _check_placeholders(
     table: Table,
-    command: tuple[str, ...],
-    env: Mapping[str, str],
+    build: BuildSpec,
     toolchain: Toolchain | None,
     platforms: tuple[str, ...],
 ) -> None:
-    """Every `{NAME}` must be a platform fact or in the build environment of every platform, so no build
-    fails on it later."""
-    key = (*table.key, "command")
-    for argument in command:
-        for invalid in scan(argument, _COMMAND_HINT)[1]:
-            table.file.problem(key, str(invalid), invalid.hint)
+    """Every `{NAME}` of command, steps and artifact must be something osless gives every build, a
+    platform fact or in the build environment of every platform, so no build fails on it later. A
+    script is shell text: its braces are its own."""
+    groups = {
+        "command": build.command,
+        "steps": tuple(argument for step in build.steps for argument in step),
+        "artifact": (build.artifact,) if build.artifact is not None else (),
+    }
+    for key, texts in groups.items():
+        for text in texts:
+            for invalid in scan(text, _COMMAND_HINT)[1]:
+                table.file.problem((*table.key, key), str(invalid), invalid.hint)
+    if build.artifact is not None and "output" in _command_names((*groups["command"], *groups["steps"])):
+        table.file.problem(
+            (*table.key, "artifact"),
+            "the binary is taken from artifact, so nothing reads what is written to {output}",
+            "keep one: artifact, or write the binary to {output}",
+        )
     if toolchain is None:
         return
-    names = _command_names(command)
-    for platform in dict.fromkeys(platform for platform in platforms if platform in toolchain.platforms):
-        defined = build_env(toolchain, platform, env)
-        for name in _undefined(names, defined):
-            table.file.problem(
-                key,
-                f"placeholder {{{name}}} is not defined for {platform} by toolchain {toolchain.name}",
-                f"defined: {', '.join(sorted(defined)) or 'none'}",
-            )
+    for key, texts in groups.items():
+        names = _command_names(texts)
+        for platform in dict.fromkeys(p for p in platforms if p in toolchain.platforms):
+            defined = build_env(toolchain, platform, build.env)
+            for name in _undefined(names, defined):
+                table.file.problem(
+                    (*table.key, key),
+                    f"placeholder {{{name}}} is not defined for {platform} by toolchain {toolchain.name}",
+                    f"defined: {', '.join(sorted(defined)) or 'none'}",
+                )
 
 
 def _read_image(table: Table, name: str, output: str, source: Path | None) -> ImageSpec:
@@ -579,12 +751,151 @@ def _read_limits(table: Table, default: Limits) -> Limits:
     )
 
 
-def _read_smoke(table: Table) -> SmokeSpec:
-    return SmokeSpec(
+def _read_smoke(doc: Table, root: Path, output: str) -> SmokeSpec:
+    """`[smoke]` (one check) or `[[smoke]]` (several, run in order); none: the image must exit 0.
+    `allow_root` is about the image, so one check that sets it allows root for all."""
+    tables, several = doc.tables("smoke")
+    checks: list[SmokeCheck] = []
+    allow_root = False
+    for number, table in enumerate(tables, start=1):
+        check = _read_smoke_check(table, root, output, f"check {number}" if several else "smoke")
+        allow_root |= table.get("allow_root", as_bool, False)
+        if any(other.name == check.name for other in checks):
+            table.file.problem(
+                (*table.key, "name"), f"check {check.name!r} is named twice", "give each check its own name"
+            )
+        checks.append(check)
+    return SmokeSpec(checks=tuple(checks) or (SmokeCheck(name="smoke"),), allow_root=allow_root)
+
+
+def _read_smoke_check(table: Table, root: Path, output: str, name: str) -> SmokeCheck:
+    stdin = table.optional("stdin", as_str)
+    stdin_file = _read_project_file(table, "stdin_file", root)
+    if stdin is not None and "stdin_file" in table.data:
+        table.file.problem((*table.key, "stdin_file"), "give stdin or stdin_file, not both")
+    files = _read_smoke_files(table, root, output)
+    inputs = (*files.values(), *((stdin_file,) if stdin_file else ()))
+    if sum(_size(path) for path in inputs) > SMOKE_FILES_LIMIT:
+        table.file.problem(
+            (*table.key, "files"),
+            f"the check's files and stdin_file hold more than {SMOKE_FILES_LIMIT // MiB} MiB",
+            "smoke tests need small inputs",
+        )
+    expect = _read_expect(table, SmokeExpect())
+    return SmokeCheck(
+        name=table.get("name", as_check_name, name),
         args=table.get("args", as_str_list, ()),
-        stdout=table.optional("stdout", as_str),
-        exit_code=table.get("exit_code", as_exit_code, 0),
+        stdin=stdin,
+        stdin_file=stdin_file,
+        files=files,
+        expect=expect,
+        platforms=_read_expect_platforms(table, expect),
         timeout=table.get("timeout", as_duration, 30.0),
         limits=_read_limits(table, SMOKE_LIMITS),
-        allow_root=table.get("allow_root", as_bool, False),
     )
+
+
+def _read_expect(table: Table, base: SmokeExpect) -> SmokeExpect:
+    """stdout/stdout_matches, stderr/stderr_matches and exit_code; a stream the table says nothing about
+    keeps what `base` expects of it (a platform's table over its check's)."""
+    streams = {"stdout": (base.stdout, base.stdout_matches), "stderr": (base.stderr, base.stderr_matches)}
+    for stream in streams:
+        exact = table.optional(stream, as_str)
+        pattern = table.optional(f"{stream}_matches", as_regex)
+        if stream in table.data and f"{stream}_matches" in table.data:
+            table.file.problem(
+                (*table.key, f"{stream}_matches"),
+                f"give {stream} or {stream}_matches, not both",
+                f"{stream} is the exact text, {stream}_matches a regular expression searched in it",
+            )
+        if stream in table.data or f"{stream}_matches" in table.data:
+            streams[stream] = (exact, pattern)
+    return SmokeExpect(
+        stdout=streams["stdout"][0],
+        stdout_matches=streams["stdout"][1],
+        stderr=streams["stderr"][0],
+        stderr_matches=streams["stderr"][1],
+        exit_code=table.get("exit_code", as_exit_code, base.exit_code),
+    )
+
+
+def _read_expect_platforms(table: Table, base: SmokeExpect) -> dict[str, SmokeExpect]:
+    """`[smoke.platforms."linux/386"]`: what the check must give on that platform instead."""
+    platforms = table.optional("platforms", as_table) or {}
+    expected: dict[str, SmokeExpect] = {}
+    for platform, value in platforms.items():
+        key = (*table.key, "platforms", platform)
+        if not _known_platform(table.file, key, platform):
+            continue
+        if not isinstance(value, dict):
+            table.file.problem(key, "expected a table", 'e.g. { stdout = "32\\n" }')
+            continue
+        expected[platform] = _read_expect(Table(table.file, key, value), base)
+    return expected
+
+
+def _read_smoke_files(table: Table, root: Path, output: str) -> dict[str, Path]:
+    """`files = { "/smoke/input.json" = "tests/data/x.json" }`: project files for the smoke run only."""
+    files: dict[str, str] = table.get("files", as_str_table, {})
+    key = (*table.key, "files")
+    resolved: dict[str, Path] = {}
+    for target, relative in files.items():
+        if (
+            not target.startswith("/")
+            or target == "/"
+            or "\0" in target
+            or posixpath.normpath(target) != target
+            or target == f"/{output}"
+        ):
+            table.file.problem(
+                key, f"{shown(target)} is not an absolute, normalized image path other than the binary"
+            )
+        elif any(other.startswith(f"{target}/") for other in files):
+            table.file.problem(key, f"{shown(target)} is both a file and the directory of another file")
+        elif (path := _project_file(table, key, relative, root)) is not None:
+            resolved[target] = path
+    return resolved
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone since it was checked: the run says so
+        return 0
+
+
+def _read_project_file(table: Table, name: str, root: Path) -> Path | None:
+    text = table.optional(name, as_text)
+    return None if text is None else _project_file(table, (*table.key, name), text, root)
+
+
+def _project_file(table: Table, key: tuple[str, ...], text: str, root: Path) -> Path | None:
+    """A file relative to the project root: after symlinks and `..` inside it, regular, not too large."""
+    if "\0" in text:
+        table.file.problem(key, f"{shown(text)} holds a NUL character")
+        return None
+    if Path(text).is_absolute():
+        table.file.problem(key, f"{shown(text)} is absolute", "give a file relative to the project root")
+        return None
+    try:
+        path = (root / text).resolve()
+        info = path.stat() if path.is_relative_to(root) else None
+    except FileNotFoundError:
+        table.file.problem(key, f"{shown(text)} is missing")
+        return None
+    except (OSError, RuntimeError) as error:  # a symlink loop, a name too long, no permission
+        table.file.problem(key, f"cannot read {shown(text)}: {shown(str(error), 200)[1:-1]}")
+        return None
+    if info is None:
+        table.file.problem(key, f"{shown(text)} leads outside the project, to {path}", "keep it inside")
+    elif not stat.S_ISREG(info.st_mode):
+        table.file.problem(key, f"{shown(text)} is not a regular file")
+    elif info.st_size > SMOKE_FILE_LIMIT:
+        table.file.problem(
+            key,
+            f"{shown(text)} is larger than {SMOKE_FILE_LIMIT // MiB} MiB",
+            "smoke tests need small inputs",
+        )
+    else:
+        return path
+    return None

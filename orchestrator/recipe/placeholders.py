@@ -5,7 +5,11 @@ need not restate the table.
 A toolchain's per-platform packages and env belong to one platform: they are filled when read. The
 toolchain's env and the service's build env are shared by all platforms: `build_env` fills them for
 the platform being built. The facts become environment variables only where a recipe sets one (e.g.
-`GOARCH = "{GOARCH}"`). In both, `{{` and `}}` are literal braces.
+`GOARCH = "{GOARCH}"`), or in a build `script`, which gets every placeholder's value as a variable of
+the same name (`script_env`). In both, `{{` and `}}` are literal braces.
+
+A build's `command`, `steps` and `artifact` may also name what osless itself gives every build:
+`{output}`, `{JOBS}`, `{WORKSPACE}` and the variables of `osless_env_names()` (`{CARGO_TARGET_DIR}`...).
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ import string
 from collections.abc import Callable, Mapping
 
 from orchestrator.errors import did_you_mean
+from orchestrator.languages import build_env_defaults
 from orchestrator.platforms import PLATFORMS, Platform
 from orchestrator.recipe.convert import ENV_NAME, Invalid, as_env, as_packages, as_str_list, hints, shown
 from orchestrator.recipe.model import Toolchain
 
 FACTS = tuple(dict.fromkeys(name for platform in PLATFORMS.values() for name in platform.placeholders()))
+# What osless fills in for every build: the binary's path, the build's CPU count, its workspace.
+BUILD_VALUES = ("output", "JOBS", "WORKSPACE")
+# Variables osless sets in every build's environment besides the recipes' (stages/build.container_env).
+_OSLESS_ENV = ("HOME", "XDG_CACHE_HOME", "SOURCE_DATE_EPOCH")
 _FACT_HINT = "use a platform placeholder such as {GOARCH}; write a literal brace as {{ or }}"
 
 
@@ -103,3 +112,29 @@ def build_env(toolchain: Toolchain, platform: str, service_env: Mapping[str, str
         **toolchain.platforms[platform].env,
         **{name: _fill(text, facts) for name, text in service_env.items()},
     }
+
+
+def osless_env_names() -> frozenset[str]:
+    """The variables osless sets in every build, whatever the recipes say (each language's defaults,
+    such as CARGO_TARGET_DIR, among them): a build's placeholders may name them."""
+    return frozenset((*_OSLESS_ENV, *build_env_defaults("/cache", "/cache/target")))
+
+
+def build_values(
+    platform: Platform, env: Mapping[str, str], *, output: str, jobs: int, workspace: str
+) -> dict[str, str]:
+    """The value of every placeholder of one build: platform facts, then its environment, then what
+    osless gives (later wins), as the recipe loader checked them (see loader._undefined)."""
+    given = {"output": output, "JOBS": str(jobs), "WORKSPACE": workspace}
+    return {**platform.placeholders(), **env, **given}
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """A command argument or artifact path with its (already checked) placeholders filled in."""
+    return _fill(text, values)
+
+
+def script_env(values: Mapping[str, str]) -> dict[str, str]:
+    """A build script's environment: every placeholder's value as a variable of the same name
+    (`{output}` as OUTPUT), so that a script says `$GNU_TRIPLE` where a command says `{GNU_TRIPLE}`."""
+    return {("OUTPUT" if name == "output" else name): value for name, value in values.items()}

@@ -43,16 +43,42 @@ def _key_parts(dotted: str) -> tuple[str, ...]:
 
 
 def _dotted(key: tuple[str, ...]) -> str:
-    return ".".join(part if re.fullmatch(_BARE_KEY, part) else f'"{part}"' for part in key)
+    """`smoke[1].platforms."linux/386"`: an element of an array of tables is its key part `[1]`."""
+    dotted = ""
+    for part in key:
+        if _ELEMENT.fullmatch(part):
+            dotted += part
+        else:
+            dotted += ("." if dotted else "") + (part if re.fullmatch(_BARE_KEY, part) else f'"{part}"')
+    return dotted
+
+
+def element(index: int) -> str:
+    """The key part of an array of tables' element `index` (0-based), e.g. `[0]`."""
+    return f"[{index}]"
+
+
+_ELEMENT = re.compile(r"\[\d+\]")
 
 
 def _index_lines(text: str) -> dict[tuple[str, ...], int]:
-    """The first line of each table header and key, by full key; a line scan, so approximate but cheap."""
+    """The first line of each table header and key, by full key; a line scan, so approximate but cheap.
+    The n-th `[[name]]` header is the table (name, `[n]`), and so are the tables and keys under it."""
     index: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}  # an array of tables -> the index of its last element
     for number, line in enumerate(text.split("\n"), start=1):
         if header := _HEADER_LINE.match(line):
-            table = _key_parts(header[1])
+            parts = _key_parts(header[1])
+            if line.lstrip().startswith("[["):
+                arrays[parts] = arrays.get(parts, -1) + 1
+            table = ()
+            for end, part in enumerate(parts, start=1):
+                table += (part,)
+                if parts[:end] in arrays:
+                    if end == len(parts):  # the array itself: the line of its first element
+                        index.setdefault(table, number)
+                    table += (element(arrays[parts[:end]]),)
             index.setdefault(table, number)
         elif key := _KEY_LINE.match(line):
             index.setdefault(table + _key_parts(key[1]), number)
@@ -75,10 +101,13 @@ class RecipeFile:
         return self.path.relative_to(self.root).as_posix()
 
     def problem(self, key: tuple[str, ...], message: str, hint: str | None = None) -> None:
-        located = RecipeProblem(
+        self.problems.append(self.located(key, message, hint))
+
+    def located(self, key: tuple[str, ...], message: str, hint: str | None = None) -> RecipeProblem:
+        """A problem at `key`, not recorded: for what fails one service's targets rather than the recipes."""
+        return RecipeProblem(
             file=self.rel, message=message, key=_dotted(key) or None, line=self._line(key), hint=hint
         )
-        self.problems.append(located)
 
     def syntax_problem(self, error: tomllib.TOMLDecodeError) -> None:
         message = str(error)
@@ -139,6 +168,23 @@ class Table:
         """The sub-table `key`, read like this one; empty when absent or invalid."""
         data = self.required(key, as_table, hint) if required else self.optional(key, as_table)
         return Table(self.file, (*self.key, key), data)
+
+    def tables(self, key: str) -> tuple[list[Table], bool]:
+        """`[key]` (one table) or `[[key]]` (an array of tables, each element keyed `[n]`): the tables to
+        read, and whether it was an array. Absent: one absent table, read as empty."""
+        self.known.append(key)
+        value = self.data.get(key)
+        if isinstance(value, list):
+            if not value:
+                self.file.problem((*self.key, key), "must not be empty", f"leave [{key}] out, or give one")
+            tables = []
+            for number, item in enumerate(value):
+                try:
+                    tables.append(Table(self.file, (*self.key, key, element(number)), as_table(item)))
+                except Invalid as invalid:
+                    self.file.problem((*self.key, key, element(number)), str(invalid))
+            return tables, True
+        return [self.section(key)], False
 
     def entries(self) -> list[str]:
         """All keys, for a table whose keys are data (platform names) rather than schema."""

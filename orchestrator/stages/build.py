@@ -1,39 +1,59 @@
 """Stage 2: compile one (service, platform) inside its service's warm builder container.
 
 One builder container per (toolchain image, service) lives for the whole run and every build of that
-service is a `docker exec` in it: starting a container per target costs more than many compiles. A
-builder sees only its service's source (read-only, at `/project/<source>` as always, so that binaries
-do not depend on the checkout), a private scratch volume for outputs, a tmpfs /tmp and the project's
-compiler cache volume for its toolchain image; no network, no capabilities, read-only root, a fixed
-non-root user, and the recipe's pids/memory/CPU limits. osless copies each binary out through the
-engine's archive API (one regular file, bounded) and writes it to out/ itself: a build command
-cannot write to out/ at all.
+service is a series of `docker exec` in it: starting a container per target costs more than many
+compiles. A builder sees only its service's source (read-only, at `/project/<source>` as always), a
+private scratch volume for outputs and one for workspaces, a tmpfs /tmp and the project's compiler cache
+volume for its toolchain image; no network, no capabilities, read-only root, a fixed non-root user, and
+the recipe's pids/memory/CPU limits.
+
+Each build runs in its target's workspace: a writable copy of the source at a fixed path,
+`/workspace/<service>/<platform>`, emptied and copied afresh before each build (`cp -a`: mtimes kept,
+as make and autotools need). Fixed, because paths end up in binaries: the same on every machine and run,
+so builds stay reproducible; per target, because the builder is shared by the service's platforms,
+which build at the same time. The recipe's command, steps or script run there in order, each with its
+own section in build.log, all within the build's timeout. osless copies the binary (`{output}` or the
+recipe's `artifact`) out through the engine's archive API (one regular file, bounded) and writes it to
+out/ itself: a build cannot write to out/ at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
-import string
+import posixpath
+import re
+import shlex
 import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from orchestrator.engine import PROJECT_LABEL, ContainerSpec, Engine, FileRefused, Mount, project_label
+from orchestrator.engine import (
+    PROJECT_LABEL,
+    ContainerResult,
+    ContainerSpec,
+    Engine,
+    FileRefused,
+    Mount,
+    project_label,
+)
 from orchestrator.errors import EngineError
 from orchestrator.languages import build_env_defaults
 from orchestrator.outputs.atomic import write_atomic
 from orchestrator.platforms import Platform
 from orchestrator.recipe.model import Service, Toolchain
-from orchestrator.recipe.placeholders import build_env
+from orchestrator.recipe.placeholders import build_env, build_values, fill, script_env
 
 PROJECT_DIR = "/project"
 OUTPUT_DIR = "/osless-out"  # a scratch volume in the builder: never out/ itself
+WORKSPACE_DIR = "/workspace"  # a scratch volume in the builder: one directory per target
 CACHE_DIR = "/cache"
 # Per project and toolchain image: one project's recipes cannot poison another's compiler cache.
 CACHE_VOLUME = "osless-cache-{toolchain}-{project}-{image}{namespace}"
@@ -41,14 +61,32 @@ CACHE_VOLUME = "osless-cache-{toolchain}-{project}-{image}{namespace}"
 BUILD_USER = "65532:65532"
 BINARY_LIMIT = 1024**3  # a binary larger than this is refused
 LOG_STREAM_LIMIT = 2 * 1024**2  # bytes of stdout and of stderr kept in build.log (4 MiB in all)
+STEP_LOG_MINIMUM = 256 * 1024  # ...but every step keeps at least this much of each: its errors
 # Compilers want a writable home and cache, and must never fetch anything (each language's own settings).
 BUILD_ENV_DEFAULTS = {"HOME": "/tmp", "XDG_CACHE_HOME": CACHE_DIR}
+# Emptied, then the source copied in with its mtimes (make and autotools compare them) and made
+# writable: the source's own modes may be read-only. Arguments: the workspace, the source.
+_PREPARE = (
+    'if [ -e "$1" ]; then chmod -R u+w -- "$1"; rm -rf -- "$1"; fi; '
+    'mkdir -p -- "$1" && cp -a -- "$2/." "$1/" && chmod -R u+w -- "$1"'
+)
+# Where a platform's libraries are found (its GNU and musl triples filled in): Debian's multiarch
+# directory, the cross toolchain's, musl's.
+_LIBRARY_DIRS = ("/usr/lib/{gnu}", "/lib/{gnu}", "/usr/{gnu}/lib", "/usr/local/lib/{gnu}", "/usr/lib/{musl}")
+_CANNOT_FIND = re.compile(rb"(?:cannot find|unable to find library) -l([A-Za-z0-9_.+-]{1,100})")
+_ERROR_LINE = re.compile(r"\b(?:error|fatal)\b", re.IGNORECASE)
+_SHELL_NOT_FOUND = re.compile(rb"^sh: (?:\d+: )?(.{1,200}): (not found|Permission denied)$", re.MULTILINE)
 
 
 def target_cache(service: Service, platform: Platform) -> str:
     """The cache directory of one (service, platform), in the toolchain's cache volume: what only this
     target's builds reuse (a cargo target directory)."""
     return f"{CACHE_DIR}/targets/{service.name}/{platform.slug}"
+
+
+def workspace_dir(service: Service, platform: Platform) -> str:
+    """The target's workspace, `{WORKSPACE}`: the same path on every machine and run, one per target."""
+    return f"{WORKSPACE_DIR}/{service.name}/{platform.slug}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,12 +100,14 @@ class BuildResult:
     timed_out: bool
     seconds: float
     problem: str | None = None  # why the binary could not be taken out of the builder
+    reason: str | None = None  # why the build failed, naming the step and the tool
 
 
 def container_env(
     service: Service, toolchain: Toolchain, platform: Platform, source_date_epoch: int
 ) -> dict[str, str]:
-    """Defaults that keep compilers offline and writable, then the recipes' merged env (which wins)."""
+    """Defaults that keep compilers offline and writable, then the recipes' merged env (which wins).
+    (Their names are recipe.placeholders.osless_env_names: a placeholder may use them.)"""
     return {
         **BUILD_ENV_DEFAULTS,
         **build_env_defaults(CACHE_DIR, target_cache(service, platform)),
@@ -76,12 +116,27 @@ def container_env(
     }
 
 
-def build_command(service: Service, platform: Platform, env: dict[str, str], output: str) -> list[str]:
-    """The recipe's command with `{output}`, platform fact (`{GOARCH}`...) and `{ENV_NAME}` placeholders
-    filled in, in the order the recipe loader checked them."""
-    values = {**platform.placeholders(), **env, "output": output}
-    formatter = string.Formatter()
-    return [formatter.vformat(argument, (), values) for argument in service.build.command]
+def build_commands(service: Service, values: dict[str, str]) -> list[list[str]]:
+    """Every step's argv, placeholders filled from `values` (placeholders.build_values), in the order
+    the recipe loader checked them; a script is `sh -eu -c SCRIPT`, its text untouched."""
+    if service.build.script is not None:
+        return [list(argv) for argv in service.build.argv_templates]
+    return [[fill(argument, values) for argument in argv] for argv in service.build.argv_templates]
+
+
+def build_command(
+    service: Service, platform: Platform, env: dict[str, str], output: str, *, jobs: int = 1
+) -> list[str]:
+    """The first step's argv (a `command` recipe's only one), for tests that run it themselves."""
+    values = build_values(platform, env, output=output, jobs=jobs, workspace=workspace_dir(service, platform))
+    return build_commands(service, values)[0]
+
+
+def artifact_path(service: Service, values: dict[str, str], workspace: str) -> str | None:
+    """Where the recipe's `artifact` is in the builder (relative: to the workspace); None: `{output}`."""
+    if service.build.artifact is None:
+        return None
+    return posixpath.normpath(posixpath.join(workspace, fill(service.build.artifact, values)))
 
 
 class Builders:
@@ -91,7 +146,7 @@ class Builders:
     On the local engine the service's source is bind-mounted read-only. An engine given with
     `--engine` may run elsewhere and not see this machine's files (copy_files): the service's source
     is copied into the builder once, at the same path, so the binaries come out the same. Either way
-    each binary is copied out of the builder's scratch volume.
+    each build copies it into its target's workspace, and each binary is copied out of the builder.
     """
 
     def __init__(
@@ -111,6 +166,7 @@ class Builders:
         self.project = project_label(project_root)
         self._containers: dict[tuple[str, str], Any] = {}
         self._starting: dict[tuple[str, str], threading.Lock] = {}
+        self._workspaces: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> Builders:
@@ -143,8 +199,58 @@ class Builders:
         )
 
     def source_dir(self, service: Service) -> str:
-        """Where the service's source is in its builder (and the builds' working directory)."""
+        """Where the service's source is in its builder (read-only; each build copies it)."""
         return f"{PROJECT_DIR}/{service.source.relative_to(self.project_root)}"
+
+    def jobs(self, service: Service) -> int:
+        """`{JOBS}`: the build's CPU limit rounded up, at most the engine's cores, at least 1."""
+        return max(1, min(math.ceil(service.build.limits.cpus), self.engine.cpus))
+
+    @contextlib.contextmanager
+    def workspace(self, image: str, path: str) -> Iterator[None]:
+        """Hold a workspace of one builder: two builds of one target never share it at once (each run
+        has its own builders, so runs never share one)."""
+        with self._lock:
+            lock = self._workspaces.setdefault((image, path), threading.Lock())
+        with lock:
+            yield
+
+    def prepare_workspace(
+        self, container: Any, service: Service, workspace: str, *, timeout: float
+    ) -> ContainerResult:
+        """The workspace emptied and filled with a writable copy of the service's source."""
+        return self.engine.exec(
+            container,
+            ["sh", "-c", _PREPARE, "sh", workspace, os.path.normpath(self.source_dir(service))],
+            env={},
+            working_dir="/",
+            user=BUILD_USER,
+            timeout=max(timeout, 1.0),
+            output_limit=STEP_LOG_MINIMUM,
+        )
+
+    def library_files(self, container: Any, platform: Platform, name: str) -> list[str]:
+        """The `lib<name>.a`, `lib<name>.so` and `lib<name>.so.*` files in the platform's library
+        directories of the builder (the name comes from a linker message: an argument, never code)."""
+        directories = [d.format(gnu=platform.gnu_triple, musl=platform.musl_triple) for d in _LIBRARY_DIRS]
+        listed = self.engine.exec(
+            container,
+            [
+                "sh",
+                "-c",
+                'n=$1; shift; for d; do for f in "$d/lib$n.a" "$d/lib$n.so" "$d/lib$n.so".*; do '
+                '[ -e "$f" ] && printf "%s\\n" "$f"; done; done; true',
+                "sh",
+                name,
+                *dict.fromkeys(directories),
+            ],
+            env={},
+            working_dir="/",
+            user=BUILD_USER,
+            timeout=30,
+            output_limit=64 * 1024,
+        )
+        return listed.stdout.decode(errors="replace").splitlines() if listed.exit_code == 0 else []
 
     def _start(self, toolchain: Toolchain, image: str, service: Service) -> Any:
         volume = self.engine.ensure_volume(
@@ -162,7 +268,9 @@ class Builders:
                 if self.copy_files
                 else (Mount(source=str(service.source), target=source_dir, read_only=True),),
                 volumes={volume: CACHE_DIR},
-                scratch=(OUTPUT_DIR, PROJECT_DIR) if self.copy_files else (OUTPUT_DIR,),
+                scratch=(OUTPUT_DIR, WORKSPACE_DIR, PROJECT_DIR)
+                if self.copy_files
+                else (OUTPUT_DIR, WORKSPACE_DIR),
                 # Compilers and configure scripts run programs from /tmp: exec allowed, size bounded.
                 tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.memory}"},
                 limits=limits,
@@ -177,7 +285,7 @@ class Builders:
         # The volumes are created root-owned; uid 0 owns them, so its chmod needs no capability.
         opened = self.engine.exec(
             container,
-            ["chmod", "1777", CACHE_DIR, OUTPUT_DIR],
+            ["chmod", "1777", CACHE_DIR, OUTPUT_DIR, WORKSPACE_DIR],
             env={},
             working_dir="/",
             user="0:0",
@@ -207,13 +315,95 @@ class Builders:
             )
 
     def copy_out(self, container: Any, inside: str, binary: Path) -> str | None:
-        """The built binary copied to out/ (atomically); why not, when it is not one regular file."""
+        """The built binary copied to out/ (atomically); why not, when it is not one regular file. A
+        symbolic link (an artifact such as `result/bin/app`) is followed inside the builder."""
         try:
             with self.engine.read_file(container, inside, limit=BINARY_LIMIT) as content:
                 _write_stream_atomic(binary, content, mode=0o755)
         except FileRefused as refused:
-            return refused.reason
+            if "symbolic link" not in refused.reason:
+                return refused.reason
+            target = self._resolved(container, inside)
+            if target is None or target == inside:
+                return refused.reason
+            return self.copy_out(container, target, binary)
         return None
+
+    def _resolved(self, container: Any, path: str) -> str | None:
+        resolved = self.engine.exec(
+            container, ["readlink", "-f", "--", path], env={}, working_dir="/", user=BUILD_USER, timeout=30
+        )
+        target = resolved.stdout.decode(errors="replace").strip()
+        return target if resolved.exit_code == 0 and target.startswith("/") else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Failed:
+    """Where a build stopped: a step (None: copying the source), how it ended, whether by the timeout."""
+
+    step: _Step | None
+    result: ContainerResult
+    timed_out: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Step:
+    """One program of a build: its argv and how messages name it."""
+
+    argv: list[str]
+    where: str  # "step 2/3", "the build command", "the build script"
+    tool: str | None  # the program's name, as messages show it; None for a script
+
+    @property
+    def label(self) -> str:
+        return f"{self.where} ({self.tool})" if self.tool else self.where
+
+
+def _steps(service: Service, commands: list[list[str]]) -> list[_Step]:
+    if service.build.script is not None:
+        return [_Step(argv=commands[0], where="the build script", tool=None)]
+    if not service.build.steps:
+        return [_Step(argv=commands[0], where="the build command", tool=_tool(commands[0]))]
+    total = len(commands)
+    return [
+        _Step(argv=argv, where=f"step {number}/{total}", tool=_tool(argv))
+        for number, argv in enumerate(commands, start=1)
+    ]
+
+
+def _tool(argv: list[str]) -> str:
+    return posixpath.basename(argv[0]) or argv[0]
+
+
+class _Log:
+    """build.log, section by section: each step's command line, output, exit code and seconds."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.sections = 0
+        self.kept = 0  # the most bytes kept of one stream so far
+
+    def output_limit(self) -> int:
+        """What the next step may keep of each stream: what is left of the build's, or a minimum."""
+        return max(STEP_LOG_MINIMUM, LOG_STREAM_LIMIT - self.kept)
+
+    def section(self, header: str, result: ContainerResult, seconds: float, limit: int) -> None:
+        self.kept += max(len(result.stdout), len(result.stderr))
+        self.sections += 1
+        self.parts.append(
+            f"{'' if self.sections == 1 else chr(10)}$ {header}\n".encode()
+            + _lines(result.stdout)
+            + _truncation_note("stdout", result.stdout_truncated, limit)
+            + _lines(result.stderr)
+            + _truncation_note("stderr", result.stderr_truncated, limit)
+            + f"[osless] exit code {result.exit_code} after {seconds:.1f}s\n".encode()
+        )
+
+    def note(self, text: str) -> None:
+        self.parts.append(f"[osless] {text}\n".encode())
+
+    def write(self, path: Path) -> None:
+        write_atomic(path, b"".join(self.parts))
 
 
 def build(
@@ -226,71 +416,207 @@ def build(
     output_dir: Path,
     source_date_epoch: int,
 ) -> BuildResult:
-    """Compile the target in its builder, copy the binary to output_dir/bin and write output_dir/build.log."""
+    """Build the target in its workspace, copy the binary to output_dir/bin and write
+    output_dir/build.log."""
     bin_dir = output_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     binary = bin_dir / service.build.output
-    log = output_dir / "build.log"
+    log_path = output_dir / "build.log"
     env = container_env(service, toolchain, platform, source_date_epoch)
     # The same in-container path as out/<service>/<platform>/bin/<output>: {output} does not change.
     scratch = f"{OUTPUT_DIR}/{output_dir.relative_to(builders.out_root).as_posix()}"
     inside = f"{scratch}/bin/{service.build.output}"
-    command = build_command(service, platform, env, inside)
     started = time.monotonic()
     container = builders.container(toolchain, toolchain_image, service)
-    builders.empty_scratch(container, scratch)
-    result = builders.engine.exec(
-        container,
-        command,
-        env=env,
-        working_dir=builders.source_dir(service),
-        user=BUILD_USER,
-        timeout=service.build.timeout,
-        output_limit=LOG_STREAM_LIMIT,
-    )
+    workspace = workspace_dir(service, platform)
+    values = build_values(platform, env, output=inside, jobs=builders.jobs(service), workspace=workspace)
+    steps = _steps(service, build_commands(service, values))
+    step_env = script_env(values) if service.build.script is not None else env
+    artifact = artifact_path(service, values, workspace)
+    timeout = service.build.timeout
+    log = _Log()
+    failed: _Failed | None = None
     problem = None
-    if result.exit_code == 0 and not result.timed_out:
-        problem = builders.copy_out(container, inside, binary)
+    with builders.workspace(toolchain_image, workspace):
+        deadline = time.monotonic() + timeout  # the whole build: copying the source and every step
+        builders.empty_scratch(container, scratch)
+        source = os.path.normpath(builders.source_dir(service))
+        copying = time.monotonic()
+        prepared = builders.prepare_workspace(container, service, workspace, timeout=timeout)
+        log.note(f"workspace {workspace}: a writable copy of {source}")
+        log.section(
+            f"cp -a -- {source}/. {workspace}/", prepared, time.monotonic() - copying, STEP_LOG_MINIMUM
+        )
+        if prepared.exit_code != 0:
+            failed = _Failed(step=None, result=prepared, timed_out=prepared.timed_out)
+        for step in steps if failed is None else ():
+            step_started = time.monotonic()
+            budget = deadline - step_started
+            limit = log.output_limit()
+            result = (
+                builders.engine.exec(
+                    container,
+                    step.argv,
+                    env=step_env,
+                    working_dir=workspace,
+                    user=BUILD_USER,
+                    timeout=budget,
+                    output_limit=limit,
+                )
+                if budget >= 1
+                else ContainerResult(exit_code=124, stdout=b"", stderr=b"", timed_out=True)
+            )
+            seconds = time.monotonic() - step_started
+            log.section(shlex.join(step.argv), result, seconds, limit)
+            if result.exit_code != 0:
+                # coreutils timeout: 124 when it fired, 137 when it had to kill; only then is it ours
+                timed_out = result.exit_code in (124, 137) and seconds >= budget * 0.95
+                failed = _Failed(step=step, result=result, timed_out=timed_out)
+                break
+        if failed is None:
+            problem = builders.copy_out(container, artifact or inside, binary)
+        reason = (
+            _failure(builders, container, service, toolchain=toolchain, platform=platform, failed=failed)
+            if failed is not None
+            else _missing_binary(service, artifact or inside, problem)
+            if problem is not None
+            else None
+        )
     seconds = time.monotonic() - started
-    write_atomic(
-        log,
-        f"$ {' '.join(command)}\n".encode()
-        + result.stdout
-        + _truncation_note("stdout", result.stdout_truncated)
-        + result.stderr
-        + _truncation_note("stderr", result.stderr_truncated)
-        + (f"\n[osless] timed out after {service.build.timeout:g}s\n".encode() if result.timed_out else b"")
-        + (f"[osless] {{output}} {inside}: {problem}\n".encode() if problem else b"")
-        + f"[osless] exit code {result.exit_code} after {seconds:.1f}s\n".encode(),
-    )
-    ok = result.exit_code == 0 and not result.timed_out and problem is None
+    if reason is not None:
+        log.note(reason)
+    log.note(f"{'build failed' if reason else 'built'} in {seconds:.1f}s")
+    log.write(log_path)
     return BuildResult(
-        ok=ok,
+        ok=reason is None,
         binary=binary,
-        log=log,
-        exit_code=result.exit_code,
-        timed_out=result.timed_out,
+        log=log_path,
+        exit_code=failed.result.exit_code if failed else 0,
+        timed_out=bool(failed and failed.timed_out),
         seconds=seconds,
         problem=problem,
+        reason=reason,
     )
+
+
+def _failure(
+    builders: Builders,
+    container: Any,
+    service: Service,
+    *,
+    toolchain: Toolchain,
+    platform: Platform,
+    failed: _Failed,
+) -> str:
+    """Why a step failed, naming the step and the program: not found, timed out, killed, or its exit
+    code and first error line (a missing static library explained)."""
+    step, result = failed.step, failed.result
+    if step is None:
+        return f"cannot copy the source into the workspace: {_error_line(result)}"
+    timeout = f"{service.build.timeout:g}s"
+    if failed.timed_out:
+        return f"{step.label} timed out: the build took longer than its timeout of {timeout}"
+    missing = _not_run(step, result, toolchain)
+    if missing is not None:
+        return missing
+    detail = _library_reason(builders, container, platform, result) or _error_line(result)
+    if result.exit_code == 137:
+        memory = service.build.limits.memory // 1024**2
+        detail += f" (killed: the build may have used up its memory limit, {memory} MiB)"
+    return f"{step.label} exited with {result.exit_code}: {detail}"
+
+
+def _not_run(step: _Step, result: ContainerResult, toolchain: Toolchain) -> str | None:
+    """A program that could not be started: coreutils timeout says so with 127 (not found) or 126 (not
+    executable); in a script, the shell does."""
+    if result.exit_code not in (126, 127):
+        return None
+    if step.tool is not None:
+        if b"timeout: failed to run command" not in result.stderr:
+            return None
+        program = step.argv[0]
+    else:
+        found = _SHELL_NOT_FOUND.search(result.stderr)
+        if found is None:
+            return None
+        program = found[1].decode(errors="replace")
+    where, image = step.where, f"the {toolchain.name} toolchain image"
+    if result.exit_code == 126:
+        hint = f'run it through its interpreter, e.g. ["sh", "{program}"]' if "/" in program else image
+        return f"{where}: {program!r} is not executable ({hint})"
+    if "/" in program:
+        missing = f"it is not in the workspace, or its #! interpreter is not in {image}"
+        return f"{where}: {program!r} cannot be run: {missing}"
+    return (
+        f"{where}: {program!r} is not in {image} (add the package that "
+        f"provides it: a toolchain that extends {toolchain.name}, docs/recipes.md)"
+    )
+
+
+def _library_reason(
+    builders: Builders, container: Any, platform: Platform, result: ContainerResult
+) -> str | None:
+    """`cannot find -lNAME`: whether the platform has libNAME only as a shared library (a -dev package
+    without a static archive) or not at all, looked up in the builder."""
+    found = _CANNOT_FIND.search(result.stderr) or _CANNOT_FIND.search(result.stdout)
+    if found is None:
+        return None
+    name = found[1].decode()
+    files = builders.library_files(container, platform, name)
+    if any(path.endswith(f"/lib{name}.a") for path in files):
+        return None  # it is there: the linker was looking elsewhere, its own message says more
+    if any(path.endswith(f"/lib{name}.so") for path in files):
+        shared = next(path for path in files if path.endswith(f"/lib{name}.so"))
+        return (
+            f"lib{name}.a is missing for {platform.name}: the -dev package ships only a shared library "
+            f"({shared}); a static binary cannot link it"
+        )
+    return (
+        f"lib{name} is not installed for {platform.name}: add the -dev package that ships lib{name}.a to "
+        f"the toolchain's packages, such as lib{name}-dev:{{DEBIAN_ARCH}} (here lib{name}-dev:"
+        f"{platform.debian_arch}; docs/recipes.md)"
+    )
+
+
+def _error_line(result: ContainerResult) -> str:
+    """The program's first `error` line (compilers print the cause first; stderr before stdout, where
+    configure scripts print `checking for strerror`), else its last line."""
+    streams = [
+        [line.strip() for line in data.decode(errors="replace").splitlines() if line.strip()]
+        for data in (result.stderr, result.stdout)
+    ]
+    errors = [line for lines in streams for line in lines if _ERROR_LINE.search(line)]
+    last = streams[0][-1:] or streams[1][-1:]
+    chosen = errors[0] if errors else (last[0] if last else "no output")
+    return chosen[:200]
+
+
+def _missing_binary(service: Service, where: str, problem: str) -> str:
+    """The build succeeded, but what should be the binary is not one regular file."""
+    if service.build.artifact is not None:
+        named = f"its artifact {where}"
+    else:
+        named = "$OUTPUT" if service.build.script is not None else "{output}"
+        named = f"{named} ({where})"
+    if problem == "it does not exist":
+        return f"the build succeeded but left no {service.build.output} at {named}"
+    return f"the build succeeded but {named} is refused: {problem}"
 
 
 def failure_reason(result: BuildResult) -> str:
     """One line that says why a build failed, pointing at its log."""
-    if result.timed_out:
-        return f"build timed out after {result.seconds:.0f}s (log: {result.log})"
-    if result.exit_code != 0:
-        last = _first_error_line(result.log)
-        return f"compiler exited with {result.exit_code}: {last} (log: {result.log})"
-    if result.problem and result.problem != "it does not exist":
-        return f"the build command succeeded but {{output}} is refused: {result.problem} (log: {result.log})"
-    return f"the build command succeeded but wrote no {result.binary.name} to {{output}} (log: {result.log})"
+    return f"{result.reason or 'the build failed'} (log: {result.log})"
 
 
-def _truncation_note(stream: str, truncated: bool) -> bytes:
+def _lines(output: bytes) -> bytes:
+    """Output that ends a line, so that what follows it in build.log starts one."""
+    return output + b"\n" if output and not output.endswith(b"\n") else output
+
+
+def _truncation_note(stream: str, truncated: bool, limit: int) -> bytes:
     if not truncated:
         return b""
-    return f"\n[osless: {stream} truncated after {LOG_STREAM_LIMIT // 1024**2} MiB]\n".encode()
+    return f"\n[osless: {stream} truncated after {limit // 1024} KiB]\n".encode()
 
 
 def _write_stream_atomic(path: Path, content: IO[bytes], *, mode: int) -> None:
@@ -309,15 +635,3 @@ def _write_stream_atomic(path: Path, content: IO[bytes], *, mode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-
-
-def _first_error_line(log: Path) -> str:
-    """The compiler's first `error` line (compilers print the cause first), else its last line."""
-    lines = [
-        line.strip()
-        for line in log.read_text(errors="replace").splitlines()[1:]  # line 0 is the command itself
-        if line.strip() and not line.startswith("[osless")
-    ]
-    errors = [line for line in lines if "error" in line.lower()]
-    chosen = errors[0] if errors else (lines[-1] if lines else "no output")
-    return chosen[:200]

@@ -5,6 +5,16 @@ A toolchain with a bootstrap section becomes an image built from Debian packages
 reused. Before the import, the files of the `unpack` packages and of the pinned `wheels` are added to
 mmdebstrap's tarball (orchestrator/bootstrap). A toolchain that names an existing image uses it as is
 (no registry is assumed reachable).
+
+A toolchain that extends another (`extends = "gcc"`) is a thin layer on its base's image: its packages
+are resolved and downloaded on the host (bootstrap/layer.py), installed in a container of the base
+image (root, no network, limits) and committed. Its hash covers the base's identity and its own
+additions, so changing them rebuilds only the layer; a base rebuilt since is noticed by its image id
+(a label of the layer). A bootstrap's `libraries` are installed the same way, on the imported image.
+
+Once a new image is made, the images it supersedes (the same toolchain name, another spec, made by
+osless for the same project: by label) are removed, but not one that a container uses or that other
+images are layered on.
 """
 
 from __future__ import annotations
@@ -19,15 +29,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.bootstrap import debian, rootfs, wheels
+from orchestrator.bootstrap import debian, layer, rootfs, wheels
 from orchestrator.bootstrap.debian import foreign_architectures
-from orchestrator.engine import Engine
+from orchestrator.engine import PROJECT_LABEL, ContainerSpec, Engine, project_label
 from orchestrator.errors import ToolchainError
-from orchestrator.recipe.model import Bootstrap, Toolchain
+from orchestrator.outputs.sizes import human_size
+from orchestrator.platforms import PLATFORMS
+from orchestrator.recipe.model import Bootstrap, GiB, Layer, Limits, MiB, Toolchain
 
 # Bump when the way images are bootstrapped changes, so old images are not reused.
 BOOTSTRAP_FORMAT = 1
+LAYER_FORMAT = 1  # the same for images layered on a base toolchain's
 IMAGE_REPOSITORY = "osless-toolchain"
+TOOLCHAIN_LABEL = "osless.toolchain"  # the toolchain's name, on every image osless makes for one
+SPEC_LABEL = "osless.toolchain.spec"  # its spec hash
+BASE_LABEL = "osless.toolchain.base"  # a layer's: the id of the base image it was built on
+# The layer container installs packages as root: dpkg sets owners and modes, apt drops to _apt.
+LAYER_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETFCAP", "SETGID", "SETUID")
+LAYER_LIMITS = Limits(memory=2 * GiB, pids=1024, cpus=2.0)
+LAYER_TIMEOUT = 1800.0
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Documentation, manual pages and locales are never needed to compile: leaving them out saves ~15%.
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
@@ -45,16 +65,34 @@ class ToolchainImage:
     bootstrapped: bool  # True when this run built it
 
 
+def _own(toolchain: Toolchain) -> Bootstrap | Layer:
+    """What the toolchain's own recipe installs: its bootstrap, or a derived toolchain's layer."""
+    own = toolchain.layer if toolchain.base is not None else toolchain.bootstrap
+    assert own is not None
+    return own
+
+
 def bootstrap_packages(toolchain: Toolchain) -> list[str]:
-    """Base packages plus every platform's cross packages: one image serves all the toolchain's platforms."""
-    assert toolchain.bootstrap is not None
-    return _sorted_union(toolchain.bootstrap.packages, (p.packages for p in toolchain.platforms.values()))
+    """Base packages plus every platform's cross packages: one image serves all the toolchain's platforms
+    (a derived toolchain's: only its own additions)."""
+    return _sorted_union(_own(toolchain).packages, (p.packages for p in toolchain.platforms.values()))
 
 
 def unpack_packages(toolchain: Toolchain) -> list[str]:
     """The bootstrap's and every platform's `unpack` packages, sorted, each once."""
-    assert toolchain.bootstrap is not None
-    return _sorted_union(toolchain.bootstrap.unpack, (p.unpack for p in toolchain.platforms.values()))
+    return _sorted_union(_own(toolchain).unpack, (p.unpack for p in toolchain.platforms.values()))
+
+
+def library_packages(toolchain: Toolchain) -> list[str]:
+    """`<library>:<debian arch>` for each platform's libraries (the toolchain's and the platform's own)."""
+    own = _own(toolchain).libraries
+    return sorted(
+        {
+            f"{library}:{PLATFORMS[name].debian_arch}"
+            for name, platform in toolchain.platforms.items()
+            for library in (*own, *platform.libraries)
+        }
+    )
 
 
 def _sorted_union(base: Iterable[str], per_platform: Iterable[Iterable[str]]) -> list[str]:
@@ -62,9 +100,21 @@ def _sorted_union(base: Iterable[str], per_platform: Iterable[Iterable[str]]) ->
 
 
 def spec_hash(toolchain: Toolchain) -> str:
-    """A short hash of everything that shapes the bootstrapped image (not of build-time env)."""
+    """A short hash of everything that shapes the bootstrapped image (not of build-time env); for a
+    derived toolchain, of its base's identity and its own additions."""
+    if toolchain.base is not None:
+        layered: dict[str, object] = {
+            "format": LAYER_FORMAT,
+            "base": base_identity(toolchain.base),
+            "packages": bootstrap_packages(toolchain),
+        }
+        if unpack := unpack_packages(toolchain):
+            layered["unpack"] = unpack
+        if libraries := library_packages(toolchain):
+            layered["libraries"] = libraries
+        return _short_hash(layered)
     assert toolchain.bootstrap is not None
-    spec = {
+    spec: dict[str, object] = {
         "format": BOOTSTRAP_FORMAT,
         "suite": toolchain.bootstrap.suite,
         "mirror": toolchain.bootstrap.mirror,
@@ -78,12 +128,25 @@ def spec_hash(toolchain: Toolchain) -> str:
         spec["unpack"] = unpack
     if toolchain.bootstrap.wheels:
         spec["wheels"] = sorted([w.name, w.version, w.sha256] for w in toolchain.bootstrap.wheels)
+    if libraries := library_packages(toolchain):
+        spec["libraries"] = libraries
+    return _short_hash(spec)
+
+
+def _short_hash(spec: dict[str, object]) -> str:
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]
 
 
+def base_identity(toolchain: Toolchain) -> str:
+    """What names a base toolchain's image in a derived one's spec: its tag, or the image it uses as is."""
+    if toolchain.image and toolchain.bootstrap is None and toolchain.base is None:
+        return toolchain.image
+    return image_reference(toolchain)
+
+
 def image_reference(toolchain: Toolchain) -> str:
-    """The tag of a bootstrapped toolchain image: `osless-toolchain/<name>:<spec hash>`."""
+    """The tag of a bootstrapped (or layered) toolchain image: `osless-toolchain/<name>:<spec hash>`."""
     return f"{IMAGE_REPOSITORY}/{toolchain.name}:{spec_hash(toolchain)}"
 
 
@@ -112,10 +175,20 @@ def mmdebstrap_command(toolchain: Toolchain, output: Path, native: str) -> list[
 
 
 def provision(
-    engine: Engine, toolchain: Toolchain, work_dir: Path, progress: Progress, source: Engine | None = None
+    engine: Engine,
+    toolchain: Toolchain,
+    work_dir: Path,
+    progress: Progress,
+    *,
+    source: Engine | None = None,
+    project: Path | None = None,
 ) -> ToolchainImage:
     """Make sure the toolchain's image is in the engine: already there, copied from `source` (another
-    engine that has it: the same image id everywhere), or bootstrapped."""
+    engine that has it: the same image id everywhere), bootstrapped, or layered on its base's image.
+    With `project` (its root), a new image is labelled with it and supersedes the project's older
+    images of the toolchain, which are removed (collect_superseded)."""
+    if toolchain.base is not None:
+        return _provision_layered(engine, toolchain, work_dir, progress, source=source, project=project)
     if toolchain.image:
         image_id = engine.image_id(toolchain.image)
         if image_id:
@@ -146,12 +219,195 @@ def provision(
                 return ToolchainImage(
                     name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=False
                 )
-        image_id = _bootstrap(engine, toolchain, reference, work_dir, progress)
+        image_id = _bootstrap(engine, toolchain, reference, work_dir, progress, project=project)
+        collect_superseded(engine, toolchain.name, image_id, project, progress)
     return ToolchainImage(name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=True)
 
 
+def _provision_layered(
+    engine: Engine,
+    toolchain: Toolchain,
+    work_dir: Path,
+    progress: Progress,
+    *,
+    source: Engine | None,
+    project: Path | None,
+) -> ToolchainImage:
+    """The base's image first (provisioned like any toolchain's), then this toolchain's layer on it:
+    reused while its tag exists and its base is that same image."""
+    assert toolchain.base is not None
+    base_name = toolchain.base.name
+    base = provision(
+        engine,
+        toolchain.base,
+        work_dir,
+        lambda text: progress(f"base {base_name}: {text}"),
+        source=source,
+        project=project,
+    )
+    reference = image_reference(toolchain)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with (work_dir / f"{toolchain.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        labels = engine.image_labels(reference)
+        if labels is not None and labels.get(BASE_LABEL) == base.image_id:
+            image_id = engine.image_id(reference)
+            if image_id:
+                return ToolchainImage(
+                    name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=False
+                )
+        if labels is None and source is not None:
+            theirs = source.image_labels(reference)
+            if theirs is not None and theirs.get(BASE_LABEL) == base.image_id:
+                progress(f"copying {reference} from the default engine")
+                engine.copy_image(source, reference)
+                if image_id := engine.image_id(reference) or "":
+                    return ToolchainImage(
+                        name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=False
+                    )
+        stale = engine.image_id(reference) if labels is not None else None
+        if stale:
+            progress(f"{reference} was layered on another {base_name} image: layering it again")
+        image_id = _layer(
+            engine,
+            toolchain,
+            base=base,
+            reference=reference,
+            additions=(
+                bootstrap_packages(toolchain),
+                library_packages(toolchain),
+                unpack_packages(toolchain),
+            ),
+            work_dir=work_dir,
+            progress=progress,
+            project=project,
+        )
+        if stale and stale != image_id:
+            engine.remove_unused_image(stale)  # untagged now; kept by the engine only while in use
+        collect_superseded(engine, toolchain.name, image_id, project, progress)
+    return ToolchainImage(name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=True)
+
+
+def _layer(
+    engine: Engine,
+    toolchain: Toolchain,
+    *,
+    base: ToolchainImage,
+    reference: str,
+    additions: tuple[list[str], list[str], list[str]],
+    work_dir: Path,
+    progress: Progress,
+    project: Path | None,
+) -> str:
+    """Packages, libraries and unpack packages installed on `base` as one layer, committed as
+    `reference`: the new image's id."""
+    packages, libraries, unpack = additions
+    log_path = work_dir / f"{toolchain.name}.log"
+    log_path.write_text(f"layer on {base.reference} ({base.image_id})\n")
+    base_labels = engine.image_labels(base.reference) or {}
+    earlier_libraries = base_labels.get(layer.LIBRARIES_LABEL, "").split()
+    progress(f"reading the packages and apt sources of {base.reference}")
+    facts = layer.image_facts(
+        engine.read_from_image(base.reference, "/var/lib/dpkg/status"),
+        engine.read_from_image(base.reference, "/etc/apt"),
+        earlier_libraries,
+    )
+    with _named(toolchain):
+        plan = layer.plan(
+            packages=packages,
+            libraries=libraries,
+            unpack=unpack,
+            facts=facts,
+            state=work_dir / f"{toolchain.name}-apt",
+            native=native_architecture(),
+            log=log_path,
+            progress=progress,
+        )
+    labels = {
+        TOOLCHAIN_LABEL: toolchain.name,
+        SPEC_LABEL: spec_hash(toolchain),
+        BASE_LABEL: base.image_id,
+        layer.LIBRARIES_LABEL: " ".join(
+            sorted({*earlier_libraries, *(deb.package for deb in plan.libraries)})
+        ),
+        PROJECT_LABEL: project_label(project) if project else "",
+    }
+    progress(f"installing {_count(plan)} in a container of {base.reference} (no network)")
+    spec = ContainerSpec(
+        image=base.reference,
+        command=layer.SCRIPT_COMMAND,
+        role="layer",
+        user="0",
+        writable_root=True,
+        cap_add=LAYER_CAPS,
+        tmpfs={"/tmp": "rw,exec,nosuid,size=1g"},
+        timeout=LAYER_TIMEOUT,
+        limits=LAYER_LIMITS,
+        output_limit=4 * MiB,
+    )
+    result, image_id = engine.build_layer(spec, layer.archive(plan, DPKG_EXCLUDES), reference, labels)
+    with log_path.open("a") as log:
+        log.write(result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace"))
+    if image_id is None:
+        how = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+        lines = result.stderr.decode(errors="replace").strip().splitlines()
+        errors = [line for line in lines if line.startswith(("E:", "dpkg:", "tar:"))] or lines
+        raise ToolchainError(
+            f"toolchain {toolchain.name}: installing on {base.reference} {how}: {' / '.join(errors[-3:])}",
+            hint=f"full log: {log_path}",
+        )
+    progress(f"committed {reference}")
+    return image_id
+
+
+def _count(plan: layer.LayerPlan) -> str:
+    parts = [
+        f"{len(files)} {what}"
+        for what, files in (
+            ("packages", plan.install),
+            ("libraries", plan.libraries),
+            ("unpacked", plan.unpack),
+        )
+        if files
+    ]
+    return ", ".join(parts) or "nothing"
+
+
+def collect_superseded(
+    engine: Engine, name: str, current: str, project: Path | None, progress: Progress
+) -> None:
+    """Remove the project's other images of toolchain `name` (tagged only `osless-toolchain/<name>:*`,
+    labelled by osless for this project), but those a container uses or other images are layered on;
+    says what it removed and what it kept. Without a project, nothing is collected."""
+    if project is None:
+        return
+    label = project_label(project)
+    for image in engine.images_labelled(TOOLCHAIN_LABEL, name):
+        ours = image.tags and all(tag.startswith(f"{IMAGE_REPOSITORY}/{name}:") for tag in image.tags)
+        if image.id == current or image.labels.get(PROJECT_LABEL) != label or not ours:
+            continue
+        shown = ", ".join(image.tags)
+        users = engine.containers_using(image.id)
+        if users:
+            progress(f"kept superseded {shown}: container {users[0]} uses it")
+            continue
+        reason = engine.remove_unused_image(image.id)
+        if reason is None:
+            progress(f"removed superseded {shown} ({human_size(image.size)})")
+        elif "child" in reason:
+            progress(f"kept superseded {shown}: other toolchain images are layered on it")
+        else:
+            progress(f"kept superseded {shown}: {reason}")
+
+
 def _bootstrap(
-    engine: Engine, toolchain: Toolchain, reference: str, work_dir: Path, progress: Progress
+    engine: Engine,
+    toolchain: Toolchain,
+    reference: str,
+    work_dir: Path,
+    progress: Progress,
+    *,
+    project: Path | None = None,
 ) -> str:
     if shutil.which("mmdebstrap") is None:
         raise ToolchainError(
@@ -170,6 +426,10 @@ def _bootstrap(
         native = native_architecture()
         _run_mmdebstrap(toolchain, tarball, log_path, native, progress)
         with _named(toolchain):
+            if targets := layer.target_libraries(bootstrap_packages(toolchain), native):
+                progress(f"checking {', '.join(targets)} for static archives")
+                for package, paths in rootfs.package_files(tarball, targets).items():
+                    layer.check_static_paths(package, paths)
             _add_files(
                 toolchain,
                 tarball,
@@ -180,14 +440,30 @@ def _bootstrap(
                 progress=progress,
             )
         progress("docker import")
-        engine.import_image(
-            tarball, reference, changes=[f"ENV PATH={IMAGE_PATH}", f"LABEL osless.toolchain={toolchain.name}"]
-        )
+        labels = {TOOLCHAIN_LABEL: toolchain.name, SPEC_LABEL: spec_hash(toolchain)}
+        if project is not None:
+            labels[PROJECT_LABEL] = project_label(project)
+        changes = [f"ENV PATH={IMAGE_PATH}", *(f"LABEL {key}={value}" for key, value in labels.items())]
+        engine.import_image(tarball, reference, changes=changes)
     finally:
         tarball.unlink(missing_ok=True)
     image_id = engine.image_id(reference)
     if image_id is None:
         raise ToolchainError(f"toolchain {toolchain.name}: docker import did not produce {reference}")
+    if libraries := library_packages(toolchain):
+        imported = ToolchainImage(
+            name=toolchain.name, reference=reference, image_id=image_id, bootstrapped=True
+        )
+        image_id = _layer(
+            engine,
+            toolchain,
+            base=imported,
+            reference=reference,
+            additions=([], libraries, []),
+            work_dir=work_dir,
+            progress=progress,
+            project=project,
+        )
     return image_id
 
 
@@ -223,7 +499,13 @@ def _run_mmdebstrap(
                 progress("mmdebstrap: " + line[3:].strip().rstrip("."))
         code = process.wait()
     if code != 0:
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        text = log_path.read_text(errors="replace")
+        plain = layer.apt_failure(text, bootstrap_packages(toolchain))
+        if plain is not None:
+            raise ToolchainError(
+                f"toolchain {toolchain.name}: {plain.message}", hint=f"{plain.hint}; full log: {log_path}"
+            )
+        tail = text.strip().splitlines()[-5:]
         raise ToolchainError(
             f"toolchain {toolchain.name}: mmdebstrap failed (exit {code}): {' / '.join(tail)}",
             hint=f"full log: {log_path}; check that the packages exist in {toolchain.bootstrap.suite}"

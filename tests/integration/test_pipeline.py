@@ -52,6 +52,7 @@ C_ZIG_GREETING = (
     "heap: 25 bytes [0,1,4,9,16,25,36,49,64,81]\n"
     "printf: 3.142 1.234500e+03 | right|left  | 00000245\n"
 )
+GO_MODULES_GREETING = "hello-go-modules: saving report.txt: permission denied\ncause: permission denied\n"
 SEVEN = list(PLATFORMS)
 ON_EVERY_PLATFORM = {
     "hello-go": GO_GREETING,
@@ -61,6 +62,7 @@ ON_EVERY_PLATFORM = {
     "hello-cxx": CXX_GREETING,
     "hello-zig": ZIG_GREETING,
     "hello-c-zig": C_ZIG_GREETING,
+    "hello-go-modules": GO_MODULES_GREETING,
 }
 ON_SOME_PLATFORMS = {
     ("tls-go", "linux/amd64"): TLS_GREETING,
@@ -141,6 +143,7 @@ def test_osless_verify_names_each_samples_language(build_all: OslessRun) -> None
     expected = {
         "hello-go": "go", "tls-go": "go", "hello-c": "c", "hello-c-musl": "c", "whoami-c-musl": "c",
         "hello-cxx": "c++", "hello-rust": "rust", "hello-zig": "zig", "hello-c-zig": "c",
+        "hello-go-modules": "go",
     }  # fmt: skip
     for platform in BUILT_PLATFORMS:
         binaries = [

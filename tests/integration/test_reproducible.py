@@ -70,3 +70,26 @@ def test_a_nondeterministic_build_is_located(
     run = run_osless(project, "build", "--check-reproducible", out=tmp_path / "out")
     assert run.returncode == 6  # the builds passed, but differ
     assert "uuid linux/amd64: binary differs: section .note.gnu.build-id differs" in run.stdout
+
+
+def test_an_embedded_random_path_is_located_past_the_build_id(
+    make_project: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    """Issue 13 #8: a build in a `mktemp -d` directory compiles its random path into the binary; the
+    report named .note.gnu.build-id (a hash of everything else). Now: .rodata, and the two paths."""
+    script = 'd=$(mktemp -d) && cp main.c "$d/" && "$0" -static -o "$1" "$d/main.c"'
+    project = make_project(
+        {
+            "sources/c/main.c": "#include <stdio.h>\nint main(void) { puts(__FILE__); return 0; }\n",
+            "recipes/tmpdir.toml": service_recipe(
+                "tmpdir", ["sh", "-c", script, "{CC}", "{output}"], source="sources/c"
+            ),
+        }
+    )
+    run = run_osless(project, "build", "--check-reproducible", out=tmp_path / "out")
+    assert run.returncode == 6, run.stdout + run.stderr  # the builds passed, but differ
+    comparison = json.loads((tmp_path / "out" / "reproducible.json").read_text())
+    difference = comparison["targets"][0]["difference"]
+    assert difference.startswith("binary differs: section .rodata differs"), difference
+    assert difference.count('"/tmp/tmp.') == 2, difference  # "/tmp/tmp.X/main.c" vs "/tmp/tmp.Y/main.c"
+    assert difference.endswith("(.note.gnu.build-id too, derived from the rest)"), difference

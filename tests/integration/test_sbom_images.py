@@ -31,8 +31,9 @@ def document(run: OslessRun, service: str) -> dict[str, Any]:
 
 
 def depends_on(bom: dict[str, Any], ref: str) -> list[str]:
+    """What `ref` depends on, but the service's source component (every binary's: tested below)."""
     (entry,) = [d for d in bom["dependencies"] if d["ref"] == ref]
-    return list(entry.get("dependsOn", []))
+    return [r for r in entry.get("dependsOn", []) if not r.startswith("source:")]
 
 
 def by_ref(bom: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -74,8 +75,12 @@ def test_every_image_has_its_sbom_in_the_report_and_the_layout(build_all: Osless
         )
         assert all("platform" in m for m in index["manifests"])
         bom = json.loads(data)
-        binaries = {c["bom-ref"]: c for c in bom["components"] if c["type"] == "application"}
+        binaries = {c["bom-ref"]: c for c in bom["components"] if c["bom-ref"].startswith("binary:")}
         assert len(binaries) == len(image["platforms"])
+        assert all(c["type"] == "application" for c in binaries.values())
+        source = by_ref(bom)[f"source:{service}"]  # what every binary was built from
+        assert all(f"source:{service}" in d["dependsOn"] for d in bom["dependencies"] if d["ref"] in binaries)
+        assert {p["name"]: p["value"] for p in source["properties"]}["osless:origin"] == "service-source"
         for target in build_all.report["targets"]:
             if target["service"] == service and target["status"] == "passed":
                 ref = next(r for r in binaries if r.startswith(f"binary:{target['platform']}:"))
@@ -92,6 +97,22 @@ def test_hello_go_lists_the_stdlib_of_its_go_version(build_all: OslessRun) -> No
         refs = depends_on(bom, f"binary:{platform}:/hello-go")
         assert f"pkg:golang/stdlib@{version}" in refs
         assert "pkg:golang/example.com/hello-go" in refs
+
+
+def test_hello_go_modules_lists_the_fetched_module(build_all: OslessRun) -> None:
+    """The module fetched before the build, as the binary's build info records it: its version, its go.sum
+    hash, where it came from and on which platforms."""
+    bom = document(build_all, "hello-go-modules")
+    errors = by_ref(bom)["pkg:golang/github.com/pkg/errors@v0.9.1"]
+    properties = {p["name"]: p["value"] for p in errors["properties"]}
+    assert properties["osless:go:sum"] == "h1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4="
+    assert properties["osless:origin"] == "go-module-cache"
+    assert properties["osless:platforms"] == ",".join(
+        sorted(images(build_all)["hello-go-modules"]["platforms"])
+    )
+    for platform in images(build_all)["hello-go-modules"]["platforms"]:
+        assert errors["bom-ref"] in depends_on(bom, f"binary:{platform}:/hello-go-modules")
+        assert build_all.target("hello-go-modules", platform)["fetch"]["network"] is False
 
 
 def test_hello_c_lists_the_libc_packages_of_the_gcc_toolchain(

@@ -301,3 +301,42 @@ def test_osless_verify_names_the_language(gcc_built: dict[tuple[str, str], Path]
         assert f"{path}: ok ({platform}, static, {expected[kind]})" in result.stdout, result.stdout
     as_json = run_osless(REPO_ROOT, "verify", "--json", str(files["cxx"]), str(files["c"]))
     assert [v["language"] for v in json.loads(as_json.stdout)] == ["c++", "c"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Linker string merging: "/tmp" stored as the end of "/var/tmp" (GNU ld -O2, glibc 2.41)
+
+TMP_MERGED_C = (
+    "#include <stdio.h>\nint main(int argc, char **argv) {\n"
+    '    printf("%d\\n", fopen(argc > 1 ? "/var/tmp" : "/tmp", "r") != 0);\n    return 0;\n}\n'
+)
+
+
+@pytest.fixture(scope="session")
+def tmp_merged(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A program using "/tmp" and "/var/tmp", built with gcc -O2 by the gcc toolchain for every platform."""
+    gcc = load_project(REPO_ROOT).toolchains["gcc"]
+    image = image_reference(gcc)
+    if not docker_client.images.list(name=image):
+        pytest.fail(f"toolchain image {image} is missing: provision it with `osless build`")
+    work = tmp_path_factory.mktemp("tmp-merged")
+    (work / "merged.c").write_text(TMP_MERGED_C)
+    compilers = {name: build_env(gcc, name, {})["CC"] for name in PLATFORMS}
+    commands = [
+        shlex.join([cc, "-O2", "-static", "-s", "-o", f"/w/{slug(name)}.bin", "/w/merged.c"])
+        for name, cc in compilers.items()
+    ]
+    toolchain_run(image, work, ["sh", "-ec", "; ".join(commands)], {"CCACHE_DISABLE": "1"})
+    return {name: work / f"{slug(name)}.bin" for name in PLATFORMS}
+
+
+def test_linkers_merge_tmp_into_var_tmp(tmp_merged: dict[str, Path]) -> None:
+    """Measured: amd64, arm/v7, 386 and s390x keep no "/tmp" string of its own (the issue saw riscv64)."""
+    merged = {name for name, path in tmp_merged.items() if b"\0/tmp\0" not in path.read_bytes()}
+    assert {"linux/amd64", "linux/arm/v7", "linux/386", "linux/s390x"} <= merged
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_tmp_needed_on_every_platform_merged_or_not(tmp_merged: dict[str, Path], platform: str) -> None:
+    verdict = verify_binary(tmp_merged[platform], PLATFORMS[platform])
+    assert problems(verdict) == {"needs.tmp": Severity.WARNING}

@@ -224,8 +224,10 @@ def test_sboms_name_the_ziglang_wheel(
             if part["type"] == "application":
                 assert {"name": "osless:libc", "value": libc} in part["properties"], (kind, part)
                 depends = next(d["dependsOn"] for d in document["dependencies"] if d["ref"] == ref)
-                expected = ({f"zig:std:{zig_version}"} if kind.startswith("zig") else set()) | (
-                    {wheel} if libc == "musl" else set()
+                expected = (
+                    ({f"zig:std:{zig_version}"} if kind.startswith("zig") else set())
+                    | ({wheel} if libc == "musl" else set())
+                    | {f"source:{service}"}
                 )
                 assert set(depends) == expected, (kind, depends)
         if libc == "musl":

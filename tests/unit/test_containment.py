@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.engine import FileRefused, Owner, _Capture, _file_kind, _single_file, project_label
 from orchestrator.recipe.loader import load_project
-from orchestrator.stages.smoke import DIFF_LIMIT, root_refused, stdout_diff
+from orchestrator.stages.smoke import DIFF_LIMIT, output_diff, root_refused
 from tests.conftest import REPO_ROOT
 
 
@@ -136,6 +136,6 @@ def test_smoke_refuses_root_unless_the_recipe_allows_it(user: str, allow_root: b
 
 
 def test_the_stdout_diff_is_bounded() -> None:
-    diff = stdout_diff("expected\n", "y\n" * 100_000)
+    diff = output_diff("expected\n", "y\n" * 100_000)
     lines = diff.splitlines()
     assert len(lines) == DIFF_LIMIT + 1 and lines[-1].startswith("[osless: diff truncated")

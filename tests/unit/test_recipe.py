@@ -112,7 +112,7 @@ def test_shipped_recipes_load() -> None:
 
     assert set(project.services) == {
         *("hello-go", "hello-c", "hello-c-musl", "hello-cxx", "tls-go", "whoami-c-musl"),
-        *("hello-zig", "hello-c-zig", "hello-rust"),
+        *("hello-zig", "hello-c-zig", "hello-rust", "hello-go-modules"),
     }
     assert set(project.toolchains) == {"go", "gcc", "zig", "rust"}
     go = project.services["hello-go"]
@@ -122,8 +122,8 @@ def test_shipped_recipes_load() -> None:
     assert go.build.output == "hello-go"
     assert go.build.timeout == 600.0
     assert (go.image.repository, go.image.tag, go.image.cmd) == ("hello-go", "latest", ())
-    assert go.smoke.args == () and go.smoke.timeout == 10.0
-    assert go.smoke.stdout == "Hello from OS-less container (Go edition)\n"
+    assert go.smoke.args == () and go.smoke.checks[0].timeout == 10.0
+    assert go.smoke.checks[0].expect.stdout == "Hello from OS-less container (Go edition)\n"
     musl = project.services["hello-c-musl"]
     assert musl.platforms == tuple(PLATFORMS) and not musl.unsupported  # musl-dev:<arch> on every one
     gcc = project.toolchains["gcc"]
@@ -134,6 +134,20 @@ def test_shipped_recipes_load() -> None:
     }
     assert gcc.platforms["linux/arm64"].packages == (
         *("gcc-aarch64-linux-gnu", "g++-aarch64-linux-gnu", "libc6-dev-arm64-cross", "musl-dev:arm64"),
+        "pkgconf:arm64",
+    )
+    # The build tools of real trees: binutils and pkg-config of the platform being built.
+    for platform, triple in (("linux/386", "i686-linux-gnu"), ("linux/amd64", "x86_64-linux-gnu")):
+        env = build_env(gcc, platform, {})
+        assert {name: env[name] for name in ("AR", "RANLIB", "STRIP", "PKG_CONFIG")} == {
+            "AR": f"{triple}-ar",
+            "RANLIB": f"{triple}-ranlib",
+            "STRIP": f"{triple}-strip",
+            "PKG_CONFIG": f"{triple}-pkg-config",
+        }
+    assert gcc.bootstrap is not None
+    assert {"make", "autoconf", "automake", "libtool", "cmake", "ninja-build", "meson", "pkgconf"} <= set(
+        gcc.bootstrap.packages
     )
     assert gcc.bootstrap is not None
     assert (gcc.bootstrap.components, gcc.bootstrap.mirror) == (("main",), None)
@@ -156,8 +170,9 @@ def test_minimal_service_gets_all_defaults(project: Path) -> None:
     image = service.image
     assert (image.repository, image.tag, image.entrypoint, image.cmd) == ("hello", "latest", ("/hello",), ())
     assert (image.user, image.env, image.labels) == ("65534:65534", {}, {})
-    assert (service.smoke.args, service.smoke.stdout, service.smoke.exit_code) == ((), None, 0)
-    assert service.smoke.timeout == 30.0
+    (check,) = service.smoke.checks
+    assert (check.args, check.expect.stdout, check.expect.exit_code) == ((), None, 0)
+    assert check.timeout == 30.0
 
 
 def test_explicit_values_are_kept(project: Path) -> None:
@@ -188,7 +203,8 @@ exit_code = 3
     assert service.image.repository == "registry.example:5000/team/hello" and service.image.tag == "v1.2"
     assert service.image.user == "1000"
     assert service.image.labels == {"org.opencontainers.image.title": "hello"}
-    assert (service.smoke.args, service.smoke.stdout, service.smoke.exit_code) == (("--quiet",), "", 3)
+    (check,) = service.smoke.checks
+    assert (check.args, check.expect.stdout, check.expect.exit_code) == (("--quiet",), "", 3)
 
 
 @pytest.mark.parametrize(
@@ -238,7 +254,7 @@ def test_source_symlink_inside_project_is_resolved(project: Path) -> None:
 def test_duration_parsing(project: Path, value: str, seconds: float) -> None:
     append(project, SERVICE_FILE, f"[smoke]\ntimeout = {value}\n")
 
-    assert load_project(project).services["hello"].smoke.timeout == pytest.approx(seconds)
+    assert load_project(project).services["hello"].smoke.checks[0].timeout == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
@@ -267,7 +283,13 @@ def test_problem_is_located(project: Path) -> None:
     edit(project, SERVICE_FILE, "command =", "comand =")
 
     assert problems(project) == [
-        RecipeProblem(file=SERVICE_FILE, key="build.command", line=7, message="required but missing"),
+        RecipeProblem(
+            file=SERVICE_FILE,
+            key="build.command",
+            line=7,
+            message="required but missing",
+            hint="give one of command, steps or script",
+        ),
         RecipeProblem(
             file=SERVICE_FILE,
             key="build.comand",
@@ -369,8 +391,6 @@ def test_undefined_placeholder_reported_only_where_undefined(project: Path) -> N
         ("{outside}", "'{outside}' is absolute"),
         ("escape", "'escape' leads outside the project"),  # a symlink to ../outside
         ("escape/sub", "'escape/sub' leads outside the project"),
-        ("nope", "'nope' is missing"),
-        ("recipes/hello.toml", "'recipes/hello.toml' is not a directory"),
         ("", "must not be empty"),
     ],
 )
@@ -816,7 +836,7 @@ def test_a_day_is_the_longest_duration(project: Path) -> None:
     append(project, SERVICE_FILE, 'timeout = "24h"\n[smoke]\ntimeout = 86400\n')
 
     service = load_project(project).services["hello"]
-    assert service.build.timeout == service.smoke.timeout == 86400
+    assert service.build.timeout == service.smoke.checks[0].timeout == 86400
 
 
 @pytest.mark.parametrize(
@@ -841,7 +861,7 @@ def test_default_limits(project: Path) -> None:
     service = load_project(project).services["hello"]
 
     assert service.build.limits == BUILD_LIMITS == Limits(memory=4 * 1024**3, pids=1024, cpus=2.0)
-    assert service.smoke.limits == SMOKE_LIMITS == Limits(memory=512 * 1024**2, pids=128, cpus=1.0)
+    assert service.smoke.checks[0].limits == SMOKE_LIMITS == Limits(memory=512 * 1024**2, pids=128, cpus=1.0)
     assert service.smoke.allow_root is False
 
 
@@ -855,7 +875,7 @@ def test_limits_override_any_subset(project: Path) -> None:
     service = load_project(project).services["hello"]
 
     assert service.build.limits == Limits(memory=8 * 1024**3, pids=2048, cpus=1.5)
-    assert service.smoke.limits == Limits(memory=64 * 1024**2, pids=128, cpus=1.0)
+    assert service.smoke.checks[0].limits == Limits(memory=64 * 1024**2, pids=128, cpus=1.0)
 
 
 @pytest.mark.parametrize(
@@ -911,7 +931,37 @@ def test_allow_root_is_a_boolean(project: Path) -> None:
     assert_problem(project, f"{SERVICE_FILE}:10: smoke.allow_root: expected a boolean, got string")
 
 
-def test_special_files_in_the_source_are_problems(project: Path) -> None:
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [("nope", "'nope' is missing"), ("recipes/hello.toml", "'recipes/hello.toml' is not a directory")],
+)
+def test_a_missing_source_makes_only_its_service_unbuildable(
+    project: Path, source: str, expected: str
+) -> None:
+    """Issue 13: a missing source refused every build, of every service (exit 3). The recipe is valid:
+    the service cannot be built, and says why with the recipe's line."""
+    write(project, "recipes/other.toml", SERVICE.replace('name = "hello"', 'name = "other"'))
+    edit(project, SERVICE_FILE, 'source = "src"', f'source = "{source}"')
+
+    loaded = load_project(project)
+
+    assert loaded.services["hello"].unbuildable == f"{SERVICE_FILE}:3: service.source: {expected}"
+    assert loaded.services["hello"].source == (project / source).resolve()
+    assert loaded.services["other"].unbuildable is None
+
+
+def test_image_files_of_a_missing_source_are_not_checked(project: Path) -> None:
+    """Nothing to check them against: the service is unbuildable for its source alone."""
+    edit(project, SERVICE_FILE, 'source = "src"', 'source = "nope"')
+    append(project, SERVICE_FILE, '[image]\nfiles = { "/etc/app.conf" = "app.conf" }\n')
+
+    assert (
+        load_project(project).services["hello"].unbuildable
+        == f"{SERVICE_FILE}:3: service.source: 'nope' is missing"
+    )
+
+
+def test_special_files_in_the_source_make_the_service_unbuildable(project: Path) -> None:
     os.mkfifo(project / "src" / "pipe")
     (project / "src" / "a" / "b").mkdir(parents=True)
     os.mkfifo(project / "src" / "a" / "b" / "pipe2")
@@ -925,16 +975,21 @@ def test_special_files_in_the_source_are_problems(project: Path) -> None:
         finally:
             os.chdir(cwd)
 
-        found = sorted(str(problem) for problem in problems(project))
+        service = load_project(project).services["hello"]
 
-    assert found == [
-        f"{SERVICE_FILE}:3: service.source: 'src/a/b/pipe2' is a FIFO "
-        "(a source tree holds only files, directories and symlinks: remove it)",
-        f"{SERVICE_FILE}:3: service.source: 'src/pipe' is a FIFO "
-        "(a source tree holds only files, directories and symlinks: remove it)",
-        f"{SERVICE_FILE}:3: service.source: 'src/sock' is a socket "
-        "(a source tree holds only files, directories and symlinks: remove it)",
-    ]
+    assert service.unbuildable == (
+        f"{SERVICE_FILE}:3: service.source: 'src/a/b/pipe2' is a FIFO, 'src/pipe' is a FIFO, "
+        "'src/sock' is a socket (a source tree holds only files, directories and symlinks: remove them)"
+    )
+
+
+def test_many_special_files_are_counted(project: Path) -> None:
+    for number in range(5):
+        os.mkfifo(project / "src" / f"pipe{number}")
+
+    reason = load_project(project).services["hello"].unbuildable
+
+    assert reason is not None and "'src/pipe2' is a FIFO and 2 more special files (" in reason
 
 
 def test_symlinked_directories_in_the_source_are_not_followed(project: Path, outside: Path) -> None:

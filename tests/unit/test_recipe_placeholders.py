@@ -21,32 +21,46 @@ MakeProject = Callable[[dict[str, str]], Path]
 
 # Pinned from the recipes before they used placeholders: the same images must be reused, and every
 # build must see the same environment (so the binaries stay byte for byte the same). The gcc image
-# changed on purpose once since: C++ (g++, g++-<triple>) and musl on every platform (musl-dev:<arch>).
-GCC_IMAGE = "osless-toolchain/gcc:cbdcfab1dc3575be"
+# changed on purpose since: C++ (g++, g++-<triple>) and musl on every platform (musl-dev:<arch>); build
+# tools (make, autotools, cmake, ninja, meson) and pkg-config per platform (pkgconf:<arch>).
+GCC_IMAGE = "osless-toolchain/gcc:f5d5e226f87386c7"
 GO_IMAGE = "osless-toolchain/go:16ebdaa34c4f7ce2"
-GCC_PACKAGES = [
-    *("ca-certificates", "ccache", "g++", "g++-aarch64-linux-gnu", "g++-arm-linux-gnueabihf"),
-    *("g++-i686-linux-gnu", "g++-powerpc64le-linux-gnu", "g++-riscv64-linux-gnu", "g++-s390x-linux-gnu"),
-    *("gcc", "gcc-aarch64-linux-gnu", "gcc-arm-linux-gnueabihf"),
-    *("gcc-i686-linux-gnu", "gcc-powerpc64le-linux-gnu", "gcc-riscv64-linux-gnu", "gcc-s390x-linux-gnu"),
-    *("libc6-dev", "libc6-dev-arm64-cross", "libc6-dev-armhf-cross", "libc6-dev-i386-cross"),
-    *("libc6-dev-ppc64el-cross", "libc6-dev-riscv64-cross", "libc6-dev-s390x-cross"),
-    *("musl-dev", "musl-dev:arm64", "musl-dev:armhf", "musl-dev:i386", "musl-dev:ppc64el"),
-    *("musl-dev:riscv64", "musl-dev:s390x", "musl-tools", "tzdata"),
-]
+GCC_PACKAGES = sorted(
+    [
+        *("ca-certificates", "ccache", "g++", "g++-aarch64-linux-gnu", "g++-arm-linux-gnueabihf"),
+        *("g++-i686-linux-gnu", "g++-powerpc64le-linux-gnu", "g++-riscv64-linux-gnu", "g++-s390x-linux-gnu"),
+        *("gcc", "gcc-aarch64-linux-gnu", "gcc-arm-linux-gnueabihf"),
+        *("gcc-i686-linux-gnu", "gcc-powerpc64le-linux-gnu", "gcc-riscv64-linux-gnu", "gcc-s390x-linux-gnu"),
+        *("libc6-dev", "libc6-dev-arm64-cross", "libc6-dev-armhf-cross", "libc6-dev-i386-cross"),
+        *("libc6-dev-ppc64el-cross", "libc6-dev-riscv64-cross", "libc6-dev-s390x-cross"),
+        *("musl-dev", "musl-dev:arm64", "musl-dev:armhf", "musl-dev:i386", "musl-dev:ppc64el"),
+        *("musl-dev:riscv64", "musl-dev:s390x", "musl-tools", "tzdata"),
+        *("autoconf", "automake", "cmake", "libtool", "libtool-bin", "make", "meson", "ninja-build"),
+        *("pkgconf", "pkgconf:arm64", "pkgconf:armhf", "pkgconf:i386", "pkgconf:ppc64el"),
+        *("pkgconf:riscv64", "pkgconf:s390x"),
+    ]
+)
 GO_PACKAGES = ["ca-certificates", "golang-go", "tzdata"]
 GCC_PATH = "/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+GCC_TOOLS = {"AR": "ar", "RANLIB": "ranlib", "STRIP": "strip", "PKG_CONFIG": "pkg-config"}
 GO_ENV = {
     "CGO_ENABLED": "0",
     "GOTOOLCHAIN": "local",
     "GOPROXY": "off",
     "GOFLAGS": "-trimpath -buildvcs=false",
 }
-GCC_ENVS = {  # the gcc toolchain's, by platform: C, C++ and musl C compilers
-    "linux/amd64": {"PATH": GCC_PATH, "CC": "gcc", "CXX": "g++", "MUSL_CC": "x86_64-linux-musl-gcc"},
+GCC_ENVS = {  # the gcc toolchain's, by platform: C, C++ and musl C compilers, binutils, pkg-config
+    "linux/amd64": {
+        "PATH": GCC_PATH,
+        **{name: f"x86_64-linux-gnu-{tool}" for name, tool in GCC_TOOLS.items()},
+        "CC": "gcc",
+        "CXX": "g++",
+        "MUSL_CC": "x86_64-linux-musl-gcc",
+    },
     **{
         platform: {
             "PATH": GCC_PATH,
+            **{name: f"{gnu}-{tool}" for name, tool in GCC_TOOLS.items()},
             "CC": f"{gnu}-gcc",
             "CXX": f"{gnu}-g++",
             "MUSL_CC": f"{musl}-gcc",
@@ -75,6 +89,14 @@ BUILD_ENVS = {
     ("hello-go", "linux/386"): {**GO_ENV, "GOARCH": "386"},
     ("hello-go", "linux/ppc64le"): {**GO_ENV, "GOARCH": "ppc64le"},
     ("hello-go", "linux/s390x"): {**GO_ENV, "GOARCH": "s390x"},
+    **{  # [fetch] adds to the environment at build time only (stages/fetch.py)
+        ("hello-go-modules", platform.name): {
+            **GO_ENV,
+            "GOARCH": platform.goarch,
+            **({"GOARM": platform.goarm} if platform.goarm else {}),
+        }
+        for platform in PLATFORMS.values()
+    },
     ("tls-go", "linux/amd64"): {**GO_ENV, "GOARCH": "amd64"},
     ("tls-go", "linux/arm64"): {**GO_ENV, "GOARCH": "arm64"},
     **{

@@ -34,6 +34,7 @@ RECIPES = sorted((REPO_ROOT / "recipes").glob("*.toml")) + sorted(
 )
 Keys = dict[tuple[str, ...], set[str]]
 WHEELS = ("toolchain", "bootstrap", "wheels")
+SMOKE_PLATFORMS = ("smoke", "platforms", "*")  # read only where a recipe has one: see the smoke test
 
 
 def schema(kind: str) -> dict[str, Any]:
@@ -78,11 +79,16 @@ def _toml(path: Path) -> dict[str, Any]:
 def _schema_keys(node: dict[str, Any], root: dict[str, Any], key: tuple[str, ...] = ()) -> Keys:
     """The keys of every table the schema describes, by table; `*` stands for a table keyed by data."""
     while "$ref" in node:
-        node = {
-            **root["$defs"][node["$ref"].removeprefix("#/$defs/")],
-            **{k: v for k, v in node.items() if k != "$ref"},
-        }
+        target: dict[str, Any] = root
+        for part in node["$ref"].removeprefix("#/").split("/"):  # a JSON pointer into the schema
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
     keys: Keys = {}
+    for alternative in node.get("anyOf", ()):  # e.g. [smoke] or [[smoke]]: the keys of both
+        for table, names in _schema_keys(alternative, root, key).items():
+            keys.setdefault(table, set()).update(names)
+    if node.get("type") == "array" and isinstance(node.get("items"), dict):  # an array of tables
+        keys.update(_schema_keys(node["items"], root, key))
     if "properties" in node:
         keys[key] = set(node["properties"])
         for name, child in node["properties"].items():
@@ -107,6 +113,7 @@ def _reader_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, Keys]:
                 continue
             if key[:2] == ("toolchain", "platforms"):
                 key = (*key[:2], "*")
+            key = _table_of(key)
             seen[kind_of(file.path)].setdefault(key, set()).update(table.known)
         reject(file)
 
@@ -115,11 +122,94 @@ def _reader_keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, Keys]:
     return seen
 
 
+def _table_of(key: tuple[str, ...]) -> tuple[str, ...]:
+    """The schema's name of a table the reader read: an element of `[[smoke]]` is `smoke`, a table of
+    `smoke.platforms` is `smoke.platforms.*`."""
+    key = tuple(part for part in key if not re.fullmatch(r"\[\d+\]", part))
+    return SMOKE_PLATFORMS if key[:2] == SMOKE_PLATFORMS[:2] and len(key) == 3 else key
+
+
 def test_schema_knows_exactly_the_keys_the_reader_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     reader = _reader_keys(monkeypatch)
     for kind in KINDS:
         keys = _schema_keys(schema(kind), schema(kind))
-        assert {table: names for table, names in keys.items() if table[:3] != WHEELS} == reader[kind], kind
+        assert {
+            table: names for table, names in keys.items() if table[:3] not in (WHEELS, SMOKE_PLATFORMS)
+        } == reader[kind], kind
+
+
+SMOKE_RECIPE = """\
+[service]
+name = "s"
+source = "src"
+toolchain = "t"
+platforms = ["linux/amd64"]
+[build]
+command = ["true"]
+[[smoke]]
+name = "one"
+args = ["-"]
+stdin = "x"
+stdout = "x"
+stderr_matches = "^$"
+exit_code = 0
+timeout = "5s"
+limits = { pids = 64 }
+allow_root = false
+[smoke.platforms."linux/amd64"]
+stdout_matches = "x"
+stderr = ""
+exit_code = 1
+[[smoke]]
+stdin_file = "src/in"
+files = { "/in" = "src/in" }
+stdout_matches = "."
+stderr = ""
+"""
+
+
+def test_schema_knows_the_keys_of_smoke_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every key of `[[smoke]]` and of its per-platform tables, in a project of its own that uses them
+    all: the reader reads exactly what the schema describes, and the schema accepts the recipe."""
+    (tmp_path / "recipes" / "toolchains").mkdir(parents=True)
+    (tmp_path / "recipes" / "toolchains" / "t.toml").write_text(
+        '[toolchain]\nname = "t"\nimage = "x"\n[toolchain.platforms."linux/amd64"]\n'
+    )
+    (tmp_path / "recipes" / "s.toml").write_text(SMOKE_RECIPE)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "in").write_text("x")
+    read: Keys = {}
+    reject = RecipeFile.reject_unknown_keys
+
+    def spy(file: RecipeFile) -> None:
+        for table in file.tables:
+            if table.key[:1] == ("smoke",):
+                read.setdefault(_table_of(table.key), set()).update(table.known)
+        reject(file)
+
+    monkeypatch.setattr(RecipeFile, "reject_unknown_keys", spy)
+    load_project(tmp_path)
+
+    keys = _schema_keys(schema("service"), schema("service"))
+    assert read == {table: names for table, names in keys.items() if table[:1] == ("smoke",)}
+    validator = Draft202012Validator(schema("service"))
+    assert list(validator.iter_errors(tomllib.loads(SMOKE_RECIPE))) == []
+
+
+def test_schema_rejects_what_the_reader_rejects_in_smoke_checks() -> None:
+    validator = Draft202012Validator(schema("service"))
+    recipe = _toml(REPO_ROOT / "recipes" / "hello-c.toml")
+    assert validator.is_valid({**recipe, "smoke": [{"stdout": "a"}, {"name": "b", "stderr_matches": "x"}]})
+    for mistake in (
+        [],
+        [{"stdout": "a", "stdout_matches": "a"}],
+        {"stdin": "a", "stdin_file": "b"},
+        {"platforms": {"linux/arm65": {}}},
+        {"platforms": {"linux/arm64": {"args": []}}},
+        {"platforms": {"linux/arm64": {"stderr": "", "stderr_matches": ""}}},
+        [{"name": "two\nlines"}],
+    ):
+        assert not validator.is_valid({**recipe, "smoke": mistake}), mistake
 
 
 def test_schema_knows_the_keys_of_a_wheel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

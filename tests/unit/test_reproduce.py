@@ -34,6 +34,58 @@ def test_identical_binaries_have_no_differing_section(uuid_build_ids: tuple[Path
     assert "outside sections" in first_elf_difference(first, first)
 
 
+MAIN_C = (
+    "#include <stdio.h>\n"
+    'int main(void) { printf("%s built\\n", __FILE__); return 0; }\n'  # the absolute path: embedded
+)
+GO_MAIN = 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hi") }\n'
+
+
+def _built_in(directory: Path, command: list[str], files: dict[str, str]) -> Path:
+    """The source built in `directory` (given as an absolute path where the compiler embeds it)."""
+    directory.mkdir(parents=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    subprocess.run([*command, "-o", str(directory / "app")], cwd=directory, check=True)
+    return directory / "app"
+
+
+@pytest.mark.parametrize("second", ["b", "bbbbbb"], ids=["same length", "longer"])
+def test_an_embedded_path_is_named_not_the_build_id(tmp_path: Path, second: str) -> None:
+    """Two real binaries that differ only by the directory they were built in: the build ID differs
+    first in the file, but what differs is the path in .rodata (when longer, it moves code too)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("the host has no gcc")
+    dir_a, dir_b = tmp_path / "a", tmp_path / second
+    a, b = (
+        _built_in(directory, ["gcc", "-O2", "-static", str(directory / "main.c")], {"main.c": MAIN_C})
+        for directory in (dir_a, dir_b)
+    )
+    difference = first_elf_difference(a, b)
+    assert f'"{dir_a}/main.c" vs "{dir_b}/main.c"' in difference, difference
+    assert difference.endswith("(.note.gnu.build-id too, derived from the rest)")
+    if second == "b":  # nothing moved: the path is the first difference of the first differing section
+        assert difference.startswith("section .rodata differs"), difference
+    else:
+        assert "; first differing string: " in difference
+
+
+def test_a_go_path_is_named_not_the_go_build_id(tmp_path: Path) -> None:
+    if shutil.which("go") is None:
+        pytest.skip("the host has no go")
+    files = {"go.mod": "module example.com/m\n\ngo 1.19\n", "main.go": GO_MAIN}
+    command = ["env", "CGO_ENABLED=0", "GOFLAGS=", "GOTOOLCHAIN=local"]
+    command += ["go", "build", "-buildvcs=false"]
+    a, b = (_built_in(tmp_path / name, command, files) for name in ("a", "bbb"))
+    difference = first_elf_difference(a, b)
+    assert f'"{tmp_path}/a/main.go" vs "{tmp_path}/bbb/main.go"' in difference, difference
+    assert difference.endswith("(.note.go.buildid too, derived from the rest)")
+
+
+def test_only_a_derived_section_differing_is_named_as_such(uuid_build_ids: tuple[Path, Path]) -> None:
+    assert first_elf_difference(*uuid_build_ids).endswith("and no other: the linker's build ID")
+
+
 def test_the_differing_layer_entry_is_named(tmp_path: Path) -> None:
     config = oci.ImageConfig(platform=PLATFORMS["linux/amd64"], entrypoint=("/app",), created=0)
     archives = []

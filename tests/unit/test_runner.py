@@ -172,3 +172,60 @@ def test_an_interrupt_writes_the_report_and_goes_on(
     assert {(t["status"], t["failed_stage"], t["reason"]) for t in targets.values()} == {
         ("cancelled", "queued", "interrupted")
     }
+
+
+def test_a_service_whose_source_is_missing_fails_alone(
+    make_project: Callable[[dict[str, str]], Path], view: ProgressView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: its targets fail at build with the recipe line, before anything is provisioned for it
+    (its own toolchain is not even asked for); the other service goes on to its build."""
+    root = make_project(
+        {
+            "recipes/a.toml": service_recipe("a", ["go", "build", "-o", "{output}"], toolchain="go"),
+            "recipes/b.toml": service_recipe("b", ["{CC}", "-o", "{output}", "main.c"]),
+            "sources/b/main.c": MAIN_C,
+        }
+    )
+    provisioned: list[str] = []
+    image = ToolchainImage(
+        name="gcc", reference="osless-toolchain/gcc:x", image_id="sha256:" + "1" * 64, bootstrapped=False
+    )
+
+    def provision(engine: Any, toolchain: Any, *args: Any, **kwargs: Any) -> ToolchainImage:
+        provisioned.append(toolchain.name)
+        return image
+
+    monkeypatch.setattr(runner_module, "provision", provision)
+    monkeypatch.setattr(runner_module, "debian_slim_size", lambda *args: 1024)
+    out, _ = _run(root, view)
+    targets = _targets(out)
+    assert (targets["a"]["status"], targets["a"]["failed_stage"]) == ("failed", "build")
+    assert targets["a"]["reason"] == "recipes/a.toml:3: service.source: 'sources/a' is missing"
+    assert targets["b"]["reason"] == "the fake engine starts no builder"  # b went on to its build
+    assert provisioned == ["gcc"]
+    assert not (out / "a").exists()
+
+
+def test_the_report_says_why_a_selected_platform_is_not_built(
+    make_project: Callable[[dict[str, str]], Path], view: ProgressView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--platform` for a platform one selected service lists and another does not: the report keeps
+    the reason of the one left out (before: only platforms `["all"]` had left out were listed)."""
+    _toolchain_present(monkeypatch)
+    root = make_project(
+        {
+            "recipes/a.toml": service_recipe("a", platforms=["linux/amd64", "linux/arm64"]),
+            "recipes/b.toml": service_recipe("b"),
+            "sources/a/main.c": MAIN_C,
+            "sources/b/main.c": MAIN_C,
+        }
+    )
+    loaded = load_project(root)
+    options = BuildOptions(out_root=root / "out", platforms=("linux/arm64",))
+    targets = select_targets(loaded, [], ["linux/arm64"])
+    report = Runner(loaded, options, FakeEngine(), view).run(targets)  # type: ignore[arg-type]
+    assert [t.service for t in report.targets] == ["a"]
+    written = json.loads((root / "out" / "report.json").read_text())["unsupported"]
+    assert written == [
+        {"service": "b", "platform": "linux/arm64", "reason": "not among its platforms (b.toml: linux/amd64)"}
+    ]

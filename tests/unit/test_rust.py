@@ -22,6 +22,8 @@ from orchestrator.languages.rust import (
     RUST,
     Crate,
     auditable_crates,
+    crate_components,
+    crates_io_directory,
     parse_auditable,
     parse_cargo_lock,
     read_cargo_lock,
@@ -291,3 +293,41 @@ def test_sbom_names_the_std_of_the_platform_at_rustcs_package_version(tmp_path: 
     (other,) = _std_components("1.95.0", PLATFORMS["linux/arm64"], PACKAGES)
     assert other.name == "std" and other.version == "1.95.0" and other.purl is None
     assert _std_components(None, PLATFORMS["linux/arm64"], PACKAGES) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where crates came from (the service's .cargo/config.toml)
+
+
+def crate_origins(source: Path) -> dict[str, dict[str, str]]:
+    crates = read_cargo_lock(source / "Cargo.lock") or []
+    return {
+        str(c.name): {p.name.removeprefix("osless:"): p.value for p in c.properties}
+        for c in crate_components(crates, crates_io_directory(source))
+    }
+
+
+def test_vendored_crates_are_the_services_source() -> None:
+    assert crates_io_directory(SAMPLE) == "vendor"
+    origins = crate_origins(SAMPLE)
+    assert origins["itoa"]["origin"] == "service-source" and origins["itoa"]["cargo:directory"] == "vendor"
+    assert origins["hello-rust"]["origin"] == "service-source"  # the workspace's own package
+
+
+def test_crates_from_debians_registry_are_debian_packages(tmp_path: Path) -> None:
+    shutil.copy(SAMPLE / "Cargo.lock", tmp_path / "Cargo.lock")
+    (tmp_path / ".cargo").mkdir()
+    (tmp_path / ".cargo" / "config.toml").write_text(
+        '[source.crates-io]\nreplace-with = "debian"\n[source.debian]\nreplace-with = "packages"\n'
+        '[source.packages]\ndirectory = "/usr/share/cargo/registry/"\n'
+    )
+    assert crate_origins(tmp_path)["itoa"]["origin"] == "debian-package"
+    (tmp_path / ".cargo" / "config.toml").write_text(
+        '[source.crates-io]\nreplace-with = "x"\n[source.x]\nregistry = "y"\n'
+    )
+    assert crates_io_directory(tmp_path) is None and "origin" not in crate_origins(tmp_path)["itoa"]
+    (tmp_path / ".cargo" / "config.toml").write_text("not toml [")
+    assert crates_io_directory(tmp_path) is None
+    (tmp_path / ".cargo" / "config.toml").unlink()
+    (tmp_path / ".cargo" / "config.toml").symlink_to(SAMPLE / ".cargo" / "config.toml")
+    assert crates_io_directory(tmp_path) is None  # not followed

@@ -211,9 +211,10 @@ def components(document: bytes) -> dict[str, dict[str, Any]]:
     return {c["bom-ref"]: c for c in json.loads(document)["components"]}
 
 
-def depends_on(document: bytes, ref: str) -> list[str]:
+def depends_on(document: bytes, ref: str, *, source: bool = False) -> list[str]:
+    """What `ref` depends on; without the service's source component (every binary's) unless `source`."""
     (entry,) = [d for d in json.loads(document)["dependencies"] if d["ref"] == ref]
-    return list(entry.get("dependsOn", []))
+    return [r for r in entry.get("dependsOn", []) if source or not r.startswith("source:")]
 
 
 def properties(component: dict[str, Any]) -> dict[str, str]:
@@ -317,7 +318,7 @@ def test_go_modules_match_go_version_m(go_binary: tuple[Path, str]) -> None:
     stdlib = found[f"pkg:golang/stdlib@{go_version.removeprefix('go')}"]
     assert stdlib["version"] == go_version.removeprefix("go")
     binary_ref = "binary:linux/amd64:/hello-go"
-    assert set(depends_on(document, binary_ref)) == {ref for ref in found if ref != binary_ref}
+    assert set(depends_on(document, binary_ref, source=True)) == {ref for ref in found if ref != binary_ref}
     assert properties(found[binary_ref]) | {"image:manifest-digest": ""} == {
         "platform": "linux/amd64",
         "linkage": "static",
@@ -626,3 +627,102 @@ def test_verify_layout_wants_the_annotated_blob_and_its_media_type(
     (tmp_path / blob.path).write_bytes(b"tampered")
     (problem,) = oci.verify_layout(tmp_path)
     assert "content does not match its digest" in problem
+
+
+# ---------------------------------------------------------------------------------------------------
+# What each binary was made of, and from where (docs/report.md, "The SBOM of each image")
+
+# A toolchain image with per-platform libraries: zlib1g-dev for arm64 (multiarch) and amd64 (native),
+# libpng-dev:arm64, which ships no static archive, and the C runtime's own -dev packages.
+LIBRARY_OUTPUT = "\n".join(
+    [
+        DPKG_OUTPUT,
+        "ii \tzlib1g-dev\t1:1.3.dfsg+really1.3.1-1+b1\tarm64",
+        "ii \tzlib1g-dev\t1:1.3.dfsg+really1.3.1-1+b1\tamd64",
+        "ii \tlibpng-dev\t1.6.48-1\tarm64",
+        "ii \tlibcrypt-dev\t1:4.4.38-1\tamd64",
+        "ii \tlibgcc-14-dev\t14.2.0-19\tamd64",
+        "ii \tlibfoo-dev\t1.0-1\tamd64",  # its .list has no ":amd64": an older dpkg's name
+        "#static\tzlib1g-dev:arm64",
+        "#static\tzlib1g-dev:amd64",
+        "#static\tlibc6-dev:amd64",
+        "#static\tlibcrypt-dev:amd64",
+        "#static\tlibgcc-14-dev:amd64",
+        "#static\tlibstdc++-14-dev:amd64",
+        "#static\tmusl-dev:arm64",
+        "#static\tlibfoo-dev",
+    ]
+)
+
+
+def test_packages_shipping_a_static_archive_are_marked() -> None:
+    packages = sbom.parse_packages(LIBRARY_OUTPUT)
+    assert packages["zlib1g-dev:arm64"].static_archive and packages["zlib1g-dev:amd64"].static_archive
+    assert packages["libfoo-dev"].static_archive and packages["libfoo-dev:amd64"].static_archive
+    assert not packages["libpng-dev:arm64"].static_archive and not packages["gcc"].static_archive
+
+
+def test_platform_libraries_are_components_of_that_platforms_binary(glibc_binary: Path) -> None:
+    """Every -dev package of a platform's architecture with a static archive, but the C runtime's, is a
+    library of the binary of that platform (and of no other), with its version and architecture."""
+    packages = sbom.parse_packages(LIBRARY_OUTPUT)
+    document = make_sbom("hello-c", [(glibc_binary, "linux/arm64"), (glibc_binary, "linux/amd64")], packages)
+    arm64 = "pkg:deb/debian/zlib1g-dev@1:1.3.dfsg%2Breally1.3.1-1%2Bb1?arch=arm64&distro=debian-13"
+    amd64 = "pkg:deb/debian/zlib1g-dev@1:1.3.dfsg%2Breally1.3.1-1%2Bb1?arch=amd64&distro=debian-13"
+    foo = "pkg:deb/debian/libfoo-dev@1.0-1?arch=amd64&distro=debian-13"
+    on_arm64 = set(depends_on(document, "binary:linux/arm64:/hello-c"))
+    on_amd64 = set(depends_on(document, "binary:linux/amd64:/hello-c"))
+    assert arm64 in on_arm64 and arm64 not in on_amd64
+    assert {amd64, foo} <= on_amd64 and amd64 not in on_arm64
+    found = components(document)
+    names = {found[ref]["name"] for ref in on_arm64 | on_amd64}
+    assert not names & {"libpng-dev", "libcrypt-dev", "libgcc-14-dev", "libstdc++-14-dev", "musl-dev"}
+    assert properties(found[arm64]) == {"origin": "debian-package", "platforms": "linux/arm64"}
+    assert found[arm64]["version"] == "1:1.3.dfsg+really1.3.1-1+b1"
+    assert_valid(document)
+
+
+def test_a_binary_without_libc_links_no_platform_library(go_binary: tuple[Path, str]) -> None:
+    document = make_sbom("hello-go", [(go_binary[0], "linux/amd64")], sbom.parse_packages(LIBRARY_OUTPUT))
+    assert not any("zlib1g-dev" in ref for ref in components(document))
+
+
+def test_the_service_source_is_a_component_of_every_binary(glibc_binary: Path) -> None:
+    document = make_sbom("hello-c", [(glibc_binary, "linux/arm64"), (glibc_binary, "linux/amd64")])
+    source = components(document)["source:hello-c"]
+    assert source["type"] == "file" and source["name"] == "hello-c source"
+    assert source["version"] == "0123abcd"
+    assert properties(source) == {
+        "origin": "service-source",
+        "source:revision": "0123abcd",
+        "platforms": "linux/amd64,linux/arm64",
+    }
+    for platform in ("linux/amd64", "linux/arm64"):
+        assert "source:hello-c" in depends_on(document, f"binary:{platform}:/hello-c", source=True)
+    assert_valid(document)
+
+
+def test_go_modules_say_where_their_code_came_from(go_binary: tuple[Path, str]) -> None:
+    """The main module and a module replaced by a directory of the source are the service's source; a
+    module with a go.sum hash came from the module cache; the standard library from the toolchain."""
+    document = make_sbom("hello-go", [(go_binary[0], "linux/amd64")])
+    origins = {c["name"]: properties(c).get("origin") for c in components(document).values()}
+    assert origins["example.com/hello"] == "service-source"
+    assert origins["example.com/local"] == "service-source"
+    assert origins["example.com/dep"] == "go-module-cache"
+    assert origins["example.com/fork"] == "go-module-cache"
+    assert origins["stdlib"] == "toolchain"
+    assert properties(components(document)["pkg:golang/example.com/dep@v1.2.3"])["platforms"] == "linux/amd64"
+
+
+def test_a_vendored_go_module_is_the_services_source() -> None:
+    """A vendor/ build records its modules without go.sum hashes; an absolute directory replacement
+    is whatever the builder had there."""
+    from orchestrator.elf.goinfo import Module
+    from orchestrator.languages.go import _origin
+
+    vendored = Module(path="example.com/dep", version="v1.2.3", sum=None)
+    assert _origin(vendored, "dep", False) == "service-source"
+    directory = Module(path="/opt/x", version="", sum=None)
+    replaced = Module(path="x", version="v1.0.0", sum=None, replace=directory)
+    assert _origin(replaced, "dep", True) == "directory"

@@ -755,6 +755,12 @@ TEXTREL_C = (
     'int main(void) { printf("%p\\n", table[0]); return 0; }\n'
 )
 STATIC, STRIPPED, PIE = ["-static"], ["-static", "-s"], ["-static-pie"]
+# "/tmp" and "/var/tmp" both used: GNU ld -O2 (gcc -O2 passes it) stores "/tmp" as the end of "/var/tmp".
+TMP_MERGED_C = (
+    "#include <stdio.h>\nint main(int argc, char **argv) {\n"
+    '    printf("%d\\n", fopen(argc > 1 ? "/var/tmp" : "/tmp", "r") != 0);\n    return 0;\n}\n'
+)
+OPTIMIZED = ["-O2", "-static", "-s"]
 
 # name: (source, flags, findings that are not INFO, INFO findings that must be there)
 C_PROGRAMS: dict[str, tuple[str, list[str], dict[str, Severity], set[str]]] = {
@@ -774,6 +780,9 @@ C_PROGRAMS: dict[str, tuple[str, list[str], dict[str, Severity], set[str]]] = {
     "passwd-file": (fopen_c("/etc/passwd"), STRIPPED, {"needs.passwd": W}, set()),
     "mkstemp": (MKSTEMP_C, STATIC, {"needs.tmp": W}, set()),
     "tmp-path": (fopen_c("/tmp/app.lock"), STRIPPED, {"needs.tmp": W}, set()),
+    "tmp-merged": (TMP_MERGED_C, OPTIMIZED, {"needs.tmp": W}, set()),
+    "tmp-prefix": (fopen_c("/tmpfoo"), OPTIMIZED, {}, set()),  # starts with /tmp: not it
+    "tmp-inner": (fopen_c("/home/me/tmp/app.lock"), OPTIMIZED, {}, set()),  # no /tmp path
     "debug": (HELLO_C, [*STATIC, "-g"], {}, {"elf.debug-info"}),
     "execstack": (HELLO_C, [*STATIC, "-Wl,-z,execstack"], {"hardening.nx-stack": W}, set()),
     "static-pie": (HELLO_C, PIE, {}, {"hardening.relro"}),
@@ -829,6 +838,11 @@ def test_c_program_findings(c_programs: dict[str, Path], name: str) -> None:
         ("passwd-file", "needs.passwd", "refers to /etc/passwd: user and group lookups read it"),
         ("mkstemp", "needs.tmp", "calls mkstemp: temporary files go to /tmp (or $TMPDIR)"),
         ("tmp-path", "needs.tmp", "refers to /tmp/app.lock: temporary files"),
+        (
+            "tmp-merged",
+            "needs.tmp",
+            "refers to /var/tmp (or to /tmp, which linkers store as the end of a longer string): temporary",
+        ),
         ("hello", "elf.build-id", "GNU build ID "),
         ("hello", "hardening.nx-stack", "non-executable stack"),
         ("debug", "elf.debug-info", "debug information: "),
@@ -843,6 +857,69 @@ def test_c_program_findings(c_programs: dict[str, Path], name: str) -> None:
 )
 def test_c_finding_messages(c_programs: dict[str, Path], name: str, finding_id: str, message: str) -> None:
     assert finding(verify_binary(c_programs[name]), finding_id).message.startswith(message)
+
+
+def test_the_merged_tmp_string_is_only_the_end_of_var_tmp(c_programs: dict[str, Path]) -> None:
+    """The case needs.tmp missed: the linker merged the program's "/tmp" into its "/var/tmp"."""
+    data = c_programs["tmp-merged"].read_bytes()
+    assert b"\0/tmp\0" not in data
+    assert b"/var/tmp\0" in data
+
+
+def test_glibc_profile_output_default_is_no_tmp_use(gcc_binaries: dict[str, Path]) -> None:
+    """glibc < 2.41 puts "/var/tmp\\0/var/profile" (LD_PROFILE_OUTPUT) in every static binary."""
+    data = gcc_binaries["static"].read_bytes()
+    assert b"/var/tmp\0/var/profile\0" in data, "the host's glibc no longer has it: test on glibc < 2.41"
+    assert "needs.tmp" not in problems(verify_binary(gcc_binaries["static"], AMD64))
+
+
+def test_cross_linker_merges_tmp_too(tmp_path: Path) -> None:
+    if ARM_GCC is None:
+        pytest.skip("arm-linux-gnueabihf-gcc is not installed (apt-get install -y gcc-arm-linux-gnueabihf)")
+    (tmp_path / "merged.c").write_text(TMP_MERGED_C)
+    run_compiler([ARM_GCC, *OPTIMIZED, "-o", "merged", "merged.c"], tmp_path)
+    data = (tmp_path / "merged").read_bytes()
+    assert b"\0/tmp\0" not in data and b"/var/tmp\0" in data
+    assert problems(verify_binary(tmp_path / "merged", ARMV7)) == {"needs.tmp": W}
+
+
+def _contents(loaded: bytes) -> elfscan.Contents:
+    return elfscan.Contents(loaded=loaded, functions=None, notes=(), debug_sections=())
+
+
+@pytest.mark.parametrize(
+    ("loaded", "expected"),
+    [
+        (b"\0/tmp\0", elfscan.FoundString(text="/tmp", whole=True)),
+        (b"\0/var/tmp\0", elfscan.FoundString(text="/var/tmp", whole=False)),
+        (b"\0\0@@/var/tmp\0", elfscan.FoundString(text="/var/tmp", whole=False)),  # after a float
+        (b"\x80\x01/tmp\0", elfscan.FoundString(text="/tmp", whole=True)),  # after unprintable data
+        (b"\0/var/tmp\0x\0/tmp\0", elfscan.FoundString(text="/tmp", whole=True)),  # whole one first
+        (b"/tmp\0", elfscan.FoundString(text="/tmp", whole=True)),
+        (b"\0/tmpfoo\0/tmp.x\0/tmp", None),  # longer names, and no NUL at the end
+        (b"\0/var/tmp\0/var/profile\0", None),  # glibc's LD_PROFILE_OUTPUT default
+        (b"\0/var/tmp\0/var/profile\0\0/usr/tmp\0", elfscan.FoundString(text="/usr/tmp", whole=False)),
+    ],
+)
+def test_tmp_is_found_whole_or_as_the_end_of_a_string(
+    loaded: bytes, expected: elfscan.FoundString | None
+) -> None:
+    found = _contents(loaded).first_ending((elfscan.TMP_STRING,), ignore=elfscan.LIBRARY_TMP_LITERALS)
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("loaded", "expected"),
+    [
+        (b"\0/tmp/app.lock\0", "/tmp/app.lock"),
+        (b"\0\0@@/tmp/app.lock\0", "/tmp/app.lock"),
+        (b"X_2.6\0\0\0/tmp/tmpnam_XXXX\x01\0", "/tmp/tmpnam_XXXX"),  # musl's, unterminated
+        (b"unix:/tmp/s\0", "/tmp/s"),
+        (b"\0/var/tmp/x\0/home/me/tmp/y\0/build.tmp/z\0", None),
+    ],
+)
+def test_paths_under_tmp_start_a_string(loaded: bytes, expected: str | None) -> None:
+    assert _contents(loaded).first_match(elfscan.TMP_PATH) == expected
 
 
 # ---------------------------------------------------------------------------------------------------

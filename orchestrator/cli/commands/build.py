@@ -30,6 +30,7 @@ from orchestrator.pipeline.targets import (
     parse_shard,
     select_shard,
     select_targets,
+    unbuildable_only,
 )
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.model import Project
@@ -63,7 +64,8 @@ def load_recipes(build: Build) -> None:
 
 
 def select(build: Build) -> int | None:
-    """The services and platforms asked for, narrowed by --changed-since and --shard."""
+    """The services and platforms asked for, narrowed by --changed-since and --shard; when all of them
+    are services that cannot be built (a missing source), the command fails here, naming why."""
     args, project = build.args, _given(build.project)
     build.services = list(args.services)
     if args.changed_since:
@@ -81,6 +83,8 @@ def select(build: Build) -> int | None:
         if not build.targets:
             build.console.print(f"nothing to build: shard {shard}/{shards} is empty", markup=False)
             return 0
+    if (unbuildable := unbuildable_only(build.targets)) is not None:
+        raise unbuildable  # before the engine: no target would start
     return None
 
 
