@@ -1,5 +1,5 @@
 """Developer entry points: `nox -s build-all`, `nox -s tests`, `nox -s tests-all`, `nox -s lint`,
-`nox -s bench`."""
+`nox -s examples`, `nox -s bench`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ def build_all(session: nox.Session) -> None:
     """Provision toolchains, then build, verify, package and smoke-test every recipe into out/."""
     session.install("-e", ".")
     session.run("osless", "build", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Real upstream programs (examples/, an osless project of its own): fetch their pinned Debian
+    sources (scripts/fetch-examples), then build, verify, package and smoke-test them on every platform.
+
+    Options after `--` go to `osless build`, e.g. `nox -s examples -- --platform linux/amd64 lua`.
+    """
+    session.install("-e", ".")
+    session.run("python", "scripts/fetch-examples")
+    session.run("osless", "-C", "examples", "build", *session.posargs)
 
 
 @nox.session
