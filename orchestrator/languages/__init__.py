@@ -42,6 +42,12 @@ class Language(Protocol):
         """Short lower-case name, as platform flag rules' `exempt_languages` spell it: "go", "c"."""
         ...
 
+    @property
+    def build_records(self) -> tuple[str, ...]:
+        """Files a build may write at the top of its workspace that say what the binary is made of
+        (Rust: the Cargo.lock cargo writes when the source has none); osless keeps them for the SBOM."""
+        ...
+
     def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
         """Environment defaults for every build (a recipe's env wins): offline, caches shared by the
         toolchain's builds in `cache_dir`, what belongs to one (service, platform) in `target_cache`."""
@@ -94,9 +100,10 @@ class Language(Protocol):
         """The toolchain image's packages that built the binary (compiler, its versioned package)."""
         ...
 
-    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
-        """The components the service's source directory `source` declares and the binary does not
-        record itself (Rust: the crates of its Cargo.lock); files there are read, never run."""
+    def source_components(self, context: ElfContext, source: Path, records: Path) -> list[Component]:
+        """The components the service's source directory `source` (or, when it has none, the build's
+        `records` directory: `build_records`) declares and the binary does not record itself (Rust:
+        the crates of its Cargo.lock); files there are read, never run."""
         ...
 
     def fetch_plan(
@@ -125,6 +132,16 @@ def build_env_defaults(cache_dir: str, target_cache: str) -> dict[str, str]:
         for language in LANGUAGES
         for name, value in language.build_env(cache_dir, target_cache).items()
     }
+
+
+def build_records(languages: Collection[str]) -> tuple[str, ...]:
+    """The `build_records` of these languages (a toolchain's): the workspace files a build leaves for
+    the SBOM."""
+    return tuple(
+        sorted(
+            {name for language in LANGUAGES if language.name in languages for name in language.build_records}
+        )
+    )
 
 
 def fetch_plan(fetch: FetchSpec, sources: tuple[str, ...], env: Mapping[str, str]) -> FetchPlan | None:

@@ -43,6 +43,7 @@ libc it links: the ziglang wheel (`zig cc -target <arch>-linux-musl`, languages.
 
 class CLanguage:
     name = "c"
+    build_records: tuple[str, ...] = ()
 
     def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
         return {"CCACHE_DIR": f"{cache_dir}/ccache"}
@@ -83,7 +84,7 @@ class CLanguage:
         """The libc, and the platform's libraries the toolchain image holds (`library_components`)."""
         return [*libc_components(libc, platform, packages), *library_components(libc, platform, packages)]
 
-    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
+    def source_components(self, context: ElfContext, source: Path, records: Path) -> list[Component]:
         return []
 
     def fetch_plan(

@@ -43,6 +43,7 @@ GO_LOCK_FILES = ("go.mod", "go.sum")  # what pins a module's dependencies: the k
 
 class GoLanguage:
     name = "go"
+    build_records: tuple[str, ...] = ()  # the build info lists every module
 
     def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
         """Compilers want a writable cache and GOPATH, and must never fetch a toolchain or a module."""
@@ -137,7 +138,7 @@ class GoLanguage:
             *library_components(libc, platform, packages),  # cgo's
         ]
 
-    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
+    def source_components(self, context: ElfContext, source: Path, records: Path) -> list[Component]:
         return []  # the build info lists every module linked in
 
     def fetch_plan(

@@ -80,6 +80,7 @@ class Crate:
 
 class RustLanguage(CLanguage):
     name = "rust"
+    build_records = ("Cargo.lock",)  # written by cargo when the source has none
 
     def build_env(self, cache_dir: str, target_cache: str) -> dict[str, str]:
         """cargo's home in the builder's /tmp (offline: nothing to keep there), its target directory
@@ -141,11 +142,12 @@ class RustLanguage(CLanguage):
             *super().sbom_components(context, libc, platform, packages),
         ]
 
-    def source_components(self, context: ElfContext, source: Path) -> list[Component]:
-        """The crates of the service's Cargo.lock, unless the binary lists its own (cargo auditable)."""
+    def source_components(self, context: ElfContext, source: Path, records: Path) -> list[Component]:
+        """The crates of the service's Cargo.lock, else of the one cargo wrote in the workspace, unless
+        the binary lists its own (cargo auditable)."""
         if auditable_crates(context.contents) is not None:
             return []
-        crates = read_cargo_lock(source / "Cargo.lock")
+        crates = read_cargo_lock(source / "Cargo.lock") or read_cargo_lock(records / "Cargo.lock")
         return crate_components(crates or [], crates_io_directory(source))
 
     def tool_packages(

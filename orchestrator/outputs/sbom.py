@@ -91,6 +91,7 @@ class PlatformBinary:
     platform: Platform
     path: Path  # on the host; only its bytes go into the SBOM
     image_digest: str | None = None  # the platform image's manifest digest
+    records: Path | None = None  # the files the build kept for the SBOM (Language.build_records)
 
 
 def parse_packages(text: str) -> dict[str, DebianPackage]:
@@ -210,7 +211,7 @@ def sbom_for(
         inside = [
             source,
             *language.sbom_components(context, libc, platform, packages),
-            *language.source_components(context, service.source),
+            *language.source_components(context, service.source, binary.records or service.source),
         ]
         tool_packages = language.tool_packages(context, libc, platform, packages)
         for tool in tool_packages:

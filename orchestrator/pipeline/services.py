@@ -25,6 +25,7 @@ from orchestrator.pipeline.target import internal_error, os_reason
 from orchestrator.pipeline.targets import Target
 from orchestrator.recipe.model import Service
 from orchestrator.stages import package as package_stage
+from orchestrator.stages.build import RECORDS_DIR
 from orchestrator.stages.toolchain import ToolchainImage
 
 
@@ -109,7 +110,12 @@ def _failure_reason(error: Exception, service_dir: Path) -> str:
 
 def sbom_binaries(built: Sequence[BuiltTarget]) -> list[sbom_stage.PlatformBinary]:
     return [
-        sbom_stage.PlatformBinary(platform=b.target.platform, path=b.binary, image_digest=b.image.digest)
+        sbom_stage.PlatformBinary(
+            platform=b.target.platform,
+            path=b.binary,
+            image_digest=b.image.digest,
+            records=b.binary.parent.parent / RECORDS_DIR,  # out/<service>/<platform>/bin/<output>
+        )
         for b in built
     ]
 

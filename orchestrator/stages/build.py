@@ -26,6 +26,7 @@ import os
 import posixpath
 import re
 import shlex
+import shutil
 import tarfile
 import tempfile
 import threading
@@ -45,7 +46,7 @@ from orchestrator.engine import (
     project_label,
 )
 from orchestrator.errors import EngineError
-from orchestrator.languages import build_env_defaults
+from orchestrator.languages import build_env_defaults, build_records
 from orchestrator.outputs.atomic import write_atomic
 from orchestrator.platforms import Platform
 from orchestrator.recipe.model import Service, Toolchain
@@ -60,6 +61,8 @@ CACHE_VOLUME = "osless-cache-{toolchain}-{project}-{image}{namespace}"
 # Build commands run as this user, never as the caller: a fixed uid keeps caches and paths the same.
 BUILD_USER = "65532:65532"
 BINARY_LIMIT = 1024**3  # a binary larger than this is refused
+RECORDS_DIR = "records"  # out/<service>/<platform>/records: workspace files kept for the SBOM
+RECORD_LIMIT = 16 * 1024**2  # a larger one is not kept
 LOG_STREAM_LIMIT = 2 * 1024**2  # bytes of stdout and of stderr kept in build.log (4 MiB in all)
 STEP_LOG_MINIMUM = 256 * 1024  # ...but every step keeps at least this much of each: its errors
 # Compilers want a writable home and cache, and must never fetch anything (each language's own settings).
@@ -329,6 +332,21 @@ class Builders:
             return self.copy_out(container, target, binary)
         return None
 
+    def keep_records(
+        self, container: Any, service: Service, toolchain: Toolchain, workspace: str, records: Path
+    ) -> None:
+        """The workspace's build records (a Cargo.lock cargo wrote) that the source lacks, copied to
+        `records` for the SBOM; one that is not a regular file of bounded size is not kept."""
+        for name in build_records(toolchain.languages):
+            if (service.source / name).exists():
+                continue
+            try:
+                with self.engine.read_file(container, f"{workspace}/{name}", limit=RECORD_LIMIT) as content:
+                    records.mkdir(parents=True, exist_ok=True)
+                    _write_stream_atomic(records / name, content, mode=0o644)
+            except FileRefused:
+                continue
+
     def _resolved(self, container: Any, path: str) -> str | None:
         resolved = self.engine.exec(
             container, ["readlink", "-f", "--", path], env={}, working_dir="/", user=BUILD_USER, timeout=30
@@ -422,6 +440,8 @@ def build(
     bin_dir.mkdir(parents=True, exist_ok=True)
     binary = bin_dir / service.build.output
     log_path = output_dir / "build.log"
+    records = output_dir / RECORDS_DIR
+    shutil.rmtree(records, ignore_errors=True)  # a previous build's, never this one's
     env = container_env(service, toolchain, platform, source_date_epoch)
     # The same in-container path as out/<service>/<platform>/bin/<output>: {output} does not change.
     scratch = f"{OUTPUT_DIR}/{output_dir.relative_to(builders.out_root).as_posix()}"
@@ -475,6 +495,7 @@ def build(
                 break
         if failed is None:
             problem = builders.copy_out(container, artifact or inside, binary)
+            builders.keep_records(container, service, toolchain, workspace, records)
         reason = (
             _failure(builders, container, service, toolchain=toolchain, platform=platform, failed=failed)
             if failed is not None

@@ -270,6 +270,37 @@ def test_sbom_lists_the_cargo_lock_crates(rust_binaries: dict[str, Path]) -> Non
     assert {"rustc", "cargo"} <= tools
 
 
+def test_sbom_reads_the_cargo_lock_the_build_wrote_when_the_source_has_none(
+    rust_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    """A source without Cargo.lock (a crate from Debian's registry): cargo writes one in the workspace,
+    the build keeps it in out/<service>/<platform>/records, and the SBOM lists its crates."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO_ROOT / "recipes" / "toolchains", project / "recipes" / "toolchains")
+    shutil.copy(REPO_ROOT / "recipes" / "hello-rust.toml", project / "recipes")
+    shutil.copytree(REPO_ROOT / "sources" / "hello-rust", project / "sources" / "hello-rust")
+    lock = project / "sources" / "hello-rust" / "Cargo.lock"
+    records = tmp_path / "records"
+    records.mkdir()
+    lock.rename(records / "Cargo.lock")
+    service = load_project(project).services["hello-rust"]
+
+    def crates(binary: PlatformBinary) -> set[str]:
+        document = sbom.sbom_for(
+            service,
+            [binary],
+            packages=PACKAGES,
+            provenance=Provenance(revision="0123abcd", source_date_epoch=1_700_000_000),
+        )
+        refs = {c["bom-ref"] for c in json.loads(document)["components"]}
+        return {ref for ref in refs if ref.startswith("pkg:cargo/")}
+
+    amd64 = PLATFORMS["linux/amd64"]
+    assert crates(PlatformBinary(platform=amd64, path=rust_binaries["stripped"])) == set()
+    kept = PlatformBinary(platform=amd64, path=rust_binaries["stripped"], records=records)
+    assert crates(kept) == {"pkg:cargo/itoa@1.0.14"}
+
+
 def test_sbom_prefers_the_binarys_auditable_data(rust_binaries: dict[str, Path]) -> None:
     if "auditable" not in rust_binaries:
         pytest.skip("the host has no objcopy")
