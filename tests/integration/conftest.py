@@ -27,7 +27,7 @@ RISCV64 = PLATFORMS["linux/riscv64"]
 SUBSET = ("linux/amd64", "linux/arm64")
 """The platforms the integration tests build the shipped samples for, unless OSLESS_TEST_PLATFORMS says
 otherwise: every language on the native platform and an emulated one, within CI's time budget (CI's
-examples run adds a 32-bit platform, .ci/run). `nox -s tests-all` (OSLESS_TEST_PLATFORMS=all) builds
+examples run adds a 32-bit one, .ci/run). `nox -s tests-all` (OSLESS_TEST_PLATFORMS=all) builds
 and tests all seven."""
 
 
