@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -25,62 +22,6 @@ pytestmark = pytest.mark.integration
 
 SERVICE = "hello-go"
 GREETING = "Hello from OS-less container (Go edition)"
-REGISTRY_CONFIG = """\
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-"""
-
-
-@pytest.fixture(scope="module")
-def registry_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real registry on 127.0.0.1 (plain http, no auth, storage in tmp) for this module."""
-    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    if not Path(binary).is_file():
-        pytest.fail("docker-registry is not installed: run `sudo scripts/setup-host`")
-    work = tmp_path_factory.mktemp("registry")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = work / "config.yml"
-    config.write_text(REGISTRY_CONFIG.format(root=work / "data", port=port))
-    log = (work / "registry.log").open("wb")
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"docker-registry exited with {process.returncode}: {_tail(work / 'registry.log')}"
-                )
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not answer within 30 s: {_tail(work / 'registry.log')}")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-2000:]
 
 
 @pytest.fixture(scope="module")
