@@ -14,8 +14,9 @@ logs. The merge writes into one output directory:
 A service's SBOM is made from its targets' cache keys (`pipeline.services.sbom_inputs_key`): when an input
 built all of a service's platforms, its SBOM is that SBOM and is copied. A service split between
 inputs gets its SBOM made here, which reads the toolchain image's package list in the engine: the
-image the targets were built with when the engine has it (same machine), else the toolchain as
-provisioned here (bootstrapped when missing), whose package versions are then used, with a note.
+image the targets were built with when the engine has it, else the toolchain as provisioned here
+(bootstrapped when missing: toolchain images are reproducible, so from the same recipe and lock this is
+the same image id; a note only when it is not).
 
 Images must come from the source this checkout holds: each image's annotations (revision, created)
 are compared with this checkout's provenance, which the index annotations are made from.
@@ -184,7 +185,7 @@ class _Assembly:
                 )
         toolchain = self.project.toolchains[service.toolchain]
         image = provision(engine, toolchain, self.out_root / ".toolchains", lambda _: None)
-        if recorded:
+        if recorded and image.image_id not in recorded:  # reproducible: the same recipe gives that id
             self.note(
                 f"{service.name}: toolchain image {recorded[0][7:19]} (its targets' builder) is not in "
                 f"this engine; the SBOM gives the package versions of {image.reference} "

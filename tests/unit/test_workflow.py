@@ -96,3 +96,15 @@ def test_the_workflow_builds_uploads_and_assembles() -> None:
     assert "actions/upload-artifact@" in text and "actions/download-artifact@" in text
     assert re.search(r"\.venv/bin/osless assemble artifacts/\* --out out", text)
     assert "fetch-depth: 0" in text, "provenance needs the history"
+
+
+def test_the_workflow_shares_results_through_the_cache() -> None:
+    """Every job reads the registry cache; only the main branch's jobs write it (a pull request's token
+    cannot), and both options are ones `osless build` takes."""
+    text = WORKFLOW.read_text()
+    assert 'cache+=(--cache-from "$OSLESS_CACHE")' in text
+    assert re.search(
+        r'if \[ "\$GITHUB_EVENT_NAME" = push \]; then cache\+=\(--cache-to "\$OSLESS_CACHE"\)', text
+    )
+    assert 'osless build ${{ matrix.args }} "${cache[@]}"' in text
+    build_parser().parse_args(["build", "--cache-from", "r.example/c", "--cache-to", "r.example/c"])
