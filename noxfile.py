@@ -61,4 +61,4 @@ def bench(session: nox.Session) -> None:
     Options after `--`: --services N, --platforms P,P, --jobs J, --json PATH, --keep.
     """
     session.install("-e", ".")
-    session.run("python", "bench/benchmark.py", *session.posargs)
+    session.run("python", "-m", "bench.benchmark", *session.posargs)  # tests/daemons.py from the root

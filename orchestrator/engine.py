@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import socket
 import tarfile
@@ -118,6 +119,15 @@ class ImageInfo:
 
 class ImageMissing(EngineError):
     """The engine has no image by the reference asked for."""
+
+
+class PullRefused(EngineError):
+    """The engine could not pull an image; `reason` is its own (and the registry's) words, for the caller
+    to tell an unreachable registry from a refused login or a missing image."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class FileRefused(Exception):
@@ -349,15 +359,45 @@ class Engine:
         except _ENGINE_ERRORS as error:
             raise EngineError(f"cannot copy {reference} between engines: {_first_line(error)}") from error
 
-    def import_image(self, tarball: Path, reference: str, changes: Sequence[str]) -> None:
-        """`docker import` of a root filesystem tarball as `reference`."""
-        repository, tag = reference.rsplit(":", 1)
-        self._call(
-            f"docker import of {reference} failed",
-            lambda: self.client.api.import_image_from_file(
-                str(tarball), repository=repository, tag=tag, changes=list(changes)
-            ),
-        )
+    def pull_image(
+        self,
+        repository: str,
+        tag: str,
+        *,
+        credentials: Mapping[str, str] | None,
+        progress: Callable[[str], None],
+    ) -> None:
+        """`docker pull repository:tag`, or `repository@tag` when tag is a digest; the engine checks every
+        blob against its digest. `credentials` ({"username", "password"}) go to the engine with the
+        request; None: docker-py's own lookup in the docker config. Layers done are passed to progress.
+        PullRefused when the engine or the registry refuses."""
+        self._check_cancelled()
+        try:
+            events = self.client.api.pull(
+                repository,
+                tag=tag,
+                stream=True,
+                decode=True,
+                auth_config=dict(credentials) if credentials else None,
+            )
+            for event in events:
+                if "error" in event:
+                    reason = _first_line(Exception(str(event["error"])))
+                    raise PullRefused(f"cannot pull {repository}: {reason}", reason=reason)
+                if event.get("status") in ("Pull complete", "Already exists") and event.get("id"):
+                    progress(f"layer {event['id']}: {str(event['status']).lower()}")
+        except docker.errors.APIError as error:
+            reason = _first_line(Exception(str(error.explanation or error)))
+            raise PullRefused(f"cannot pull {repository}: {reason}", reason=reason) from error
+        except _ENGINE_ERRORS as error:
+            self._check_cancelled()
+            raise EngineError(f"cannot pull {repository}: {_first_line(error)}") from error
+
+    def repo_digests(self, reference: str) -> list[str]:
+        """The `REPO@sha256:...` names a local image has from the registries it was pulled from (or
+        pushed to)."""
+        image = self._call(f"cannot read image {reference}", lambda: self.client.images.get(reference))
+        return [str(digest) for digest in image.attrs.get("RepoDigests") or []]
 
     def image_labels(self, reference: str) -> dict[str, str] | None:
         """The labels of a local image, None when the engine does not have it."""
@@ -369,16 +409,15 @@ class Engine:
             raise EngineError(f"cannot look up image {reference}: {_first_line(error)}") from error
 
     def build_layer(
-        self, spec: ContainerSpec, files: bytes, reference: str, labels: Mapping[str, str]
-    ) -> tuple[ContainerResult, str | None]:
-        """A new image one layer above spec.image: a container of it gets `files` (a tar, extracted at
-        /), runs spec.command (root filesystem writable only with spec.writable_root), and, when that
-        exits 0, is committed as `reference` with the image's own config and `labels` (never the
-        container's run labels or command). Returns how the command ended and the new image's id (None
-        when it failed); the container is removed whatever happens."""
+        self, spec: ContainerSpec, files: bytes, collect: Callable[[list[dict[str, Any]], IO[bytes]], T]
+    ) -> tuple[ContainerResult, T | None]:
+        """What a container of spec.image changes, as `collect` makes it (a layer file): the container
+        gets `files` (a tar, extracted at /) and runs spec.command (root filesystem writable only with
+        spec.writable_root); when that exits 0, `collect` gets the engine's diff (`docker diff`: Path,
+        Kind) and the container's export (a tar stream of its whole filesystem). No `docker commit`: it
+        stamps the time into the image. Returns how the command ended and what `collect` returned (None
+        when the command failed); the container is removed whatever happens."""
         self._check_cancelled()
-        base = self._call(f"cannot read image {spec.image}", lambda: self.client.images.get(spec.image))
-        config = dict(base.attrs.get("Config") or {})
         container = self._create(spec)
         try:
             self.put_archive(container, "/", files)
@@ -402,27 +441,34 @@ class Engine:
             result = capture.result(exit_code=exit_code, timed_out=timed_out)
             if exit_code != 0 or timed_out:
                 return result, None
-            # The daemon fills what the config leaves out from the container's (merge in daemon/commit.go):
-            # the container's labels are blanked and its command replaced, so that none of it remains.
-            container_labels = dict(container.attrs.get("Config", {}).get("Labels") or {})
-            base_labels = dict(config.get("Labels") or {})
-            blanked = {key: "" for key in container_labels if key not in base_labels}
-            repository, tag = reference.rsplit(":", 1)
-            conf = {
-                "Env": config.get("Env") or [],
-                "Cmd": config.get("Cmd") or ["/bin/sh"],
-                "Entrypoint": config.get("Entrypoint"),
-                "WorkingDir": config.get("WorkingDir") or "",
-                "User": config.get("User") or "",
-                "Labels": {**blanked, **base_labels, **labels},
-            }
-            image = self._call(
-                f"cannot commit the {spec.role} container as {reference}",
-                lambda: container.commit(repository=repository, tag=tag, conf=conf),
+            changes = self._call(f"cannot read what the {spec.role} container changed", container.diff)
+            chunks = self._call(
+                f"cannot export the {spec.role} container",
+                lambda: self.client.api.export(container.id, chunk_size=MiB),
             )
-            return result, str(image.id)
+            try:
+                return result, collect(list(changes or []), io.BufferedReader(_ChunkReader(chunks), MiB))
+            except _ENGINE_ERRORS as error:
+                raise EngineError(f"cannot export the {spec.role} container: {_first_line(error)}") from error
+            finally:
+                _close(chunks)
         finally:
             self._remove(container)
+
+    def load_archive(self, chunks: Iterable[bytes]) -> None:
+        """`docker load` of an archive given as a stream of chunks (never whole in memory)."""
+        try:
+            # The engine answers with a stream of progress events; an error is one of them.
+            for event in self.client.api.load_image(chunks) or ():  # type: ignore[no-untyped-call]
+                if isinstance(event, dict) and event.get("error"):
+                    raise EngineError(f"docker load refused the image: {event['error']}")
+        except _ENGINE_ERRORS as error:
+            raise EngineError(f"docker load refused the image: {_first_line(error)}") from error
+
+    def image_attributes(self, reference: str) -> dict[str, Any]:
+        """`docker inspect` of a local image (its Config, RootFS, Architecture...)."""
+        image = self._call(f"cannot read image {reference}", lambda: self.client.images.get(reference))
+        return dict(image.attrs)
 
     def images_labelled(self, label: str, value: str) -> list[ImageInfo]:
         """The local images whose `label` is `value`: id, tags, labels, creation time and size."""
@@ -819,6 +865,28 @@ def _single_file(archive: IO[bytes], limit: int) -> IO[bytes]:
             return content
     except tarfile.TarError as error:
         raise FileRefused(f"the engine sent an unreadable archive ({error})") from error
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over a stream of byte chunks (the engine's export), for tarfile's stream mode."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")  # a view: no copy of the rest of a chunk at each read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _chunks(stream: IO[bytes], size: int = MiB) -> Iterator[bytes]:

@@ -112,8 +112,10 @@ def download(
     native: str,
     log: Path,
     progress: Progress,
+    pins: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """The .deb file of each package, in `state/debs` (kept: apt does not fetch a file it has)."""
+    """The .deb file of each package, in `state/debs` (kept: apt does not fetch a file it has); a
+    package in `pins` (a toolchain's lock: the recipe's spelling -> version) in exactly that version."""
     if shutil.which("apt-get") is None:
         raise ToolchainError("unpack needs apt-get on this machine", hint="run osless on Debian or Ubuntu")
     if not sources:
@@ -122,7 +124,11 @@ def download(
     apt.prepare(sources)
     progress("unpack: apt-get update")
     apt.run("update", what="apt-get update (for unpack)")
-    wanted = [requested(package, installed, native) for package in packages]
+    pins = pins or {}
+    wanted = [
+        f"{package}={pins[package]}" if package in pins else requested(package, installed, native)
+        for package in packages
+    ]
     names = _file_names(apt, packages, wanted, native)
     progress(f"unpack: downloading {', '.join(wanted)}")
     debs = apt.state / "debs"
@@ -177,6 +183,21 @@ def _file_of(package: str, files: Sequence[str], native: str, log: Path) -> str:
     raise ToolchainError(
         f"unpack {package}: apt-get download --print-uris named no file of it", hint=f"apt log: {log}"
     )
+
+
+def deb_package(deb: Path) -> tuple[str, str]:
+    """The `name:arch` and version a .deb file holds (with its epoch: its file name leaves that out)."""
+    completed = subprocess.run(
+        ["dpkg-deb", "--field", "--", str(deb), "Package", "Architecture", "Version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    fields = dict(line.partition(": ")[::2] for line in completed.stdout.splitlines())
+    name, arch, version = (fields.get(key, "") for key in ("Package", "Architecture", "Version"))
+    if completed.returncode != 0 or not (name and arch and _VERSION.fullmatch(version)):
+        raise ToolchainError(f"dpkg-deb could not read the package of {deb}: {completed.stderr.strip()}")
+    return f"{name}:{arch}", version
 
 
 def unpack(deb: Path, appender: RootfsAppender, package: str, excludes: tuple[str, ...]) -> int:

@@ -3,7 +3,8 @@
 Everything that needs the network happens here, on the host: apt (debian.Apt: a private state, the
 archive's signatures checked) reads the base image's dpkg status and apt sources, resolves what the
 packages need beyond what the image has, and downloads the .deb files. stages/toolchain.py then
-installs them in a container of the base image, with no network, and commits it (engine.build_layer).
+installs them in a container of the base image, with no network, and makes what it changed a layer
+(engine.build_layer, image/toolchain_archive.py).
 
 Three kinds of additions:
 - `packages`: installed with their dependencies (apt inside the container, from the downloaded files);
@@ -29,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.bootstrap import debian
+from orchestrator.bootstrap.lock import Lock, include_specs
 from orchestrator.bootstrap.rootfs import RootfsFacts, installed_packages
 from orchestrator.errors import ToolchainError
 from orchestrator.platforms import PLATFORMS
 
 Progress = Callable[[str], None]
-LAYER_DIR = "osless-layer"  # where the files go in the container; removed before the commit
+LAYER_DIR = "osless-layer"  # where the files go in the container; removed before the layer is read
 # The image label listing the `libraries` installed without their run-time dependencies ("name:arch"
 # separated by spaces): they are left out of the dpkg status the next layer's apt resolves against.
 LIBRARIES_LABEL = "osless.toolchain.libraries"
@@ -159,8 +161,11 @@ def plan(
     native: str,
     log: Path,
     progress: Progress,
+    locked: Lock | None = None,
 ) -> LayerPlan:
-    """Resolve and download everything the layer adds (`libraries` as "name-dev:arch")."""
+    """Resolve and download everything the layer adds (`libraries` as "name-dev:arch"); with a lock (a
+    derived toolchain's), in exactly its versions: its packages asked for by version, its libraries'
+    and unpack packages' versions instead of the candidates (the caller checks what was planned)."""
     if not (packages or libraries or unpack):
         return LayerPlan()
     if not facts.sources:
@@ -180,18 +185,37 @@ def plan(
         architectures=sorted(set(debian.foreign_architectures([*packages, *libraries], native)))
     )
     if packages:
-        result.install.extend(_install(apt, packages, native, progress))
+        requests = None if locked is None else include_specs(locked, native)
+        result.install.extend(_install(apt, packages, native, progress, requests=requests))
     if libraries:
-        result.libraries.extend(_libraries(apt, libraries, debs, progress))
+        pins = None if locked is None else locked.libraries
+        result.libraries.extend(_libraries(apt, libraries, debs, progress, pins=pins))
     if unpack:
-        wanted = [debian.requested(package, facts.installed, native) for package in unpack]
+        wanted = [
+            f"{package}={locked.unpack[package]}"
+            if locked is not None and package in locked.unpack
+            else debian.requested(package, facts.installed, native)
+            for package in unpack
+        ]
         result.unpack.extend(_download(apt, wanted, debs, "unpack", progress))
     return result
 
 
-def _install(apt: debian.Apt, packages: Sequence[str], native: str, progress: Progress) -> list[Path]:
+def _install(
+    apt: debian.Apt,
+    packages: Sequence[str],
+    native: str,
+    progress: Progress,
+    *,
+    requests: Sequence[str] | None = None,
+) -> list[Path]:
     """The files of `packages` and of every dependency the image lacks, downloaded by apt (which
-    checks them against the signed indexes) into the state's archives directory."""
+    checks them against the signed indexes) into the state's archives directory; `requests` (a lock's
+    `name=version` for each of those) is what apt is asked for instead, when given."""
+    wanted = packages if requests is None else requests
+    if not wanted:
+        progress("packages: the base image has them all")
+        return []
     archives = apt.state / "archives"
     (archives / "partial").mkdir(parents=True, exist_ok=True)
     # apt prints no URI for a file its archives directory has: resolve against an empty one, download
@@ -207,7 +231,7 @@ def _install(apt: debian.Apt, packages: Sequence[str], native: str, progress: Pr
         *options,
         *("-o", f"Dir::Cache::archives={empty}"),
         "--",
-        *packages,
+        *wanted,
         what="resolving the packages",
     )
     download = (*options, "-o", f"Dir::Cache::archives={archives}")
@@ -218,9 +242,7 @@ def _install(apt: debian.Apt, packages: Sequence[str], native: str, progress: Pr
     size = sum(entry.size for entry in entries)
     progress(f"packages: downloading {len(entries)} files ({size / 1024**2:.1f} MiB)")
     try:
-        apt.run(
-            "install", "--download-only", "-y", *download, "--", *packages, what="downloading the packages"
-        )
+        apt.run("install", "--download-only", "-y", *download, "--", *wanted, what="downloading the packages")
     except ToolchainError as error:
         raise _fetch_error(error, entries, packages) from None
     for package in packages:
@@ -232,10 +254,19 @@ def _install(apt: debian.Apt, packages: Sequence[str], native: str, progress: Pr
     return [archives / entry.file for entry in entries]
 
 
-def _libraries(apt: debian.Apt, libraries: Sequence[str], debs: Path, progress: Progress) -> list[Deb]:
-    """Each library (`name-dev:arch`) and the `-dev` packages it depends on, downloaded; each requested
-    library checked for a static archive."""
+def _libraries(
+    apt: debian.Apt,
+    libraries: Sequence[str],
+    debs: Path,
+    progress: Progress,
+    *,
+    pins: Mapping[str, str] | None = None,
+) -> list[Deb]:
+    """Each library (`name-dev:arch`) and the `-dev` packages it depends on, downloaded (in the version
+    `pins` gives it, when it does); each requested library checked for a static archive."""
     closure = library_closure(libraries, lambda packages: _show(apt, packages))
+    if pins is not None:
+        closure = {package: pins.get(package, version) for package, version in closure.items()}
     progress(f"libraries: {len(closure)} -dev packages for {len(libraries)} requested")
     downloaded = _download(
         apt, [f"{package}={version}" for package, version in closure.items()], debs, "libraries", progress

@@ -29,6 +29,7 @@ DPKG_INFO = "var/lib/dpkg/info"
 SOURCES_LIST = "etc/apt/sources.list"
 SOURCES_PARTS = "etc/apt/sources.list.d"
 WHEELS_DIR = "opt/wheels"
+APT_LISTS = "var/lib/apt/lists"
 _MAX_SYMLINK_HOPS = 40
 
 
@@ -63,6 +64,23 @@ def read_facts(tarball: Path) -> RootfsFacts:
                 else:
                     sources[path] = data.read()
     return RootfsFacts(installed=installed_packages(status.decode(errors="replace")), sources=sources)
+
+
+def release_files(tarball: Path) -> dict[str, str]:
+    """apt's Release and InRelease files in the tarball (`var/lib/apt/lists`, kept only when mmdebstrap
+    was told to), by file name."""
+    releases: dict[str, str] = {}
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            path = member_path(member.name)
+            if (
+                posixpath.dirname(path) == APT_LISTS
+                and path.endswith(("_Release", "_InRelease"))
+                and member.isfile()
+                and (data := tar.extractfile(member)) is not None
+            ):
+                releases[posixpath.basename(path)] = data.read().decode(errors="replace")
+    return releases
 
 
 def package_files(tarball: Path, packages: Iterable[str]) -> dict[str, list[str]]:

@@ -13,9 +13,11 @@ from orchestrator.cli.commands import build as build_command
 from orchestrator.cli.commands import doctor as doctor_command
 from orchestrator.cli.commands import inspect as inspect_command
 from orchestrator.cli.commands import list as list_command
+from orchestrator.cli.commands import lock as lock_command
 from orchestrator.cli.commands import matrix as matrix_command
 from orchestrator.cli.commands import push as push_command
 from orchestrator.cli.commands import run as run_command
+from orchestrator.cli.commands import toolchain as toolchain_command
 from orchestrator.cli.commands import verify as verify_command
 from orchestrator.platforms import PLATFORMS, host_platform
 
@@ -86,9 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="only part K of N: the N parts split the selected targets, each exactly once (for CI jobs)",
     )
     build.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    _add_cache_options(build)
     build.set_defaults(command=build_command.run)
 
     _add_ci_commands(commands)
+    _add_toolchain_commands(commands)
 
     listing = commands.add_parser("list", help="list services and their platforms")
     listing.set_defaults(command=list_command.run)
@@ -128,11 +132,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push.set_defaults(command=push_command.run)
 
+    _add_lock_command(commands)
+
     check = commands.add_parser(
         "doctor", help="check the engine, mmdebstrap and qemu-user for every platform"
     )
     check.set_defaults(command=doctor_command.run)
     return parser
+
+
+def _add_cache_options(build: argparse.ArgumentParser) -> None:
+    """`--cache-from`, `--cache-to`, `--trust-cache-smoke`: the shared result cache (docs/cache.md)."""
+    build.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        metavar="REGISTRY/REPO",
+        help="look each target's result up in this registry repository before building it (repeatable)",
+    )
+    build.add_argument(
+        "--cache-to",
+        metavar="REGISTRY/REPO",
+        help="upload each passed target's result to this registry repository, tagged by its key",
+    )
+    build.add_argument(
+        "--trust-cache-smoke",
+        action="store_true",
+        help="skip the smoke test of a --cache-from result that passed it on this machine's platform",
+    )
+
+
+def _add_lock_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`lock`: each toolchain's exact package versions, written beside its recipe."""
+    lock = commands.add_parser(
+        "lock", help="write toolchains' locks: the exact package versions their bootstrap installs"
+    )
+    lock.add_argument(
+        "toolchains", nargs="*", metavar="NAME", help="toolchains to lock (default: every bootstrapped one)"
+    )
+    lock.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    lock.set_defaults(command=lock_command.run)
 
 
 def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -163,6 +202,24 @@ def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     merge.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
     merge.set_defaults(command=assemble_command.run)
+
+
+def _add_toolchain_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`toolchain push`: a toolchain image published so that other machines pull it, not bootstrap it."""
+    toolchains = commands.add_parser("toolchain", help="toolchain images: publish one to a registry")
+    subcommands = toolchains.add_subparsers(title="toolchain commands", required=True, metavar="COMMAND")
+    publish = subcommands.add_parser(
+        "push", help="push a toolchain's image (bootstrapped if missing) to a registry, digests unchanged"
+    )
+    publish.add_argument("name", metavar="NAME", help="the toolchain, as recipes/toolchains/ names it")
+    publish.add_argument(
+        "--to", required=True, metavar="REGISTRY/REPO[:TAG]", help="default tag: NAME-<spec hash>"
+    )
+    publish.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    publish.add_argument(
+        "--insecure", action="store_true", help="plain http (always so for 127.0.0.1/localhost)"
+    )
+    publish.set_defaults(command=toolchain_command.push)
 
 
 def _positive(text: str) -> int:

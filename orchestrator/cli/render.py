@@ -67,7 +67,9 @@ def summary_table(targets: Sequence[TargetReport]) -> Table:
             smoke += " (qemu)" if target.smoke.emulated else ""
         result = "[green]passed[/]" if target.status is Status.PASSED else f"[red]{target.status.value}[/]"
         if target.cached:
-            result += " [dim](cached)[/]"
+            result += (
+                " [dim](remote cache)[/]" if target.result_from == "remote-cache" else " [dim](cached)[/]"
+            )
         if target.failed_stage:
             result += f" [red]at {target.failed_stage}[/]"
         table.add_row(

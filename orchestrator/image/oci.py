@@ -434,7 +434,11 @@ def _check_blob_names(directory: Path, problems: list[str]) -> None:
     """Every blob's content must hash to its file name (this catches corrupted blobs)."""
     blobs = directory / BLOBS_DIR
     for path in sorted(blobs.iterdir()) if blobs.is_dir() else []:
-        if hashlib.sha256(path.read_bytes()).hexdigest() != path.name:
+        digest = hashlib.sha256()
+        with path.open("rb") as blob:  # in chunks: a toolchain's layer is 1-2 GB
+            while chunk := blob.read(1024**2):
+                digest.update(chunk)
+        if digest.hexdigest() != path.name:
             problems.append(f"{BLOBS_DIR}/{path.name}: content does not match its digest")
 
 

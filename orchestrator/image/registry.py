@@ -91,7 +91,7 @@ def parse_reference(text: str) -> Reference:
     registry, slash, rest = text.partition("/")
     if not slash or not rest:
         raise UsageError(f"{text!r} names no registry and repository", hint=_REFERENCE_HINT)
-    if not _is_registry(registry):
+    if not is_registry(registry):
         raise UsageError(
             f"{registry!r} in {text!r} is not a registry host",
             hint="the first part must be a host: it needs a '.' or a ':port', or be localhost; "
@@ -114,7 +114,7 @@ def parse_reference(text: str) -> Reference:
     return Reference(registry=registry, repository=repository, tag=tag)
 
 
-def _is_registry(text: str) -> bool:
+def is_registry(text: str) -> bool:
     """A Docker-style registry part: a host with a '.' or a port, an IPv6 literal, or localhost."""
     match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]+))?|([^:]+)(?::([^:]+))?", text)
     if not match:
@@ -594,3 +594,161 @@ def push(
         client.close()
     platforms = sum(1 for item in plan.manifests if item.media_type == oci.MEDIA_TYPE_MANIFEST)
     return PushResult(reference=target, digest=plan.digest, platforms=platforms, transfers=tuple(transfers))
+
+
+# The pull side and small artifacts: what the shared result cache (pipeline/remote_cache.py) needs.
+# Nothing read is trusted: every blob is streamed to a file with its size capped and its sha256 checked
+# against the digest that names it, and a manifest is read only up to MANIFEST_LIMIT bytes.
+
+MANIFEST_LIMIT = 4 * 1024**2  # bytes: no manifest osless writes comes near this
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactFile:
+    """One blob of an artifact: a file sent as it is, its descriptor's media type and annotations."""
+
+    path: Path
+    media_type: str
+    annotations: dict[str, str]
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return "sha256:" + digest.hexdigest(), size
+
+
+class Repository:
+    """One repository of a registry: manifests read by tag, blobs read into files, artifacts pushed.
+
+    One HTTP session per object, closed by `close` (or the with-block): a thread opens its own.
+    Credentials come from the docker config, as for `push`.
+    """
+
+    def __init__(
+        self,
+        reference: Reference,
+        *,
+        insecure: bool = False,
+        config_path: Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.reference = reference
+        self._client = _Client(
+            reference,
+            insecure=insecure,
+            credentials=docker_credentials(reference, config_path),
+            credential_helper=_credential_helper(reference, config_path),
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def login(self) -> None:
+        """Checks that the registry answers as one, authenticating when it asks (RegistryError if not)."""
+        self._client.login()
+
+    def has_manifest(self, tag: str) -> bool:
+        return self._client.has_manifest(tag, oci.MEDIA_TYPE_MANIFEST)
+
+    def manifest(self, tag: str, limit: int = MANIFEST_LIMIT) -> tuple[bytes, str] | None:
+        """The manifest under `tag` and its digest (sha256 of the bytes read), or None when the
+        repository has no such tag. A body over `limit` bytes, or a registry that names it by another
+        digest, is a RegistryError."""
+        url = self._client.repo_url(f"manifests/{tag}")
+        response = self._client.send("GET", url, headers={"Accept": oci.MEDIA_TYPE_MANIFEST}, stream=True)
+        with response:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self._client.failure(response)
+            data = self._read_capped(response, limit, f"the manifest {tag}")
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self._client.check_digest(response.headers.get("Docker-Content-Digest"), digest, f"manifest {tag}")
+        return data, digest
+
+    def blob(self, digest: str, size: int, into: Path) -> None:
+        """The blob `digest` written to the new file `into`, streamed; more or fewer bytes than `size`,
+        or bytes that do not hash to `digest`, are a RegistryError (and the file is removed)."""
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise RegistryError(f"{self.reference} names a blob by {digest!r}, not a sha256 digest")
+        response = self._client.send("GET", self._client.repo_url(f"blobs/{digest}"), stream=True)
+        with response:
+            if response.status_code != 200:
+                raise self._client.failure(response)
+            hashed, written = hashlib.sha256(), 0
+            try:
+                with into.open("xb") as stream:
+                    for chunk in response.iter_content(_CHUNK):
+                        written += len(chunk)
+                        if written > size:
+                            raise RegistryError(
+                                f"{self.reference}: blob {digest} is bigger than {size} bytes"
+                            )
+                        hashed.update(chunk)
+                        stream.write(chunk)
+                if written != size:
+                    raise RegistryError(f"{self.reference}: blob {digest} has {written} bytes, not {size}")
+                if "sha256:" + hashed.hexdigest() != digest:
+                    raise RegistryError(f"{self.reference}: blob {digest} holds other bytes (sha256 differs)")
+            except requests.exceptions.RequestException as error:
+                into.unlink(missing_ok=True)
+                raise RegistryError(
+                    f"reading blob {digest} from {self.reference} failed: {_reason(error)}"
+                ) from error
+            except BaseException:
+                into.unlink(missing_ok=True)
+                raise
+
+    def push_artifact(
+        self, tag: str, *, artifact_type: str, config: ArtifactFile, layers: list[ArtifactFile]
+    ) -> str:
+        """An OCI manifest over `config` and `layers` (blobs the registry lacks uploaded first) put under
+        `tag`; returns the manifest's digest. The manifest names `artifact_type` and is also a plain
+        image manifest with a custom config media type, which registries without artifact support
+        store as well."""
+        descriptors = []
+        for index, file in enumerate([config, *layers]):
+            digest, size = _file_digest(file.path)
+            what = "config" if index == 0 else f"file {index}"
+            item = _Item(digest=digest, media_type=file.media_type, size=size, path=file.path, what=what)
+            if not self._client.has_blob(digest):
+                self._client.upload_blob(item)
+            descriptor: dict[str, Any] = {"mediaType": file.media_type, "digest": digest, "size": size}
+            if file.annotations:
+                descriptor["annotations"] = file.annotations
+            descriptors.append(descriptor)
+        manifest = oci.canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci.MEDIA_TYPE_MANIFEST,
+                "artifactType": artifact_type,
+                "config": descriptors[0],
+                "layers": descriptors[1:],
+            }
+        )
+        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        self._client.put_manifest(tag, manifest, oci.MEDIA_TYPE_MANIFEST, digest, f"manifest {tag}")
+        return digest
+
+    def _read_capped(self, response: requests.Response, limit: int, what: str) -> bytes:
+        data = bytearray()
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                data += chunk
+                if len(data) > limit:
+                    raise RegistryError(f"{self.reference}: {what} is bigger than {limit} bytes")
+        except requests.exceptions.RequestException as error:
+            raise RegistryError(f"reading {what} from {self.reference} failed: {_reason(error)}") from error
+        return bytes(data)

@@ -130,7 +130,7 @@ def _check_case(classname: str, target: TargetReport, check: CheckResult) -> ET.
     case = ET.Element("testcase", name=_text(f"smoke: {check.name}"), classname=_text(classname))
     case.set("time", _time(0.0 if target.cached else check.seconds))
     if target.cached:
-        note = "cached: inputs unchanged, the passed result of an earlier run was reused"
+        note = _cached_note(target)
         ET.SubElement(case, "system-out").text = note
         return case
     if check.reason == INTERRUPTED:
@@ -147,9 +147,18 @@ def _check_case(classname: str, target: TargetReport, check: CheckResult) -> ET.
     return case
 
 
+def _cached_note(target: TargetReport) -> str:
+    if target.result_from == "remote-cache":
+        return (
+            "remote cache: inputs unchanged, the passed result of another run was downloaded, checked "
+            "and its binary verified again; " + "; ".join(target.notes)
+        )
+    return "cached: inputs unchanged, the passed result of an earlier run was reused"
+
+
 def _passed(case: ET.Element, target: TargetReport, stage: str) -> None:
     if target.cached:
-        note = "cached: inputs unchanged, the passed result of an earlier run was reused"
+        note = _cached_note(target)
         ET.SubElement(case, "system-out").text = note
     elif stage == "smoke" and target.smoke:
         _smoke_output(case, target)

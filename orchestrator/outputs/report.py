@@ -63,6 +63,10 @@ class TargetReport:
     cached: bool = False  # reused from an earlier run whose inputs were the same
     engine: str = "default"  # the engine that built and ran it: "default" or the platform given --engine
     fetch: FetchInfo | None = None  # the fetch step before its build, when the recipe has [fetch]
+    # Where its result comes from: "built" in this run, "local-cache" (out/'s result.json) or
+    # "remote-cache" (an entry of a --cache-from registry, pipeline/remote_cache.py).
+    result_from: str = "built"
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. a cache entry ignored, and why
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetReport:
@@ -114,6 +118,11 @@ class RunReport:
     targets: list[TargetReport]
     images: list[ServiceImage]
     unsupported: list[Unsupported]
+    # name -> `REPO@sha256:...` for a toolchain whose recipe names a registry image (a `:tag` resolved)
+    toolchain_digests: dict[str, str] = dataclasses.field(default_factory=dict)
+    # name -> its lock file and digest (`recipes/toolchains/gcc.lock sha256:...`) for a locked toolchain:
+    # the exact package versions its image was bootstrapped from (the SBOMs list them)
+    toolchain_locks: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def failed(self) -> list[TargetReport]:

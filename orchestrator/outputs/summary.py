@@ -57,7 +57,7 @@ def recipe_markdown(problems: Sequence[RecipeProblem]) -> str:
 
 def _row(target: TargetReport) -> str:
     if target.status is Status.PASSED:
-        result = "✅ passed" + (" (cached)" if target.cached else "")
+        result = "✅ passed" + (f" ({_reused(target)})" if target.cached else "")
     elif target.status is Status.FAILED:
         result = "❌ **failed**"
     else:
@@ -75,6 +75,11 @@ def _row(target: TargetReport) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _reused(target: TargetReport) -> str:
+    """Where a reused result comes from: out/ ("cached") or a --cache-from registry."""
+    return "remote cache" if target.result_from == "remote-cache" else "cached"
+
+
 def _checks(target: TargetReport) -> str:
     """`- service platform: ✅ name, ❌ name (reason)` for a target with several smoke checks."""
     assert target.smoke is not None
@@ -89,11 +94,13 @@ def _totals(report: RunReport) -> str:
     targets = report.targets
     passed = [t for t in targets if t.status is Status.PASSED]
     cached = sum(t.cached for t in passed)
+    remote = sum(t.result_from == "remote-cache" for t in passed)
     failed = sum(t.status is Status.FAILED for t in targets)
     cancelled = sum(t.status is Status.CANCELLED for t in targets)
     binaries = sum(t.binary.size for t in passed if t.binary)
     images = sum(t.image.size for t in passed if t.image)
-    counts = f"{len(passed)} passed ({cached} cached), {failed} failed"
+    counts = f"{len(passed)} passed ({cached} cached" + (f", {remote} from a remote cache" if remote else "")
+    counts += f"), {failed} failed"
     counts += f", {cancelled} cancelled" if cancelled else ""
     return (
         f"**Total:** {len(targets)} target{'s' if len(targets) != 1 else ''}: {counts}; "

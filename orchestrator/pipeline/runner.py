@@ -9,33 +9,35 @@ SBOMs, result.json).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from orchestrator import __version__
 from orchestrator.engine import Engine
-from orchestrator.errors import OslessError, OutputError, RecipeError, ToolchainError
+from orchestrator.errors import OslessError, OutputError, RecipeError, RegistryError, ToolchainError
+from orchestrator.image.registry import Reference
 from orchestrator.outputs import outdir
 from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import RunReport, ServiceImage, Status, TargetReport, Unsupported
 from orchestrator.outputs.sizes import human_size
 from orchestrator.outputs.writers import write_run_files
-from orchestrator.pipeline import cache
+from orchestrator.pipeline import cache, remote_cache
 from orchestrator.pipeline.engines import DEFAULT, Engines
 from orchestrator.pipeline.provenance import Provenance, provenance
 from orchestrator.pipeline.scheduler import Scheduler, signals_deferred
 from orchestrator.pipeline.services import write_layouts
-from orchestrator.pipeline.target import StageTracker, TargetStages, os_reason
+from orchestrator.pipeline.target import STAGING_DIR, StageTracker, TargetStages, os_reason, smoke_host
 from orchestrator.pipeline.targets import Target, skipped_platforms
 from orchestrator.recipe.model import Project
 from orchestrator.stages.build import Builders
-from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
+from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, lock_path, provision
 
 INTERRUPTED = "interrupted"  # the reason of a target a Ctrl-C or SIGTERM stopped
 
@@ -51,6 +53,9 @@ class BuildOptions:
     fail_fast: bool = False
     rebuild: bool = False  # ignore cached results
     cache_namespace: str = ""  # suffix of the compiler cache volumes: a fresh one means a clean build
+    cache_from: tuple[Reference, ...] = ()  # registry repositories to look results up in, in order
+    cache_to: Reference | None = None  # the registry repository passed results are uploaded to
+    trust_cache_smoke: bool = False  # a remote entry's smoke pass on this machine platform is not rerun
     out_root: Path
 
 
@@ -95,6 +100,7 @@ class Runner:
             reports, stages = self._run_targets(targets)
             self.view.phase("images: OCI layouts and SBOMs")
             images, reports = self._write_layouts(targets, reports, stages)
+            reports = self._upload(targets, reports, stages)
         except KeyboardInterrupt:
             interrupted = self._run_report(
                 self._interrupted(targets),
@@ -146,6 +152,12 @@ class Runner:
                 for (_, name), image in self._toolchains.items()
                 if isinstance(image, ToolchainImage)
             },
+            toolchain_digests={
+                name: image.repo_digest
+                for (_, name), image in self._toolchains.items()
+                if isinstance(image, ToolchainImage) and image.repo_digest
+            },
+            toolchain_locks=self._locks(),
             targets=reports,
             images=images,
             unsupported=[
@@ -175,6 +187,16 @@ class Runner:
             )
             reports.append(tracker.report(Status.CANCELLED, tracker.stage, INTERRUPTED))
         return reports
+
+    def _locks(self) -> dict[str, str]:
+        """The report's `toolchain_locks`: each provisioned locked toolchain's lock file and digest."""
+        locks = {}
+        for (_, name), image in self._toolchains.items():
+            lock = self.project.toolchains[name].lock
+            if isinstance(image, ToolchainImage) and lock is not None:
+                path = lock_path(self.project.toolchains[name]).relative_to(self.project.root)
+                locks[name] = f"{path.as_posix()} {lock.digest}"
+        return locks
 
     def _provision_toolchains(self, targets: Sequence[Target]) -> None:
         """Each toolchain on each engine that builds with it; another engine's copy is transferred."""
@@ -261,6 +283,8 @@ class Runner:
                 rebuild=self.options.rebuild,
                 stop=self._stop,
                 view=self.view,
+                cache_from=tuple(remote_cache.RemoteCache(ref) for ref in self.options.cache_from),
+                trust_cache_smoke=self.options.trust_cache_smoke,
             )
             scheduler = self._scheduler = Scheduler[TargetReport](
                 jobs=self.options.jobs,
@@ -275,6 +299,62 @@ class Runner:
             )
             finished = scheduler.run({t.name: functools.partial(stages.up_to_package, t) for t in targets})
         return [finished[t.name] for t in targets], stages
+
+    def _upload(
+        self, targets: Sequence[Target], reports: Sequence[TargetReport], stages: TargetStages
+    ) -> list[TargetReport]:
+        """With --cache-to, each passed target's result uploaded unless the repository has its key
+        already; a failed upload is a note on the target, never a failure."""
+        if self.options.cache_to is None:
+            return list(reports)
+        remote = remote_cache.RemoteCache(self.options.cache_to)
+        self.view.phase(f"remote cache: upload to {remote}")
+
+        def upload(target: Target, report: TargetReport) -> TargetReport:
+            key = stages.keys.get(target.name)
+            if report.status is not Status.PASSED or key is None:
+                return report
+            note = self._upload_one(remote, target, report, key, stages)
+            return replace(report, notes=[*report.notes, note]) if note else report
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
+            return list(pool.map(upload, targets, reports))
+
+    def _upload_one(
+        self,
+        remote: remote_cache.RemoteCache,
+        target: Target,
+        report: TargetReport,
+        key: str,
+        stages: TargetStages,
+    ) -> str | None:
+        """One target's entry uploaded; the note to add to its report when it was not."""
+        unusable = remote.unusable()
+        if unusable is not None:
+            return f"not uploaded to the remote cache {remote}: {unusable}"
+        try:
+            if remote.has(key):
+                self.view.step(target.name, f"remote cache {remote}: has it already", done=True)
+                return None
+            where = remote.upload(
+                key,
+                report=report,
+                output_dir=target.output_dir(self.options.out_root),
+                smoke_host=stages.smoke_hosts.get(target.name, smoke_host()),
+                work=self.options.out_root / STAGING_DIR,
+            )
+        except cache.InvalidEntry as invalid:
+            reason = invalid.reason
+        except RegistryError as error:
+            reason = error.message
+        except OSError as error:
+            reason = f"cannot read {error.filename or 'a file'}: {error.strerror or error}"
+        else:
+            self.view.step(target.name, f"uploaded to the remote cache: {where}", done=True)
+            return None
+        note = f"not uploaded to the remote cache {remote}: {reason}"
+        self.view.step(target.name, note, done=True)
+        return note
 
     def _write_layouts(
         self, targets: Sequence[Target], reports: Sequence[TargetReport], stages: TargetStages

@@ -13,22 +13,22 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from orchestrator.errors import EngineError, OslessError
+from orchestrator.errors import EngineError, OslessError, RegistryError
 from orchestrator.image import oci
 from orchestrator.image.extras import extra_files
 from orchestrator.outputs.atomic import write_atomic
 from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import BinaryInfo, ImageInfo, Status, TargetReport, to_jsonable
-from orchestrator.pipeline import cache
+from orchestrator.pipeline import cache, remote_cache
 from orchestrator.pipeline.engines import Engines
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.pipeline.scheduler import SmokeDue
 from orchestrator.pipeline.targets import Target
-from orchestrator.platforms import Platform, is_emulated
+from orchestrator.platforms import Platform, host_platform, is_emulated
 from orchestrator.recipe.model import Project, Service
 from orchestrator.stages import build as build_stage
 from orchestrator.stages import fetch as fetch_stage
@@ -42,6 +42,13 @@ from orchestrator.stages.toolchain import ToolchainImage
 
 T = TypeVar("T")
 NOT_STARTED = "not started: the run was stopped (--fail-fast)"
+STAGING_DIR = ".remote-cache"  # out/.remote-cache/<key>: an entry being downloaded, or its document uploaded
+
+
+def smoke_host() -> str | None:
+    """The machine platform smoke tests run on here: what a cache entry records its smoke pass with."""
+    host = host_platform()
+    return host.name if host else None
 
 
 class StageFailed(Exception):
@@ -69,6 +76,8 @@ class StageTracker:
         self.smoke: SmokeResult | None = None
         self.log: str | None = None
         self.fetch: FetchInfo | None = None
+        self.result_from = "built"  # or "remote-cache" (a local-cache hit returns its recorded report)
+        self.notes: list[str] = []
 
     @contextlib.contextmanager
     def stage_(self, name: str, waiting: str | None = None) -> Iterator[None]:
@@ -101,6 +110,9 @@ class StageTracker:
             log=self.log,
             engine=self.engine,
             fetch=self.fetch,
+            cached=self.result_from != "built",
+            result_from=self.result_from,
+            notes=list(self.notes),
         )
 
 
@@ -148,6 +160,8 @@ class TargetStages:
         rebuild: bool,
         stop: threading.Event,
         view: ProgressView,
+        cache_from: tuple[remote_cache.RemoteCache, ...] = (),
+        trust_cache_smoke: bool = False,
     ) -> None:
         self.project = project
         self.engines = engines
@@ -160,7 +174,11 @@ class TargetStages:
         self.rebuild = rebuild
         self.stop = stop
         self.view = view
+        self.cache_from = cache_from  # looked up in order after out/'s own result
+        self.trust_cache_smoke = trust_cache_smoke
         self.trackers: dict[str, StageTracker] = {}  # target name -> its progress (for interrupts)
+        # target name -> the machine platform its smoke pass was on, for a trusted remote entry's
+        self.smoke_hosts: dict[str, str | None] = {}
         self.keys: dict[str, str | None] = {}  # target name -> its cache key
         self.images: dict[str, oci.Image] = {}  # target name -> image that passed every stage
         # target name -> (output dir, key) of passed targets whose result.json is still to write
@@ -186,7 +204,7 @@ class TargetStages:
             return key
         self.keys[target.name] = key
         if key is not None and not self.rebuild:
-            reused = self._guarded(tracker, output_dir, lambda: self._reuse(target, output_dir, key))
+            reused = self._guarded(tracker, output_dir, lambda: self._reuse(target, output_dir, key, tracker))
             if reused is not None:
                 return reused
         try:  # also the old result goes: nothing half-done looks valid
@@ -252,13 +270,30 @@ class TargetStages:
             )
         )
 
-    def _reuse(self, target: Target, output_dir: Path, key: str) -> TargetReport | None:
+    def _reuse(
+        self, target: Target, output_dir: Path, key: str, tracker: StageTracker
+    ) -> TargetReport | SmokeDue[TargetReport] | None:
+        """out/'s own result for the key, else the first --cache-from entry for it that checks out;
+        None: build it."""
+        local = self._reuse_local(target, output_dir, key, tracker)
+        if local is not None:
+            return local
+        for remote in self.cache_from:
+            hit = self._reuse_remote(remote, target, output_dir, key, tracker)
+            if hit is not None:
+                return hit
+        return None
+
+    def _reuse_local(
+        self, target: Target, output_dir: Path, key: str, tracker: StageTracker
+    ) -> TargetReport | None:
         """A passed result with the same key whose files are still what it recorded (else a rebuild,
         with a note), its image back in the engine if it was removed."""
         try:
             cached = cache.load(output_dir, key, target.platform)
         except cache.InvalidEntry as invalid:
             self.view.step(target.name, f"cached result invalid: {invalid.reason}; rebuilding")
+            tracker.notes.append(f"the result in out/ was ignored: {invalid.reason}")
             return None
         if cached is None or cached.report.image is None:
             return None
@@ -268,7 +303,118 @@ class TargetStages:
             engine.load_image(cached.archive)
         self.images[target.name] = cached.image
         self.view.step(target.name, "cached: inputs unchanged", done=True)
-        return report
+        return replace(report, result_from="local-cache", notes=[])
+
+    def _reuse_remote(
+        self,
+        remote: remote_cache.RemoteCache,
+        target: Target,
+        output_dir: Path,
+        key: str,
+        tracker: StageTracker,
+    ) -> TargetReport | SmokeDue[TargetReport] | None:
+        """The entry for the key in `remote`, downloaded and checked (remote_cache), its binary verified
+        and packaged again here into the very image it records; then its smoke test, unless trusted.
+        An entry that fails any check, or a registry that fails, is a note, and the target is built."""
+        unusable = remote.unusable()
+        if unusable is not None:
+            tracker.notes.append(f"remote cache {remote} not used: {unusable}")
+            return None
+        staging = self.out_root / STAGING_DIR / key
+        remote_cache.discard(staging)
+        try:
+            with tracker.stage_("cache", f"remote cache {remote}"):
+                entry = remote.fetch(
+                    key,
+                    service=target.service.name,
+                    platform=target.platform,
+                    staging=staging,
+                    output_dir=output_dir,
+                )
+            if entry is None:
+                return None
+            shutil.rmtree(output_dir, ignore_errors=True)
+            output_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(output_dir)
+            packaged = self._check_entry(target, output_dir, entry, tracker)
+        except (cache.InvalidEntry, RegistryError, OSError) as error:  # OSError: out/ cannot take it
+            reason = (
+                error.reason
+                if isinstance(error, cache.InvalidEntry)
+                else error.message
+                if isinstance(error, RegistryError)
+                else os_reason(error, staging)
+            )
+            note = f"remote cache {remote}: the entry for key {key[:12]} was ignored: {reason}"
+            self.view.step(target.name, f"{note}; building")
+            tracker.notes.append(note)
+            return None
+        finally:
+            remote_cache.discard(staging)
+        tracker.result_from = remote_cache.RESULT_FROM_REMOTE
+        self.view.step(target.name, f"remote cache hit: {entry.source}")
+        tracker.notes.append(f"from {entry.source}")
+        recorded = entry.report.smoke
+        here = smoke_host()
+        if self.trust_cache_smoke and recorded and recorded.passed and here and entry.smoke_host == here:
+            tracker.smoke = recorded
+            tracker.notes.append(f"smoke test not run: --trust-cache-smoke, the entry passed it on {here}")
+            self.images[target.name] = packaged.image
+            self.unsaved[target.name] = (output_dir, key)
+            self.smoke_hosts[target.name] = entry.smoke_host
+            return tracker.report(Status.PASSED, None, None)
+        due = _Packaged(target=target, tracker=tracker, output_dir=output_dir, key=key, packaged=packaged)
+        return SmokeDue(smoke=functools.partial(self._smoke, due), emulated=is_emulated(target.platform))
+
+    def _check_entry(
+        self, target: Target, output_dir: Path, entry: remote_cache.Entry, tracker: StageTracker
+    ) -> PackageResult:
+        """The downloaded binary verified again and packaged into its image, which must be the image
+        the entry records; the tracker learns what the target has only once all of it checked out."""
+        service, platform, recorded = target.service, target.platform, entry.report
+        toolchain = self.toolchain(target)
+        if not isinstance(toolchain, ToolchainImage) or recorded.binary is None or recorded.image is None:
+            raise cache.InvalidEntry("it records no binary or image")
+        binary = Path(recorded.binary.path)
+        with tracker.stage_("verify"):
+            verdict = verify_stage.verify(binary, service, platform, output_dir)
+            info = verify_stage.binary_info(binary, verdict)
+        if not verdict.ok:
+            raise cache.InvalidEntry(f"its binary fails verification: {verdict.reason}")
+        if (info.sha256, info.size) != (recorded.binary.sha256, recorded.binary.size):
+            raise cache.InvalidEntry("its binary is not the one its report records (sha256)")
+        with tracker.stage_("package"):
+            packaged = package_stage.package(
+                self.engines.for_platform(platform),
+                service,
+                platform=platform,
+                binary=binary,
+                provenance=self.provenance[service.name],
+                output_dir=output_dir,
+                toolchain_image_id=toolchain.image_id,
+                extras=self._extras_for(service, platform, toolchain.reference),
+            )
+        if (packaged.image.digest, packaged.image.image_id) != (
+            recorded.image.manifest_digest,
+            recorded.image.image_id,
+        ):
+            raise cache.InvalidEntry("its binary packages into another image than the one it records")
+        tracker.toolchain_image = toolchain.image_id
+        tracker.verify_findings = [to_jsonable(f) for f in verdict.findings]
+        tracker.binary = info
+        tracker.image = self._image_info(packaged, info)
+        tracker.log = recorded.log
+        tracker.fetch = recorded.fetch
+        return packaged
+
+    def _image_info(self, packaged: PackageResult, binary: BinaryInfo | None) -> ImageInfo:
+        return ImageInfo(
+            tag=packaged.tag,
+            image_id=packaged.image.image_id,
+            manifest_digest=packaged.image.digest,
+            size=packaged.image.size,
+            on_debian_slim=self.slim_size + binary.size if self.slim_size and binary else None,
+        )
 
     def _build_stages(self, target: Target, output_dir: Path, tracker: StageTracker) -> PackageResult:
         service, platform = target.service, target.platform
@@ -311,15 +457,7 @@ class TargetStages:
                 toolchain_image_id=toolchain.image_id,
                 extras=self._extras_for(service, platform, toolchain.reference),
             )
-            tracker.image = ImageInfo(
-                tag=packaged.tag,
-                image_id=packaged.image.image_id,
-                manifest_digest=packaged.image.digest,
-                size=packaged.image.size,
-                on_debian_slim=self.slim_size + tracker.binary.size
-                if self.slim_size and tracker.binary
-                else None,
-            )
+            tracker.image = self._image_info(packaged, tracker.binary)
 
         return packaged
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.bootstrap.lock import lock_file_name
 from orchestrator.errors import TargetsFailed, UsageError, did_you_mean, targets_failed
 from orchestrator.pipeline.provenance import changed_files
 from orchestrator.platforms import PLATFORMS, Platform
-from orchestrator.recipe.model import Project, Service
+from orchestrator.recipe.model import Project, Service, Toolchain
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,8 +45,16 @@ def changed_services(project: Project, ref: str) -> list[str]:
         for name, service in project.services.items()
         if touched(service.file)
         or touched(service.source)
-        or touched(project.toolchains[service.toolchain].file)
+        or any(touched(path) for path in _toolchain_files(project.toolchains[service.toolchain]))
     )
+
+
+def _toolchain_files(toolchain: Toolchain | None) -> Iterator[Path]:
+    """The recipe and lock of the toolchain and of each toolchain it extends: what shapes its image."""
+    while toolchain is not None:
+        yield toolchain.file
+        yield toolchain.file.parent / lock_file_name(toolchain.name)
+        toolchain = toolchain.base
 
 
 def select_targets(project: Project, services: Sequence[str], platforms: Sequence[str]) -> list[Target]:

@@ -10,7 +10,8 @@ import urllib.parse
 from collections.abc import Callable
 from datetime import date, datetime, time
 
-from orchestrator.errors import did_you_mean
+from orchestrator.errors import UsageError, did_you_mean
+from orchestrator.image.toolchain_registry import remote_image
 from orchestrator.languages import LANGUAGES
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.model import IMAGE_EXTRAS, GiB, MiB
@@ -173,6 +174,10 @@ def as_image_reference(value: object) -> str:
     match = _IMAGE_REFERENCE.fullmatch(text)
     if match is None or len(match["name"]) > MAX_REPOSITORY:
         raise Invalid(f"{shown(text)} is not a valid image reference", "e.g. 'gcc:14' or 'my/builder:1'")
+    try:
+        remote_image(text)  # one naming a registry host is pulled: it must pin a sha256 digest if any
+    except UsageError as error:
+        raise Invalid(error.message, error.hint) from error
     return text
 
 

@@ -9,6 +9,7 @@ platforms, command placeholders defined on every platform, one repository:tag pe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import stat
@@ -16,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.bootstrap.lock import lock_file_name, relock_command
+from orchestrator.bootstrap.lock import parse as parse_lock
 from orchestrator.errors import RecipeError, RecipeProblem, did_you_mean
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.convert import (
@@ -112,7 +115,7 @@ def load_project(root: Path) -> Project:
         if toolchain is None:
             unloaded.append(path.relative_to(root).as_posix())
         else:
-            toolchains.setdefault(toolchain.name, toolchain)
+            toolchains.setdefault(toolchain.name, _with_lock(toolchain, root, problems))
     toolchains, unresolved = resolve_extends(toolchains, derived)
     unloaded.extend(unresolved)
 
@@ -133,6 +136,26 @@ def load_project(root: Path) -> Project:
     if problems:
         raise RecipeError(sorted(problems, key=lambda problem: (problem.file, problem.line or 0)))
     return Project(root=root, services=services, toolchains=toolchains)
+
+
+def _with_lock(toolchain: Toolchain, root: Path, problems: list[RecipeProblem]) -> Toolchain:
+    """The toolchain with its lock (`<name>.lock` beside its recipe) when there is one; a lock that
+    cannot be read, or is another toolchain's, is a problem of the lock file."""
+    path = toolchain.file.parent / lock_file_name(toolchain.name)
+    if not path.is_file():
+        return toolchain
+    relative = path.relative_to(root).as_posix()
+    hint = f"run `{relock_command(toolchain.name)}` to write it again"
+    try:
+        lock = parse_lock(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        problems.append(RecipeProblem(file=relative, message=str(error), hint=hint))
+        return toolchain
+    if lock.toolchain != toolchain.name:
+        message = f"is the lock of toolchain {lock.toolchain!r}, not of {toolchain.name!r}"
+        problems.append(RecipeProblem(file=relative, message=message, hint=hint))
+        return toolchain
+    return dataclasses.replace(toolchain, lock=lock)
 
 
 def _read_name(table: Table, claimed: dict[str, str]) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.bootstrap.lock import Lock
 from orchestrator.image.extras import EXTRAS
 
 ALL_PLATFORMS = "all"  # `platforms = ["all"]`: every platform the toolchain can build the service for
@@ -89,6 +90,8 @@ class Toolchain:
     extends: str | None = None
     base: Toolchain | None = None
     layer: Layer | None = None
+    # `recipes/toolchains/<name>.lock` when there is one: the exact packages its image is made of.
+    lock: Lock | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,9 +22,10 @@ MakeProject = Callable[[dict[str, str]], Path]
 # Pinned from the recipes before they used placeholders: the same images must be reused, and every
 # build must see the same environment (so the binaries stay byte for byte the same). The gcc image
 # changed on purpose since: C++ (g++, g++-<triple>) and musl on every platform (musl-dev:<arch>); build
-# tools (make, autotools, cmake, ninja, meson) and pkg-config per platform (pkgconf:<arch>).
-GCC_IMAGE = "osless-toolchain/gcc:f5d5e226f87386c7"
-GO_IMAGE = "osless-toolchain/go:16ebdaa34c4f7ce2"
+# tools (make, autotools, cmake, ninja, meson) and pkg-config per platform (pkgconf:<arch>). Both tags
+# changed again with BOOTSTRAP_FORMAT 2 (images written by osless: the same id on every machine).
+GCC_IMAGE = "osless-toolchain/gcc:a28e9948dfbedb4f"
+GO_IMAGE = "osless-toolchain/go:53bafadbd17f2956"
 GCC_PACKAGES = sorted(
     [
         *("ca-certificates", "ccache", "g++", "g++-aarch64-linux-gnu", "g++-arm-linux-gnueabihf"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.bootstrap.lock import Lock, render
 from orchestrator.errors import TargetsFailedAtBuild, UsageError
 from orchestrator.pipeline.targets import (
     Skipped,
@@ -52,8 +53,14 @@ def repo(make_project: Callable[[dict[str, str]], Path]) -> Path:
             ),
             ["a", "b"],
         ),
+        (
+            lambda root: (root / "recipes/toolchains/gcc.lock").write_text(
+                render(Lock(toolchain="gcc", spec="0" * 16, suite="trixie", release_date="", requested=()))
+            ),
+            ["a", "b"],
+        ),
     ],
-    ids=["nothing", "source", "new file", "recipe", "toolchain recipe"],
+    ids=["nothing", "source", "new file", "recipe", "toolchain recipe", "toolchain lock"],
 )
 def test_changed_since_selects_what_changed(
     repo: Path, change: Callable[[Path], object], expected: list[str]

@@ -19,9 +19,11 @@ from rich.console import Console
 from orchestrator.cli import render, shared
 from orchestrator.engine import Engine
 from orchestrator.errors import EngineError, TargetsFailed, UsageError
+from orchestrator.image.registry import Reference
 from orchestrator.outputs import outdir
 from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import RunReport
+from orchestrator.pipeline.remote_cache import parse_cache_reference
 from orchestrator.pipeline.reproduce import ReproducibilityReport, check_reproducible
 from orchestrator.pipeline.runner import BuildOptions, Runner
 from orchestrator.pipeline.targets import (
@@ -47,6 +49,8 @@ class Build:
     services: list[str] = field(default_factory=list)  # select
     targets: list[Target] = field(default_factory=list)  # select
     engine_hosts: dict[str, str] = field(default_factory=dict)  # check_engine_options
+    cache_from: tuple[Reference, ...] = ()  # check_cache_options
+    cache_to: Reference | None = None  # check_cache_options
     out_root: Path | None = None  # lock_output
     engine: Engine | None = None  # connect_engines
     platform_engines: dict[str, Engine] = field(default_factory=dict)  # connect_engines
@@ -93,6 +97,22 @@ def check_engine_options(build: Build) -> None:
     build.engine_hosts = engine_options(build.args.engine)
 
 
+def check_cache_options(build: Build) -> None:
+    """`--cache-from`/`--cache-to REGISTRY/REPO`, checked before anything is created or asked; a
+    reproducibility check builds from clean state, so it takes no result from a cache nor gives one."""
+    args = build.args
+    build.cache_from = tuple(parse_cache_reference(text, "--cache-from") for text in args.cache_from)
+    build.cache_to = parse_cache_reference(args.cache_to, "--cache-to") if args.cache_to else None
+    if args.check_reproducible and (build.cache_from or build.cache_to):
+        raise UsageError(
+            "--check-reproducible builds every target from clean state: it does not combine with "
+            "--cache-from or --cache-to",
+            hint="run the reproducibility check without the cache options",
+        )
+    if args.trust_cache_smoke and not build.cache_from:
+        raise UsageError("--trust-cache-smoke needs --cache-from", hint="e.g. --cache-from REGISTRY/REPO")
+
+
 def lock_output(build: Build) -> None:
     """Before the engine: a bad --out, or one another run holds, is a usage error whatever the engine."""
     build.out_root = shared.out_root(build.args, _given(build.project))
@@ -118,6 +138,9 @@ def run_targets(build: Build) -> None:
         emulated_jobs=args.emulated_jobs,
         fail_fast=args.fail_fast,
         rebuild=args.rebuild,
+        cache_from=build.cache_from,
+        cache_to=build.cache_to,
+        trust_cache_smoke=args.trust_cache_smoke,
         out_root=_given(build.out_root),
     )
     project, targets, engines = _given(build.project), build.targets, build.platform_engines
@@ -154,6 +177,7 @@ STEPS: tuple[Step, ...] = (
     load_recipes,
     select,
     check_engine_options,
+    check_cache_options,
     lock_output,
     connect_engines,
     run_targets,
