@@ -322,10 +322,9 @@ def _merged_report(
     versions = sorted({str(r.get("osless_version", __version__)) for r in reports})
     if len(versions) > 1:
         note(f"the inputs were built by different osless versions: {', '.join(versions)}")
-    toolchains: dict[str, str] = {}
-    for report in reports:
-        for name, image_id in report.get("toolchains", {}).items():
-            toolchains.setdefault(name, image_id)
+    toolchains, digests, locks = (
+        _merged(reports, key) for key in ("toolchains", "toolchain_digests", "toolchain_locks")
+    )
     recorded = {
         (u["service"], u["platform"]): Unsupported(**u)
         for report in reports
@@ -348,10 +347,22 @@ def _merged_report(
         started=min(str(r.get("started", "")) for r in reports),
         seconds=max(float(r.get("seconds", 0)) for r in reports),
         toolchains=toolchains,
+        toolchain_digests=digests,
+        toolchain_locks=locks,
         targets=[_target_report(item.entry) for item in found.values()],
         images=images,
         unsupported=unsupported,
     )
+
+
+def _merged(reports: Sequence[dict[str, Any]], key: str) -> dict[str, str]:
+    """A report's per-toolchain mapping (image ids, pulled digests, locks) over all inputs: the first
+    input that names a toolchain gives its value."""
+    merged: dict[str, str] = {}
+    for report in reports:
+        for name, value in report.get(key, {}).items():
+            merged.setdefault(name, value)
+    return merged
 
 
 def _target_report(entry: dict[str, Any]) -> TargetReport:

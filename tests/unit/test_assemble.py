@@ -94,6 +94,30 @@ def test_failed_targets_are_merged_in_build_order_with_their_files(project: Proj
     assert (out / "junit.xml").is_file() and (out / "summary.md").is_file()
 
 
+def test_the_toolchains_their_pulled_digests_and_locks_are_merged(project: Project, tmp_path: Path) -> None:
+    machine = Path("/home/runner/work/osless/osless/out")
+    one = output_dir(tmp_path / "one", failed("hello-go", "linux/amd64", machine))
+    two = output_dir(tmp_path / "two", failed("hello-c", "linux/386", machine))
+    for root, extra in (
+        (one, {"toolchain_locks": {"go": "recipes/toolchains/go.lock sha256:" + "2" * 64}}),
+        (
+            two,
+            {
+                "toolchains": {"gcc": "sha256:" + "3" * 64},
+                "toolchain_digests": {"gcc": "r.example/gcc@sha256:" + "4" * 64},
+            },
+        ),
+    ):
+        report = json.loads((root / "report.json").read_text())
+        for key, value in extra.items():
+            report[key] = {**report.get(key, {}), **value}
+        (root / "report.json").write_text(json.dumps(report))
+    merged = assemble(project, [one, two], tmp_path / "out", connect=no_engine)
+    assert merged.toolchains == {"go": "sha256:" + "1" * 64, "gcc": "sha256:" + "3" * 64}
+    assert merged.toolchain_digests == {"gcc": "r.example/gcc@sha256:" + "4" * 64}
+    assert merged.toolchain_locks == {"go": "recipes/toolchains/go.lock sha256:" + "2" * 64}
+
+
 def test_an_input_without_a_report_is_refused(project: Project, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match=r"no report\.json"):
