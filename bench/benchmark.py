@@ -14,9 +14,10 @@ copies of this project's, so the toolchain images already in the engine are reus
   (Go cache fresh at the start), plus one `docker run` of each image osless built.
 - remote cache: the cold run uploads every result to a registry on loopback (Debian's docker-registry);
   a copy of the workspace (recipes and sources, no out/) is built by a second dockerd whose only images
-  are the toolchains (copied in before the clock starts, as a runner pulls or bootstraps the same
-  reproducible images), with `--cache-from` and `--trust-cache-smoke`; its ratio is over the cold run,
-  and every target must have come from the cache with the same index digests as the cold run's.
+  are the toolchains and the Debian slim base of the size comparison (copied in before the clock
+  starts, as a runner pulls or bootstraps the same reproducible images), with `--cache-from` and
+  `--trust-cache-smoke`; its ratio is over the cold run, and every target must have come from the
+  cache with the same index digests as the cold run's.
 
 Run it with `nox -s bench -- --services 4`, or `python -m bench.benchmark --help` from the project root.
 """
@@ -39,12 +40,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from orchestrator.bootstrap.spec import image_reference
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import Project
 from orchestrator.recipe.placeholders import build_env
 from orchestrator.stages.build import BUILD_ENV_DEFAULTS
-from orchestrator.stages.toolchain import image_reference
+from orchestrator.stages.toolchain import DEBIAN_SLIM
 from tests.daemons import SecondEngine, loopback_registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -465,7 +467,9 @@ def remote_cache(bench: Bench, cold_seconds: float) -> Remote:
     engine = SecondEngine()
     try:
         engine.start().close()
-        for image in sorted({target.toolchain_image for target in bench.targets}):
+        # and the Debian slim base the summary compares sizes with: a runner has it once, like a toolchain
+        toolchains = {target.toolchain_image for target in bench.targets}
+        for image in [*sorted(toolchains), image_reference(DEBIAN_SLIM)]:
             copy_image(image, engine.host)
         env = {**DOCKER_ENV, "DOCKER_HOST": engine.host}
         options = ("--cache-from", bench.cache, "--trust-cache-smoke")

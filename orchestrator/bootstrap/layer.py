@@ -2,8 +2,8 @@
 
 Everything that needs the network happens here, on the host: apt (debian.Apt: a private state, the
 archive's signatures checked) reads the base image's dpkg status and apt sources, resolves what the
-packages need beyond what the image has, and downloads the .deb files. stages/toolchain.py then
-installs them in a container of the base image, with no network, and makes what it changed a layer
+packages need beyond what the image has, and downloads the .deb files. make.py then installs them in
+a container of the base image, with no network, and makes what it changed a layer
 (engine.build_layer, image/toolchain_archive.py).
 
 Three kinds of additions:

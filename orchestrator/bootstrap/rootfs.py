@@ -1,11 +1,11 @@
 """A root filesystem tarball (mmdebstrap's output): what it says about itself (installed packages, apt
-sources), and files appended to it before `docker import`.
+sources), and files appended to it before it becomes the image's layer.
 
 Appended files are owned by root and keep their modes and symlinks. Their directories pass through the
 symlinks the tarball already has (merged /usr: `lib` is `usr/lib`), so a package's `./lib/x` lands in
 `usr/lib/x` instead of replacing the `lib` symlink by a directory. A directory already there is left
-as it is; a missing one is created (0755). A file already there is kept: `docker import` refuses a
-tarball that names a path twice, and the files a foreign architecture's package shares with the native
+as it is; a missing one is created (0755). A file already there is kept: a layer names each path
+once, and the files a foreign architecture's package shares with the native
 one (Multi-Arch: same) are the same files.
 """
 

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from orchestrator import __version__
+from orchestrator.bootstrap.lock_checks import lock_path
 from orchestrator.engine import Engine
 from orchestrator.errors import OslessError, OutputError, RecipeError, RegistryError, ToolchainError
 from orchestrator.image.registry import Reference
@@ -37,7 +38,7 @@ from orchestrator.pipeline.target import STAGING_DIR, StageTracker, TargetStages
 from orchestrator.pipeline.targets import Target, skipped_platforms
 from orchestrator.recipe.model import Project
 from orchestrator.stages.build import Builders
-from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, lock_path, provision
+from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
 
 INTERRUPTED = "interrupted"  # the reason of a target a Ctrl-C or SIGTERM stopped
 

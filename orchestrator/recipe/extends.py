@@ -1,7 +1,7 @@
 """Toolchain extension: `extends = "gcc"` in a toolchain recipe makes a derived toolchain.
 
 A derived toolchain inherits its base's env, languages and platforms (its own values win) and adds
-packages to the base's image as a thin layer (stages/toolchain.py). Resolution runs once every toolchain
+packages to the base's image as a thin layer (bootstrap/make.py). Resolution runs once every toolchain
 recipe is read: an unknown base or a cycle is a problem on the `extends` key, and a toolchain that
 cannot be resolved is left out (services naming it say it was not loaded).
 """

@@ -2,9 +2,12 @@
 
 Pure logic (no Docker): every problem in every recipe is collected and reported at once, so a user
 fixes all of them in one go, before any container starts. Each `recipes/*.toml` is a service, each
-`recipes/toolchains/*.toml` a toolchain; docs/recipes.md documents the schema. Besides each file's own
-values, the loader checks what needs several files: unique names, a service's toolchain and its
-platforms, command placeholders defined on every platform, one repository:tag per service.
+`recipes/toolchains/*.toml` a toolchain; docs/recipes.md documents the schema. The loader reads the
+toolchains (with their locks; `extends` resolved by extends.py) and each service's `[service]`,
+`[image]` and `[verify]` tables, and hands its other sections to their readers: `[build]` to build.py,
+`[smoke]` to smoke.py, `[fetch]` to fetch.py. Besides each file's own values, it checks what needs
+several files: unique names, a service's toolchain and its platforms, command placeholders defined on
+every platform, one repository:tag per service.
 """
 
 from __future__ import annotations
@@ -21,37 +24,26 @@ from orchestrator.bootstrap.lock import lock_file_name, relock_command
 from orchestrator.bootstrap.lock import parse as parse_lock
 from orchestrator.errors import RecipeError, RecipeProblem, did_you_mean
 from orchestrator.platforms import PLATFORMS
+from orchestrator.recipe.build import command_names, read_build, undefined
 from orchestrator.recipe.convert import (
     MAX_TAG,
     WHEEL_NAME,
-    Invalid,
-    as_bool,
-    as_check_name,
     as_components,
-    as_cpus,
-    as_duration,
     as_env,
-    as_exit_code,
     as_extras,
-    as_file_name,
     as_image_reference,
     as_languages,
     as_libraries,
     as_max_size,
-    as_memory,
     as_mirror,
     as_name,
     as_nonempty_str_list,
     as_packages,
-    as_pids,
-    as_regex,
     as_repository,
     as_sha256,
-    as_str,
     as_str_list,
     as_str_table,
     as_suite,
-    as_table,
     as_tag,
     as_text,
     as_user,
@@ -65,39 +57,21 @@ from orchestrator.recipe.extends import resolve_extends
 from orchestrator.recipe.fetch import read_fetch
 from orchestrator.recipe.model import (
     ALL_PLATFORMS,
-    BUILD_LIMITS,
-    SMOKE_FILE_LIMIT,
-    SMOKE_FILES_LIMIT,
-    SMOKE_LIMITS,
     Bootstrap,
     BuildSpec,
     ImageSpec,
     Layer,
-    Limits,
-    MiB,
     Project,
     Service,
-    SmokeCheck,
-    SmokeExpect,
-    SmokeSpec,
     Toolchain,
     ToolchainPlatform,
     VerifySpec,
     Wheel,
 )
-from orchestrator.recipe.placeholders import (
-    BUILD_VALUES,
-    FACTS,
-    as_shared_env,
-    build_env,
-    osless_env_names,
-    platform_env,
-    platform_packages,
-    scan,
-)
+from orchestrator.recipe.placeholders import as_shared_env, build_env, platform_env, platform_packages
 from orchestrator.recipe.reader import RecipeFile, Table, read_file
-
-_COMMAND_HINT = "use {output} or {NAME}; write {{ and }} for literal braces"
+from orchestrator.recipe.shared import known_platform
+from orchestrator.recipe.smoke import read_smoke
 
 
 def load_project(root: Path) -> Project:
@@ -167,14 +141,6 @@ def _read_name(table: Table, claimed: dict[str, str]) -> str | None:
             message = f"{table.key[-1]} {name!r} is already defined by {first}"
             table.file.problem((*table.key, "name"), message)
     return name
-
-
-def _known_platform(file: RecipeFile, key: tuple[str, ...], platform: str) -> bool:
-    if platform in PLATFORMS:
-        return True
-    known = f"known: {', '.join(PLATFORMS)}"
-    file.problem(key, f"unknown platform {platform!r}", hints(did_you_mean(platform, PLATFORMS), known))
-    return False
 
 
 _ADD_PLATFORM = 'add e.g. [toolchain.platforms."linux/amd64"]'
@@ -292,7 +258,7 @@ def _read_toolchain_platforms(table: Table, *, required: bool = True) -> dict[st
         table.file.problem(table.key, "needs at least one platform", _ADD_PLATFORM)
     platforms: dict[str, ToolchainPlatform] = {}
     for platform in table.entries():
-        if not _known_platform(table.file, (*table.key, platform), platform):
+        if not known_platform(table.file, (*table.key, platform), platform):
             continue
         entry = table.section(platform)
         packages: tuple[str, ...] = entry.get("packages", platform_packages(PLATFORMS[platform]), ())
@@ -334,13 +300,13 @@ def _read_service(doc: Table, context: _Context) -> Service | None:
     platforms = _read_platforms(section, toolchain)
     excluded = _read_excluded_platforms(section)
     everything = platforms == (ALL_PLATFORMS,)
-    build = _read_build(
+    build = read_build(
         doc.section("build", required=True), name or "", toolchain, () if everything else platforms or ()
     )
     image_table = doc.section("image")
     readable = None if unbuildable else source
     image = _read_image(image_table, name or "", build.output if build else "", readable)
-    smoke = _read_smoke(doc, context.root, build.output if build else "")
+    smoke = read_smoke(doc, context.root, build.output if build else "")
     verify = _read_verify(doc.section("verify"))
     fetch = read_fetch(doc.section("fetch"), context.root, toolchain)
     if name is not None and "repository" not in image_table.data and not valid_repository(name):
@@ -477,7 +443,7 @@ def _claim_image(context: _Context, image: Table, section: Table, name: str, spe
 def _read_excluded_platforms(table: Table) -> tuple[str, ...]:
     excluded: tuple[str, ...] = table.get("exclude_platforms", as_str_list, ())
     key = (*table.key, "exclude_platforms")
-    return tuple(platform for platform in excluded if _known_platform(table.file, key, platform))
+    return tuple(platform for platform in excluded if known_platform(table.file, key, platform))
 
 
 def _all_platforms(
@@ -492,27 +458,13 @@ def _all_platforms(
         if platform not in toolchain.platforms:
             unsupported[platform] = f"toolchain {toolchain.name} does not target {platform}"
             continue
-        names = _command_names(build.placeholder_texts)
-        missing = _undefined(names, build_env(toolchain, platform, build.env))
+        names = command_names(build.placeholder_texts)
+        missing = undefined(names, build_env(toolchain, platform, build.env))
         if missing:
             unsupported[platform] = f"toolchain {toolchain.name} defines no {{{missing[0]}}} for {platform}"
         else:
             chosen.append(platform)
     return tuple(chosen), unsupported
-
-
-def _command_names(texts: tuple[str, ...]) -> list[str]:
-    """The placeholder names of a build's commands and artifact, in order, each once (what else is
-    between braces: left out)."""
-    return list(dict.fromkeys(name for text in texts for name in scan(text, _COMMAND_HINT)[0]))
-
-
-def _undefined(names: list[str], env: Mapping[str, str]) -> list[str]:
-    """The names a build cannot be given on a platform: neither what osless gives every build
-    (`output`, `JOBS`, `WORKSPACE`, its own variables such as CARGO_TARGET_DIR), a platform fact nor in
-    its build environment."""
-    given = {*BUILD_VALUES, *FACTS, *osless_env_names()}
-    return [name for name in names if name not in given and name not in env]
 
 
 def _read_source(table: Table, root: Path) -> tuple[Path | None, str | None]:
@@ -573,139 +525,13 @@ def _read_platforms(table: Table, toolchain: Toolchain | None) -> tuple[str, ...
     for index, platform in enumerate(platforms):
         if platform in platforms[:index]:
             table.file.problem(key, f"{platform!r} is listed twice")
-        elif _known_platform(table.file, key, platform) and toolchain and platform not in toolchain.platforms:
+        elif known_platform(table.file, key, platform) and toolchain and platform not in toolchain.platforms:
             table.file.problem(
                 key,
                 f"{platform} is not supported by toolchain {toolchain.name}",
                 f"it supports: {', '.join(toolchain.platforms) or 'none'}",
             )
     return platforms
-
-
-_BUILD_FORMS = ("command", "steps", "script")
-MAX_STEPS = 64  # each step's output is kept in build.log: bounded
-_STEP_HINT = 'each step is a list of arguments, e.g. ["make", "-j{JOBS}"]; shell text goes in `script`'
-
-
-def _read_build(
-    table: Table, name: str, toolchain: Toolchain | None, platforms: tuple[str, ...]
-) -> BuildSpec | None:
-    """`[build]`: exactly one of command, steps or script, and where the binary is (`artifact`)."""
-    command = table.optional("command", as_nonempty_str_list)
-    steps = table.optional("steps", _as_steps)
-    script = table.optional("script", _as_script)
-    env: dict[str, str] = table.get("env", as_shared_env, {})
-    output = table.get("output", as_file_name, name)
-    timeout = table.get("timeout", as_duration, 600.0)
-    limits = _read_limits(table, BUILD_LIMITS)
-    artifact = table.optional("artifact", _as_artifact)
-    given = [form for form in _BUILD_FORMS if form in table.data]
-    if not table.present:
-        return None
-    if not given:
-        table.file.problem(
-            (*table.key, "command"), "required but missing", "give one of command, steps or script"
-        )
-        return None
-    if len(given) > 1:
-        table.file.problem(
-            (*table.key, given[1]),
-            f"{' and '.join(given)} are alternatives",
-            "keep one: command (one program), steps (programs in order) or script (shell text)",
-        )
-        return None
-    if command is None and steps is None and script is None:
-        return None  # its value was invalid: already reported
-    spec = BuildSpec(
-        command=command or (),
-        steps=steps or (),
-        script=script,
-        env=env,
-        output=output,
-        timeout=timeout,
-        limits=limits,
-        artifact=artifact,
-    )
-    _check_placeholders(table, spec, toolchain, platforms)
-    return spec
-
-
-def _as_steps(value: object) -> tuple[tuple[str, ...], ...]:
-    """`steps = [["./configure", "--host={GNU_TRIPLE}"], ["make", "-j{JOBS}"]]`: argv lists, in order."""
-    if not isinstance(value, list):
-        raise Invalid(f"expected a list of steps, got {_toml_type(value)}", _STEP_HINT)
-    if not value:
-        raise Invalid("must not be empty", _STEP_HINT)
-    if len(value) > MAX_STEPS:
-        raise Invalid(f"{len(value)} steps: at most {MAX_STEPS}", "join steps into a script")
-    steps = []
-    for number, step in enumerate(value, start=1):
-        try:
-            steps.append(as_nonempty_str_list(step))
-        except Invalid as invalid:
-            raise Invalid(f"step {number}: {invalid}", _STEP_HINT) from None
-    return tuple(steps)
-
-
-def _toml_type(value: object) -> str:
-    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"))
-    return next((name for kind, name in kinds if isinstance(value, kind)), "a table or date")
-
-
-def _as_script(value: object) -> str:
-    """Shell text for `sh -eu -c`; a NUL character cannot be passed to a program."""
-    text = as_text(value)
-    if "\0" in text:
-        raise Invalid("holds a NUL character")
-    return text
-
-
-def _as_artifact(value: object) -> str:
-    """The binary's path after the build: relative to the workspace, or absolute; a file, not a directory."""
-    text = as_text(value)
-    if "\0" in text:
-        raise Invalid(f"{shown(text)} holds a NUL character")
-    if text.endswith("/") or posixpath.basename(posixpath.normpath(text)) in ("", ".", ".."):
-        raise Invalid(f"{shown(text)} names a directory", "name the binary's file, e.g. build/app")
-    return text
-
-
-def _check_placeholders(
-    table: Table,
-    build: BuildSpec,
-    toolchain: Toolchain | None,
-    platforms: tuple[str, ...],
-) -> None:
-    """Every `{NAME}` of command, steps and artifact must be something osless gives every build, a
-    platform fact or in the build environment of every platform, so no build fails on it later. A
-    script is shell text: its braces are its own."""
-    groups = {
-        "command": build.command,
-        "steps": tuple(argument for step in build.steps for argument in step),
-        "artifact": (build.artifact,) if build.artifact is not None else (),
-    }
-    for key, texts in groups.items():
-        for text in texts:
-            for invalid in scan(text, _COMMAND_HINT)[1]:
-                table.file.problem((*table.key, key), str(invalid), invalid.hint)
-    if build.artifact is not None and "output" in _command_names((*groups["command"], *groups["steps"])):
-        table.file.problem(
-            (*table.key, "artifact"),
-            "the binary is taken from artifact, so nothing reads what is written to {output}",
-            "keep one: artifact, or write the binary to {output}",
-        )
-    if toolchain is None:
-        return
-    for key, texts in groups.items():
-        names = _command_names(texts)
-        for platform in dict.fromkeys(p for p in platforms if p in toolchain.platforms):
-            defined = build_env(toolchain, platform, build.env)
-            for name in _undefined(names, defined):
-                table.file.problem(
-                    (*table.key, key),
-                    f"placeholder {{{name}}} is not defined for {platform} by toolchain {toolchain.name}",
-                    f"defined: {', '.join(sorted(defined)) or 'none'}",
-                )
 
 
 def _read_image(table: Table, name: str, output: str, source: Path | None) -> ImageSpec:
@@ -762,163 +588,3 @@ def _read_verify(table: Table) -> VerifySpec:
         allow=table.get("allow", as_str_table, {}),
         max_size=table.optional("max_size", as_max_size),
     )
-
-
-def _read_limits(table: Table, default: Limits) -> Limits:
-    """`limits = { memory = "8GiB", pids = 2048, cpus = 1.5 }`: any subset, the rest from `default`."""
-    limits = table.section("limits")
-    return Limits(
-        memory=limits.get("memory", as_memory, default.memory),
-        pids=limits.get("pids", as_pids, default.pids),
-        cpus=limits.get("cpus", as_cpus, default.cpus),
-    )
-
-
-def _read_smoke(doc: Table, root: Path, output: str) -> SmokeSpec:
-    """`[smoke]` (one check) or `[[smoke]]` (several, run in order); none: the image must exit 0.
-    `allow_root` is about the image, so one check that sets it allows root for all."""
-    tables, several = doc.tables("smoke")
-    checks: list[SmokeCheck] = []
-    allow_root = False
-    for number, table in enumerate(tables, start=1):
-        check = _read_smoke_check(table, root, output, f"check {number}" if several else "smoke")
-        allow_root |= table.get("allow_root", as_bool, False)
-        if any(other.name == check.name for other in checks):
-            table.file.problem(
-                (*table.key, "name"), f"check {check.name!r} is named twice", "give each check its own name"
-            )
-        checks.append(check)
-    return SmokeSpec(checks=tuple(checks) or (SmokeCheck(name="smoke"),), allow_root=allow_root)
-
-
-def _read_smoke_check(table: Table, root: Path, output: str, name: str) -> SmokeCheck:
-    stdin = table.optional("stdin", as_str)
-    stdin_file = _read_project_file(table, "stdin_file", root)
-    if stdin is not None and "stdin_file" in table.data:
-        table.file.problem((*table.key, "stdin_file"), "give stdin or stdin_file, not both")
-    files = _read_smoke_files(table, root, output)
-    inputs = (*files.values(), *((stdin_file,) if stdin_file else ()))
-    if sum(_size(path) for path in inputs) > SMOKE_FILES_LIMIT:
-        table.file.problem(
-            (*table.key, "files"),
-            f"the check's files and stdin_file hold more than {SMOKE_FILES_LIMIT // MiB} MiB",
-            "smoke tests need small inputs",
-        )
-    expect = _read_expect(table, SmokeExpect())
-    return SmokeCheck(
-        name=table.get("name", as_check_name, name),
-        args=table.get("args", as_str_list, ()),
-        stdin=stdin,
-        stdin_file=stdin_file,
-        files=files,
-        expect=expect,
-        platforms=_read_expect_platforms(table, expect),
-        timeout=table.get("timeout", as_duration, 30.0),
-        limits=_read_limits(table, SMOKE_LIMITS),
-    )
-
-
-def _read_expect(table: Table, base: SmokeExpect) -> SmokeExpect:
-    """stdout/stdout_matches, stderr/stderr_matches and exit_code; a stream the table says nothing about
-    keeps what `base` expects of it (a platform's table over its check's)."""
-    streams = {"stdout": (base.stdout, base.stdout_matches), "stderr": (base.stderr, base.stderr_matches)}
-    for stream in streams:
-        exact = table.optional(stream, as_str)
-        pattern = table.optional(f"{stream}_matches", as_regex)
-        if stream in table.data and f"{stream}_matches" in table.data:
-            table.file.problem(
-                (*table.key, f"{stream}_matches"),
-                f"give {stream} or {stream}_matches, not both",
-                f"{stream} is the exact text, {stream}_matches a regular expression searched in it",
-            )
-        if stream in table.data or f"{stream}_matches" in table.data:
-            streams[stream] = (exact, pattern)
-    return SmokeExpect(
-        stdout=streams["stdout"][0],
-        stdout_matches=streams["stdout"][1],
-        stderr=streams["stderr"][0],
-        stderr_matches=streams["stderr"][1],
-        exit_code=table.get("exit_code", as_exit_code, base.exit_code),
-    )
-
-
-def _read_expect_platforms(table: Table, base: SmokeExpect) -> dict[str, SmokeExpect]:
-    """`[smoke.platforms."linux/386"]`: what the check must give on that platform instead."""
-    platforms = table.optional("platforms", as_table) or {}
-    expected: dict[str, SmokeExpect] = {}
-    for platform, value in platforms.items():
-        key = (*table.key, "platforms", platform)
-        if not _known_platform(table.file, key, platform):
-            continue
-        if not isinstance(value, dict):
-            table.file.problem(key, "expected a table", 'e.g. { stdout = "32\\n" }')
-            continue
-        expected[platform] = _read_expect(Table(table.file, key, value), base)
-    return expected
-
-
-def _read_smoke_files(table: Table, root: Path, output: str) -> dict[str, Path]:
-    """`files = { "/smoke/input.json" = "tests/data/x.json" }`: project files for the smoke run only."""
-    files: dict[str, str] = table.get("files", as_str_table, {})
-    key = (*table.key, "files")
-    resolved: dict[str, Path] = {}
-    for target, relative in files.items():
-        if (
-            not target.startswith("/")
-            or target == "/"
-            or "\0" in target
-            or posixpath.normpath(target) != target
-            or target == f"/{output}"
-        ):
-            table.file.problem(
-                key, f"{shown(target)} is not an absolute, normalized image path other than the binary"
-            )
-        elif any(other.startswith(f"{target}/") for other in files):
-            table.file.problem(key, f"{shown(target)} is both a file and the directory of another file")
-        elif (path := _project_file(table, key, relative, root)) is not None:
-            resolved[target] = path
-    return resolved
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:  # gone since it was checked: the run says so
-        return 0
-
-
-def _read_project_file(table: Table, name: str, root: Path) -> Path | None:
-    text = table.optional(name, as_text)
-    return None if text is None else _project_file(table, (*table.key, name), text, root)
-
-
-def _project_file(table: Table, key: tuple[str, ...], text: str, root: Path) -> Path | None:
-    """A file relative to the project root: after symlinks and `..` inside it, regular, not too large."""
-    if "\0" in text:
-        table.file.problem(key, f"{shown(text)} holds a NUL character")
-        return None
-    if Path(text).is_absolute():
-        table.file.problem(key, f"{shown(text)} is absolute", "give a file relative to the project root")
-        return None
-    try:
-        path = (root / text).resolve()
-        info = path.stat() if path.is_relative_to(root) else None
-    except FileNotFoundError:
-        table.file.problem(key, f"{shown(text)} is missing")
-        return None
-    except (OSError, RuntimeError) as error:  # a symlink loop, a name too long, no permission
-        table.file.problem(key, f"cannot read {shown(text)}: {shown(str(error), 200)[1:-1]}")
-        return None
-    if info is None:
-        table.file.problem(key, f"{shown(text)} leads outside the project, to {path}", "keep it inside")
-    elif not stat.S_ISREG(info.st_mode):
-        table.file.problem(key, f"{shown(text)} is not a regular file")
-    elif info.st_size > SMOKE_FILE_LIMIT:
-        table.file.problem(
-            key,
-            f"{shown(text)} is larger than {SMOKE_FILE_LIMIT // MiB} MiB",
-            "smoke tests need small inputs",
-        )
-    else:
-        return path
-    return None

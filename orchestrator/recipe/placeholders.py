@@ -104,7 +104,7 @@ def build_env(toolchain: Toolchain, platform: str, service_env: Mapping[str, str
     """The build environment of one platform: toolchain env, its platform env, then the service's, later
     wins; platform placeholders in the shared values are filled for this platform.
 
-    A build command's `{NAME}` is filled from the platform facts, then this (see loader._undefined).
+    A build command's `{NAME}` is filled from the platform facts, then this (see build.undefined).
     """
     facts = PLATFORMS[platform].placeholders()
     return {
@@ -124,7 +124,7 @@ def build_values(
     platform: Platform, env: Mapping[str, str], *, output: str, jobs: int, workspace: str
 ) -> dict[str, str]:
     """The value of every placeholder of one build: platform facts, then its environment, then what
-    osless gives (later wins), as the recipe loader checked them (see loader._undefined)."""
+    osless gives (later wins), as the recipe loader checked them (see build.undefined)."""
     given = {"output": output, "JOBS": str(jobs), "WORKSPACE": workspace}
     return {**platform.placeholders(), **env, **given}
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.bootstrap import debian, rootfs
+from orchestrator.bootstrap.make import native_architecture
+from orchestrator.bootstrap.spec import DPKG_EXCLUDES
 from orchestrator.errors import ToolchainError
-from orchestrator.stages.toolchain import DPKG_EXCLUDES, native_architecture
 
 pytestmark = pytest.mark.integration
 

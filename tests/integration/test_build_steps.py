@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bootstrap.spec import image_reference
 from orchestrator.recipe.loader import load_project
-from orchestrator.stages.toolchain import image_reference
 from tests.conftest import REPO_ROOT, remove_project_volumes
 from tests.factories import MAIN_C
 from tests.integration.conftest import OslessRun, run_osless

@@ -16,18 +16,14 @@ from typing import Any
 import pytest
 
 from orchestrator.bootstrap.lock import parse, render
+from orchestrator.bootstrap.make import native_architecture
 from orchestrator.bootstrap.rootfs import installed_packages
+from orchestrator.bootstrap.spec import TOOLCHAIN_LABEL, recipe_spec_hash, spec_hash
 from orchestrator.engine import Engine
 from orchestrator.errors import ToolchainError
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import Toolchain
-from orchestrator.stages.toolchain import (
-    TOOLCHAIN_LABEL,
-    native_architecture,
-    provision,
-    recipe_spec_hash,
-    spec_hash,
-)
+from orchestrator.stages.toolchain import provision
 from tests.integration.conftest import run_osless
 
 pytestmark = pytest.mark.integration

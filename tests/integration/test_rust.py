@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bootstrap.spec import image_reference
 from orchestrator.languages import build_env_defaults
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.placeholders import build_env
-from orchestrator.stages.toolchain import image_reference
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import run_osless
 

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bootstrap.spec import BASE_LABEL, TOOLCHAIN_LABEL, image_reference
 from orchestrator.engine import PROJECT_LABEL, project_label
 from orchestrator.recipe.loader import load_project
-from orchestrator.stages.toolchain import BASE_LABEL, TOOLCHAIN_LABEL, image_reference, made_images
+from orchestrator.stages.toolchain import made_images
 from tests.integration.conftest import run_osless
 
 pytestmark = pytest.mark.integration

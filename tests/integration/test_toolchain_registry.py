@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 import requests
 
+from orchestrator.bootstrap.spec import image_reference
 from orchestrator.engine import Engine
 from orchestrator.errors import ToolchainError
 from orchestrator.image import oci
 from orchestrator.recipe.loader import load_project
-from orchestrator.stages.toolchain import image_reference, provision
+from orchestrator.stages.toolchain import provision
 from tests.integration.conftest import SecondEngine, run_osless
 
 pytestmark = pytest.mark.integration

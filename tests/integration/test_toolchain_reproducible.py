@@ -15,17 +15,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bootstrap.spec import BASE_LABEL, TOOLCHAIN_LABEL, image_reference
 from orchestrator.engine import PROJECT_LABEL, Engine
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import Toolchain
-from orchestrator.stages.toolchain import (
-    BASE_LABEL,
-    TOOLCHAIN_LABEL,
-    ToolchainImage,
-    image_reference,
-    made_images,
-    provision,
-)
+from orchestrator.stages.toolchain import ToolchainImage, made_images, provision
 from tests.daemons import SecondEngine
 from tests.integration.conftest import OslessRun, run_osless
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bootstrap.spec import image_reference
 from orchestrator.platforms import PLATFORMS, Platform
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import Service
 from orchestrator.recipe.placeholders import build_env
 from orchestrator.stages.build import build_command
-from orchestrator.stages.toolchain import image_reference
 from orchestrator.verify.findings import Severity, Verdict
 from orchestrator.verify.policy import VerifyPolicy, verify_binary
 from tests.conftest import REPO_ROOT

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bootstrap.spec import image_reference
 from orchestrator.engine import PROJECT_LABEL, Engine, project_label
 from orchestrator.outputs import sbom
 from orchestrator.outputs.sbom import PlatformBinary
@@ -32,7 +33,7 @@ from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from orchestrator.stages.build import Builders, build_command, container_env
-from orchestrator.stages.toolchain import ToolchainImage, image_reference
+from orchestrator.stages.toolchain import ToolchainImage
 from orchestrator.verify.findings import Severity, Verdict
 from orchestrator.verify.policy import verify_binary
 from tests.conftest import REPO_ROOT

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.bootstrap.spec import image_reference
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
-from orchestrator.stages.toolchain import image_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.bootstrap import layer
+from orchestrator.bootstrap import make as bootstrap_make
 from orchestrator.bootstrap.lock import (
     Lock,
     include_specs,
@@ -23,19 +24,13 @@ from orchestrator.bootstrap.lock import (
     suite_release_date,
     versions_not_found,
 )
+from orchestrator.bootstrap.lock_checks import check_installed, check_lock
+from orchestrator.bootstrap.spec import mmdebstrap_command, recipe_spec_hash, spec_hash
 from orchestrator.cli.commands import lock as lock_command
 from orchestrator.cli.parser import build_parser
 from orchestrator.errors import RecipeError, ToolchainError, UsageError
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import Bootstrap, Toolchain, ToolchainPlatform
-from orchestrator.stages import toolchain as toolchain_stage
-from orchestrator.stages.toolchain import (
-    check_installed,
-    check_lock,
-    mmdebstrap_command,
-    recipe_spec_hash,
-    spec_hash,
-)
 
 BOOTSTRAP = Bootstrap(suite="trixie", packages=("hello", "musl-dev:arm64"), unpack=("libstd-rust-dev:arm64",))
 TOOLCHAIN = Toolchain(
@@ -337,9 +332,9 @@ def test_a_locked_bootstrap_apt_refused_ends_with_the_lock_command(
     def failing(*args: object, **kwargs: object) -> list[str]:
         return ["sh", "-c", 'echo "$0"; exit 100', output]
 
-    monkeypatch.setattr(toolchain_stage, "mmdebstrap_command", failing)
+    monkeypatch.setattr(bootstrap_make, "mmdebstrap_command", failing)
     with pytest.raises(ToolchainError) as raised:
-        toolchain_stage._run_mmdebstrap(LOCKED, tmp_path / "t.tar", tmp_path / "log", "amd64", print)
+        bootstrap_make.run_mmdebstrap(LOCKED, tmp_path / "t.tar", tmp_path / "log", "amd64", print)
 
     assert message in raised.value.message
     assert "`osless lock tiny`" in (raised.value.hint or "")

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from orchestrator.bootstrap.spec import mmdebstrap_command
 from orchestrator.errors import RecipeError, RecipeProblem
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import BUILD_LIMITS, SMOKE_LIMITS, Limits
 from orchestrator.recipe.placeholders import build_env
-from orchestrator.stages.toolchain import mmdebstrap_command
 from tests.conftest import REPO_ROOT
 
 TOOLCHAIN = """\

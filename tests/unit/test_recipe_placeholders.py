@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.bootstrap.spec import bootstrap_packages, image_reference
 from orchestrator.errors import RecipeError
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.placeholders import FACTS, build_env
 from orchestrator.stages.build import build_command
-from orchestrator.stages.toolchain import bootstrap_packages, image_reference
 from tests.conftest import REPO_ROOT
 from tests.factories import MAIN_C, service_recipe
 

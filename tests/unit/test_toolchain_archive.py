@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from orchestrator.bootstrap.spec import TOOLCHAIN_LABEL
 from orchestrator.engine import PROJECT_LABEL, ImageInfo, _ChunkReader
 from orchestrator.errors import ToolchainError
 from orchestrator.image import toolchain_archive as archive
 from orchestrator.image.toolchain_archive import Change
-from orchestrator.stages.toolchain import TOOLCHAIN_LABEL, collect_superseded, made_images
+from orchestrator.stages.toolchain import collect_superseded, made_images
 
 EPOCH = 1735689600
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.bootstrap import debian, rootfs, wheels
+from orchestrator.bootstrap.spec import BOOTSTRAP_FORMAT, mmdebstrap_command, spec_hash, unpack_packages
 from orchestrator.cli.main import main
 from orchestrator.errors import RecipeError, ToolchainError
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import Bootstrap, Toolchain, ToolchainPlatform, Wheel
-from orchestrator.stages.toolchain import BOOTSTRAP_FORMAT, mmdebstrap_command, spec_hash, unpack_packages
 
 # --- Root filesystem tarballs ---
 

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 
 from orchestrator.bootstrap import layer, rootfs
-from orchestrator.cli.main import main
-from orchestrator.errors import RecipeError, ToolchainError
-from orchestrator.recipe.loader import load_project
-from orchestrator.recipe.placeholders import build_env
-from orchestrator.stages.toolchain import (
+from orchestrator.bootstrap.spec import (
     base_identity,
     bootstrap_packages,
     image_reference,
     library_packages,
     spec_hash,
 )
+from orchestrator.cli.main import main
+from orchestrator.errors import RecipeError, ToolchainError
+from orchestrator.recipe.loader import load_project
+from orchestrator.recipe.placeholders import build_env
 from tests.conftest import REPO_ROOT
 
 DERIVED = """\

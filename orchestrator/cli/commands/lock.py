@@ -15,12 +15,13 @@ from collections.abc import Callable
 from rich.console import Console
 
 from orchestrator.bootstrap.lock import Lock, render
+from orchestrator.bootstrap.lock_checks import lock_path
 from orchestrator.cli import shared
 from orchestrator.engine import Engine
 from orchestrator.errors import UsageError, did_you_mean
 from orchestrator.outputs.atomic import write_atomic
 from orchestrator.recipe.model import Project, Toolchain
-from orchestrator.stages.toolchain import lock_path, make_lock
+from orchestrator.stages.toolchain import make_lock
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

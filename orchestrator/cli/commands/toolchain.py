@@ -15,11 +15,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.bootstrap.spec import spec_hash
 from orchestrator.cli import render, shared
 from orchestrator.engine import Engine
 from orchestrator.errors import UsageError, did_you_mean
 from orchestrator.image import registry, toolchain_registry
-from orchestrator.stages.toolchain import provision, spec_hash
+from orchestrator.stages.toolchain import provision
 
 
 def push(args: argparse.Namespace, console: Console) -> int:
