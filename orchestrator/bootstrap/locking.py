@@ -15,7 +15,7 @@ from pathlib import Path
 from orchestrator.bootstrap import debian, layer, rootfs
 from orchestrator.bootstrap.lock import Lock, suite_release_date, wheel_pin
 from orchestrator.bootstrap.lock_checks import requested_packages
-from orchestrator.bootstrap.make import named, native_architecture, run_mmdebstrap
+from orchestrator.bootstrap.make import download_unpack, named, native_architecture, run_mmdebstrap
 from orchestrator.bootstrap.spec import (
     bootstrap_packages,
     library_packages,
@@ -58,13 +58,13 @@ def bootstrap_lock(toolchain: Toolchain, work_dir: Path, progress: Progress) -> 
         debs: list[Path] = []
         if unpack:
             with named(toolchain):
-                debs = debian.download(
+                debs = download_unpack(
+                    unlocked,
                     unpack,
-                    facts.installed,
-                    facts.sources,
-                    state=work_dir / f"{toolchain.name}-apt",
+                    facts,
+                    work_dir=work_dir,
+                    log_path=log_path,
                     native=native,
-                    log=log_path,
                     progress=progress,
                 )
     finally:

@@ -195,17 +195,15 @@ def _add_files(
     debs: list[Path] = []
     if unpack:
         progress("unpack: reading the image's packages and apt sources")
-        facts = rootfs.read_facts(tarball)
         with hint_relock(toolchain):
-            debs = debian.download(
+            debs = download_unpack(
+                toolchain,
                 unpack,
-                facts.installed,
-                facts.sources,
-                state=work_dir / f"{toolchain.name}-apt",
+                rootfs.read_facts(tarball),
+                work_dir=work_dir,
+                log_path=log_path,
                 native=native,
-                log=log_path,
                 progress=progress,
-                pins=toolchain.lock.unpack if toolchain.lock is not None else {},
             )
     with rootfs.appending(tarball) as appender:
         for package, deb in zip(unpack, debs, strict=True):
@@ -214,6 +212,30 @@ def _add_files(
         for wheel, path in zip(toolchain.bootstrap.wheels, wheel_files, strict=True):
             added = appender.add_wheel(path, f"wheel {wheel.name}")
             progress(f"wheel {wheel.name}: {added} files added under /{rootfs.WHEELS_DIR}{_kept(appender)}")
+
+
+def download_unpack(
+    toolchain: Toolchain,
+    unpack: list[str],
+    facts: rootfs.RootfsFacts,
+    *,
+    work_dir: Path,
+    log_path: Path,
+    native: str,
+    progress: Progress,
+) -> list[Path]:
+    """The `unpack` packages' .deb files, downloaded with apt on the host against the image's own packages
+    and sources (`facts`), in the versions the toolchain's lock names when it has one."""
+    return debian.download(
+        unpack,
+        facts.installed,
+        facts.sources,
+        state=work_dir / f"{toolchain.name}-apt",
+        native=native,
+        log=log_path,
+        progress=progress,
+        pins=toolchain.lock.unpack if toolchain.lock is not None else {},
+    )
 
 
 def _kept(appender: rootfs.RootfsAppender) -> str:
