@@ -396,8 +396,7 @@ class Engine:
     def repo_digests(self, reference: str) -> list[str]:
         """The `REPO@sha256:...` names a local image has from the registries it was pulled from (or
         pushed to)."""
-        image = self._call(f"cannot read image {reference}", lambda: self.client.images.get(reference))
-        return [str(digest) for digest in image.attrs.get("RepoDigests") or []]
+        return [str(digest) for digest in self.image_attributes(reference).get("RepoDigests") or []]
 
     def image_labels(self, reference: str) -> dict[str, str] | None:
         """The labels of a local image, None when the engine does not have it."""
@@ -602,10 +601,7 @@ class Engine:
 
     def load_image(self, archive: bytes) -> None:
         """Load an image archive (`docker load`)."""
-        try:
-            self.client.images.load(archive)
-        except _ENGINE_ERRORS as error:
-            raise EngineError(f"docker load refused the image: {_first_line(error)}") from error
+        self.load_archive(iter((archive,)))  # a stream: requests would form-encode a tuple
 
     def save_image(self, reference: str, into: IO[bytes]) -> None:
         """`docker save` of a local image, written to `into`; ImageMissing when the engine has no image

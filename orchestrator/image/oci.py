@@ -430,15 +430,21 @@ def _check_annotated_blobs(directory: Path, index: Any, problems: list[str]) -> 
             problems.append(f"{where}: no {media_type_key} annotation")
 
 
+def file_digest(path: Path) -> tuple[str, int]:
+    """`sha256:<hex>` of a file's bytes and its size, read in chunks (a toolchain's layer is 1-2 GB)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(1024**2):
+            digest.update(chunk)
+            size += len(chunk)
+    return "sha256:" + digest.hexdigest(), size
+
+
 def _check_blob_names(directory: Path, problems: list[str]) -> None:
     """Every blob's content must hash to its file name (this catches corrupted blobs)."""
     blobs = directory / BLOBS_DIR
     for path in sorted(blobs.iterdir()) if blobs.is_dir() else []:
-        digest = hashlib.sha256()
-        with path.open("rb") as blob:  # in chunks: a toolchain's layer is 1-2 GB
-            while chunk := blob.read(1024**2):
-                digest.update(chunk)
-        if digest.hexdigest() != path.name:
+        if file_digest(path)[0] != f"sha256:{path.name}":
             problems.append(f"{BLOBS_DIR}/{path.name}: content does not match its digest")
 
 

@@ -613,15 +613,6 @@ class ArtifactFile:
     annotations: dict[str, str]
 
 
-def _file_digest(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return "sha256:" + digest.hexdigest(), size
-
-
 class Repository:
     """One repository of a registry: manifests read by tag, blobs read into files, artifacts pushed.
 
@@ -720,7 +711,7 @@ class Repository:
         store as well."""
         descriptors = []
         for index, file in enumerate([config, *layers]):
-            digest, size = _file_digest(file.path)
+            digest, size = oci.file_digest(file.path)
             what = "config" if index == 0 else f"file {index}"
             item = _Item(digest=digest, media_type=file.media_type, size=size, path=file.path, what=what)
             if not self._client.has_blob(digest):

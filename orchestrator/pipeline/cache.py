@@ -205,7 +205,7 @@ def load(output_dir: Path, key: str, platform: Platform | None = None) -> Cached
         raise InvalidEntry(f"{RESULT_FILE} records no binary or image")
     binary = Path(report.binary.path)
     try:
-        binary_digest = _file_sha256(binary)
+        binary_digest = oci.file_digest(binary)[0].removeprefix("sha256:")
     except OSError as error:
         raise InvalidEntry(f"the binary {binary} cannot be read ({error.strerror or error})") from error
     if binary_digest != report.binary.sha256:
@@ -238,14 +238,6 @@ def _blobs_match_manifest(image: oci.Image) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     return named == [blob.digest for blob in (image.config, *image.layers)]
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save(output_dir: Path, key: str, report: TargetReport) -> None:

@@ -384,16 +384,7 @@ class TargetStages:
         if (info.sha256, info.size) != (recorded.binary.sha256, recorded.binary.size):
             raise cache.InvalidEntry("its binary is not the one its report records (sha256)")
         with tracker.stage_("package"):
-            packaged = package_stage.package(
-                self.engines.for_platform(platform),
-                service,
-                platform=platform,
-                binary=binary,
-                provenance=self.provenance[service.name],
-                output_dir=output_dir,
-                toolchain_image_id=toolchain.image_id,
-                extras=self._extras_for(service, platform, toolchain.reference),
-            )
+            packaged = self._package(target, binary, output_dir, toolchain)
         if (packaged.image.digest, packaged.image.image_id) != (
             recorded.image.manifest_digest,
             recorded.image.image_id,
@@ -447,19 +438,26 @@ class TargetStages:
                 raise StageFailed("verify", verdict.reason or "verification failed")
 
         with tracker.stage_("package"):
-            packaged = package_stage.package(
-                self.engines.for_platform(platform),
-                service,
-                platform=platform,
-                binary=built.binary,
-                provenance=provenance,
-                output_dir=output_dir,
-                toolchain_image_id=toolchain.image_id,
-                extras=self._extras_for(service, platform, toolchain.reference),
-            )
+            packaged = self._package(target, built.binary, output_dir, toolchain)
             tracker.image = self._image_info(packaged, tracker.binary)
 
         return packaged
+
+    def _package(
+        self, target: Target, binary: Path, output_dir: Path, toolchain: ToolchainImage
+    ) -> PackageResult:
+        """The target's image from its binary: what a build and a remote cache hit both make."""
+        service, platform = target.service, target.platform
+        return package_stage.package(
+            self.engines.for_platform(platform),
+            service,
+            platform=platform,
+            binary=binary,
+            provenance=self.provenance[service.name],
+            output_dir=output_dir,
+            toolchain_image_id=toolchain.image_id,
+            extras=self._extras_for(service, platform, toolchain.reference),
+        )
 
     def _fetch(
         self, target: Target, output_dir: Path, tracker: StageTracker, image: str, source_date_epoch: int

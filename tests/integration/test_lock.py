@@ -24,6 +24,7 @@ from orchestrator.errors import ToolchainError
 from orchestrator.recipe.loader import load_project
 from orchestrator.recipe.model import Toolchain
 from orchestrator.stages.toolchain import provision
+from tests.factories import service_recipe
 from tests.integration.conftest import run_osless
 
 pytestmark = pytest.mark.integration
@@ -48,20 +49,13 @@ extends = "{NAME}"
 [toolchain.bootstrap]
 packages = ["bc"]
 """
-SERVICE = f"""\
-[service]
-name = "lock-hello"
-source = "sources/hello"
-toolchain = "{NAME}"
-platforms = ["linux/amd64"]
-
-[build]
-command = ["true"]
-
-[image]
-entrypoint = ["/lock-hello"]
-user = "65534:65534"
-"""
+SERVICE = service_recipe(
+    "lock-hello",
+    ["true"],
+    source="sources/hello",
+    toolchain=NAME,
+    more='[image]\nentrypoint = ["/lock-hello"]\nuser = "65534:65534"\n',
+)
 
 
 @pytest.fixture(scope="module")

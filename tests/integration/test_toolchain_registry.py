@@ -21,6 +21,7 @@ from orchestrator.errors import ToolchainError
 from orchestrator.image import oci
 from orchestrator.recipe.loader import load_project
 from orchestrator.stages.toolchain import provision
+from tests.factories import service_recipe
 from tests.integration.conftest import SecondEngine, run_osless
 
 pytestmark = pytest.mark.integration
@@ -38,20 +39,13 @@ name = "{NAME}"
 {{bootstrap}}
 [toolchain.platforms."linux/amd64"]
 """
-SERVICE = f"""\
-[service]
-name = "registry-hello"
-source = "sources/hello"
-toolchain = "{NAME}"
-platforms = ["linux/amd64"]
-
-[build]
-command = ["true"]
-
-[image]
-entrypoint = ["/registry-hello"]
-user = "65534:65534"
-"""
+SERVICE = service_recipe(
+    "registry-hello",
+    ["true"],
+    source="sources/hello",
+    toolchain=NAME,
+    more='[image]\nentrypoint = ["/registry-hello"]\nuser = "65534:65534"\n',
+)
 PINNED = re.compile(r'image = "([^"]+@sha256:[0-9a-f]{64})"')
 
 
