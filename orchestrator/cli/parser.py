@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only part K of N: the N parts split the selected targets, each exactly once (for CI jobs)",
     )
     build.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    build.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the summary, show where the time went: the run's phases, compile vs smoke vs "
+        "osless's own stages, osless's overhead per target, peak memory, the slowest targets",
+    )
     _add_cache_options(build)
     build.set_defaults(command=build_command.run)
 

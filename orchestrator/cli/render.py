@@ -20,8 +20,8 @@ from orchestrator.host.doctor import Check
 from orchestrator.image import registry
 from orchestrator.image.inspect import BinaryReport, ImageReport
 from orchestrator.languages import build_report
-from orchestrator.outputs import github, summary
-from orchestrator.outputs.report import RunReport, Status, TargetReport
+from orchestrator.outputs import github, profile, summary
+from orchestrator.outputs.report import Profile, RunReport, Status, TargetReport
 from orchestrator.outputs.sizes import human_size
 from orchestrator.pipeline.reproduce import ReproducibilityReport
 from orchestrator.recipe.model import Project
@@ -80,8 +80,71 @@ def summary_table(targets: Sequence[TargetReport]) -> Table:
             human_size(target.image.on_debian_slim) if target.image and target.image.on_debian_slim else "-",
             target.binary.linkage or "-" if target.binary else "-",
             smoke,
-            f"{sum(target.seconds.values()):.1f}s",
+            f"{profile.work_seconds(target):.1f}s",
             result,
+        )
+    return table
+
+
+def print_profile(console: Console, report: RunReport) -> None:
+    """`--profile`: where the run's wall time went (its phases), whose work the targets' time was
+    (compilers, qemu, the programs, osless's own stages), osless's overhead per built target, peak
+    memory, and the slowest targets stage by stage."""
+    run = report.profile
+    if run is None:  # a report `osless assemble` merged
+        return
+    console.print(Text(f"profile: where the {run.wall:.1f}s wall time went", "bold"))
+    phases = Table()
+    phases.add_column("phase")
+    phases.add_column("seconds", justify="right")
+    phases.add_column("share", justify="right")
+    for name, seconds in run.phases.items():
+        phases.add_row(Text(name), f"{seconds:.2f}", f"{seconds / run.wall:.0%}" if run.wall else "-")
+    console.print(phases)
+    console.print(
+        Text(f"target stages, summed over {run.targets} targets ({run.built} built; they overlap)", "bold")
+    )
+    console.print(_work_table(report, run))
+    per_target = "-" if run.osless_per_target_ms is None else f"{run.osless_per_target_ms:.0f} ms"
+    memory = "unknown" if run.peak_rss_bytes is None else human_size(run.peak_rss_bytes)
+    console.print(f"osless's own time per built target: {per_target}; peak memory (RSS): {memory}")
+    console.print(Text("slowest targets (waits left out)", "bold"))
+    console.print(_slowest_table(report.targets))
+
+
+def _work_table(report: RunReport, run: Profile) -> Table:
+    """The targets' seconds by whose work they were, osless's own stage by stage, then the waits."""
+    totals = profile.stage_totals(report.targets)
+    table = Table()
+    table.add_column("whose work")
+    table.add_column("seconds", justify="right")
+    table.add_row("compile (build steps)", f"{run.compile:.2f}")
+    table.add_row("smoke tests under qemu", f"{run.emulated_smoke:.2f}")
+    table.add_row("native smoke tests", f"{run.native_smoke:.2f}")
+    table.add_section()
+    table.add_row("osless's own stages", f"{run.osless:.2f}")
+    for name, seconds in totals.items():
+        if name not in profile.NOT_OSLESS:
+            table.add_row(Text(f"  {name}"), f"{seconds:.2f}")
+    table.add_section()
+    table.add_row("waiting for a build slot", f"{totals.get('queued', 0.0):.2f}")
+    table.add_row("waiting for a smoke slot", f"{totals.get('smoke-queued', 0.0):.2f}")
+    return table
+
+
+def _slowest_table(targets: Sequence[TargetReport]) -> Table:
+    """The targets that took longest, with the {JOBS} they were given and their stages."""
+    table = Table()
+    for column in ("service", "platform", "jobs", "seconds", "stages"):
+        table.add_column(column, justify="right" if column in {"jobs", "seconds"} else "left")
+    for target in profile.slowest(targets):
+        stages = [(name, s) for name, s in profile.breakdown(target) if name not in profile.WAITS]
+        table.add_row(
+            Text(target.service),
+            Text(target.platform),
+            "-" if target.jobs is None else str(target.jobs),
+            f"{profile.work_seconds(target):.2f}",
+            Text(", ".join(f"{name} {seconds:.2f}" for name, seconds in stages)),
         )
     return table
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.outputs.atomic import write_atomic
+from orchestrator.stages.build import StepTime
 from orchestrator.stages.fetch import FetchInfo
 from orchestrator.stages.smoke import SmokeResult
 
@@ -58,7 +59,7 @@ class TargetReport:
     verify_findings: list[dict[str, Any]]
     image: ImageInfo | None
     smoke: SmokeResult | None
-    seconds: dict[str, float]  # per stage
+    seconds: dict[str, float]  # per stage, in this run (docs/report.md; outputs.profile.STAGES)
     log: str | None
     cached: bool = False  # reused from an earlier run whose inputs were the same
     engine: str = "default"  # the engine that built and ran it: "default" or the platform given --engine
@@ -67,10 +68,13 @@ class TargetReport:
     # "remote-cache" (an entry of a --cache-from registry, pipeline/remote_cache.py).
     result_from: str = "built"
     notes: list[str] = dataclasses.field(default_factory=list)  # e.g. a cache entry ignored, and why
+    steps: tuple[StepTime, ...] = ()  # each step of its build in this run, as build.log names it
+    jobs: int | None = None  # the `{JOBS}` its build in this run was given; None: not built in this run
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetReport:
-        """Read back what `to_jsonable` wrote (a cached result), marked as cached."""
+        """Read back what `to_jsonable` wrote (a cached result), marked as cached; a result written before
+        a field existed gets its default."""
 
         def nested(kind: Any, value: dict[str, Any] | None) -> Any:
             return kind(**value) if value is not None else None
@@ -83,6 +87,7 @@ class TargetReport:
                 "image": nested(ImageInfo, data["image"]),
                 "fetch": nested(FetchInfo, data.get("fetch")),
                 "smoke": SmokeResult.from_json(data["smoke"]) if data["smoke"] is not None else None,
+                "steps": tuple(StepTime(**step) for step in data.get("steps", ())),
                 "cached": True,
             }
         )
@@ -109,6 +114,22 @@ class Unsupported:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Profile:
+    """Where a run's time went (`outputs.profile.run_profile`; `osless build --profile` prints it)."""
+
+    wall: float  # seconds from the process's start to the report: the sum of `phases`
+    phases: dict[str, float]  # startup, toolchains, sources, targets, layouts, upload, report
+    targets: int
+    built: int  # targets whose build ran in this run
+    compile: float  # the build steps' seconds, summed over targets (they overlap)
+    emulated_smoke: float  # smoke tests under qemu
+    native_smoke: float
+    osless: float  # osless's own per-target stages: every other stage but the waits for a slot
+    osless_per_target_ms: float | None  # `osless` per built target; None when none was built
+    peak_rss_bytes: int | None  # this process's peak resident memory (VmHWM); None: unknown
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunReport:
     osless_version: str
     engine_version: str
@@ -123,6 +144,7 @@ class RunReport:
     # name -> its lock file and digest (`recipes/toolchains/gcc.lock sha256:...`) for a locked toolchain:
     # the exact package versions its image was bootstrapped from (the SBOMs list them)
     toolchain_locks: dict[str, str] = dataclasses.field(default_factory=dict)
+    profile: Profile | None = None  # None in a report merged by `osless assemble`
 
     @property
     def failed(self) -> list[TargetReport]:

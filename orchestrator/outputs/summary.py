@@ -1,8 +1,8 @@
 """The run as a Markdown summary: out/summary.md, and the GitHub Actions job summary.
 
 One row per target (service, platform, result, failed stage, reason, binary size, image size), then
-the totals, then each check of the targets with several smoke checks. Pure: made from the RunReport
-alone (`outputs.writers` writes it).
+the totals and, briefly, the run's profile (where the time went), then each check of the targets with
+several smoke checks. Pure: made from the RunReport alone (`outputs.writers` writes it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import html
 from collections.abc import Sequence
 
 from orchestrator.errors import RecipeProblem
-from orchestrator.outputs.report import RunReport, Status, TargetReport
+from orchestrator.outputs.report import Profile, RunReport, Status, TargetReport
 from orchestrator.outputs.sizes import human_size
 
 COLUMNS = ("service", "platform", "result", "failed stage", "reason", "binary size", "image size")
@@ -37,6 +37,8 @@ def markdown(report: RunReport) -> str:
     ]
     lines += [_row(target) for target in targets]
     lines += ["", _totals(report)]
+    if report.profile is not None:
+        lines += ["", _profile(report.profile)]
     checked = [t for t in targets if t.smoke and len(t.smoke.checks) > 1 and not t.cached]
     if checked:
         lines += ["", "Smoke checks:", ""]
@@ -106,6 +108,22 @@ def _totals(report: RunReport) -> str:
         f"**Total:** {len(targets)} target{'s' if len(targets) != 1 else ''}: {counts}; "
         f"binaries {human_size(binaries)}, images {human_size(images)} (passed targets); "
         f"{report.seconds:.1f}s"
+    )
+
+
+def _profile(profile: Profile) -> str:
+    """Where the wall time went by phase, and whose work the targets' summed seconds were."""
+    phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in profile.phases.items())
+    per_target = (
+        f" ({profile.osless_per_target_ms:.0f} ms per built target)"
+        if profile.osless_per_target_ms is not None
+        else ""
+    )
+    memory = f"; peak RSS {human_size(profile.peak_rss_bytes)}" if profile.peak_rss_bytes is not None else ""
+    return (
+        f"**Profile:** {profile.wall:.1f}s wall: {phases}. Target stages, summed: compile "
+        f"{profile.compile:.1f}s, smoke under qemu {profile.emulated_smoke:.1f}s, native smoke "
+        f"{profile.native_smoke:.1f}s, osless {profile.osless:.1f}s{per_target}{memory}"
     )
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
 from orchestrator.recipe.model import Service, SmokeSpec, Toolchain
 from orchestrator.stages.smoke import read_project_file
+from orchestrator.stages.workspace import read_source
 
 # Bump when the meaning of a cached result changes.
 CACHE_FORMAT = 1
@@ -56,72 +55,9 @@ class KeyInputs:
 
 
 def source_digest(source: Path) -> str:
-    """The content of a source tree: every file's relative path, executable bit and bytes; links' targets.
-
-    Walked with lstat, never following a link and never opening anything but a regular file (opened
-    with O_NONBLOCK and O_NOFOLLOW, its type checked again on the descriptor), so a FIFO cannot make it
-    block. A FIFO, socket or device in the tree, or an unreadable entry, is a RecipeError naming its path:
-    nothing is skipped silently.
-    """
-    digest = hashlib.sha256()
-    _digest_directory(source, source, digest)
-    return digest.hexdigest()
-
-
-def _digest_directory(source: Path, directory: Path, digest: Any) -> None:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-    except OSError as exc:
-        raise _source_problem(directory, f"cannot read this directory: {exc.strerror or exc}") from exc
-    subdirectories = []
-    for entry in entries:
-        path = Path(entry.path)
-        relative = path.relative_to(source).as_posix()
-        try:
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISLNK(mode):
-                digest.update(f"L {relative} -> {os.readlink(path)}\0".encode())
-            elif stat.S_ISDIR(mode):
-                subdirectories.append(path)
-            elif stat.S_ISREG(mode):
-                _digest_file(path, relative, digest)
-            else:
-                raise _source_problem(path, _special_message(mode))
-        except OSError as exc:
-            raise _source_problem(path, f"cannot read it: {exc.strerror or exc}") from exc
-    for subdirectory in subdirectories:  # os.walk's order: a directory's files, then its subdirectories
-        _digest_directory(source, subdirectory, digest)
-
-
-def _digest_file(path: Path, relative: str, digest: Any) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
-    with os.fdopen(fd, "rb") as stream:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):  # replaced since the lstat
-            raise _source_problem(path, _special_message(info.st_mode))
-        executable = "x" if os.access(path, os.X_OK) else "-"
-        digest.update(f"F {relative} {executable} {info.st_size}\0".encode())
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-
-
-def _special_message(mode: int) -> str:
-    return f"is {_kind(mode)}: a source tree holds only files, directories and symbolic links"
-
-
-def _kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    )
-    return next((name for test, name in kinds if test(mode)), f"a special file (mode {mode:#o})")
-
-
-def _source_problem(path: Path, message: str) -> RecipeError:
-    problem = RecipeProblem(file=str(path), message=message, hint="remove it from the source tree")
-    return RecipeError([problem])
+    """The content of a source tree, for target keys: every file's relative path, executable bit and
+    bytes, links' targets (`stages.workspace.read_source`, the walk that also gives its manifest)."""
+    return read_source(source).digest
 
 
 def target_key(inputs: KeyInputs) -> str:

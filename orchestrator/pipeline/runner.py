@@ -2,9 +2,10 @@
 stages on the scheduler's pools, write one OCI layout per service, and always write the report.
 
 One failing target never stops the others (unless fail_fast); every failure is recorded with its stage
-and a one-line reason. The modules beside this one each do one of these jobs: engines (routing and
-cleanup), scheduler (pools, fail-fast, cancellation), target (one target's stages), services (layouts,
-SBOMs, result.json).
+and a one-line reason. The run's phases are timed back to back, from the process's start to the report,
+for its profile (outputs.profile). The modules beside this one each do one of these jobs: engines
+(routing and cleanup), scheduler (pools, fail-fast, cancellation, core shares), target (one target's
+stages), services (layouts, SBOMs, result.json).
 """
 
 from __future__ import annotations
@@ -25,20 +26,22 @@ from orchestrator.engine import Engine
 from orchestrator.errors import OslessError, OutputError, RecipeError, RegistryError, ToolchainError
 from orchestrator.image.registry import Reference
 from orchestrator.outputs import outdir
+from orchestrator.outputs.profile import peak_rss, process_seconds, run_profile
 from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import RunReport, ServiceImage, Status, TargetReport, Unsupported
 from orchestrator.outputs.sizes import human_size
 from orchestrator.outputs.writers import write_run_files
 from orchestrator.pipeline import cache, remote_cache
 from orchestrator.pipeline.engines import DEFAULT, Engines
-from orchestrator.pipeline.provenance import Provenance, provenance
+from orchestrator.pipeline.provenance import PROVENANCE_RECORD, Provenance, provenances
 from orchestrator.pipeline.scheduler import Scheduler, signals_deferred
-from orchestrator.pipeline.services import write_layouts
+from orchestrator.pipeline.services import ServiceLayouts
 from orchestrator.pipeline.target import STAGING_DIR, StageTracker, TargetStages, os_reason, smoke_host
 from orchestrator.pipeline.targets import Target, skipped_platforms
 from orchestrator.recipe.model import Project
 from orchestrator.stages.build import Builders
 from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
+from orchestrator.stages.workspace import SourceTree, read_source
 
 INTERRUPTED = "interrupted"  # the reason of a target a Ctrl-C or SIGTERM stopped
 
@@ -80,27 +83,33 @@ class Runner:
         self._toolchains: dict[tuple[str, str], ToolchainImage | OslessError] = {}
         self._provenance: dict[str, Provenance] = {}
         self._source_digests: dict[str, str | OslessError] = {}
+        self._source_trees: dict[str, SourceTree] = {}  # for the builds' workspace syncs
         self._slim_size: int | None = None
         self._stages: TargetStages | None = None  # while and after the targets run
         self._scheduler: Scheduler[TargetReport] | None = None
+        self._layouts: ServiceLayouts | None = None  # while and after the targets run
 
     def run(self, targets: Sequence[Target]) -> RunReport:
         """Every stage of every target, then the layouts, then report.json (also when interrupted:
         then it says which targets finished and which were interrupted, and KeyboardInterrupt goes on).
         """
+        phases = _Phases("toolchains")
         started = datetime.now(timezone.utc)
-        clock = time.monotonic()
         outdir.prepare(self.options.out_root)
         engine_version = self._engine_version()
         try:
             self.engines.remove_stale_containers(self.view)
             self.view.phase("toolchains")
             self._provision_toolchains(targets)
+            phases.enter("sources")
             self._read_sources(targets)
+            phases.enter("targets")
             self.view.phase(f"targets: build, verify, package, smoke ({len(targets)})")
-            reports, stages = self._run_targets(targets)
+            reports, stages, layouts = self._run_targets(targets)
+            phases.enter("layouts")
             self.view.phase("images: OCI layouts and SBOMs")
-            images, reports = self._write_layouts(targets, reports, stages)
+            images, reports = layouts.finish(reports)
+            phases.enter("upload")
             reports = self._upload(targets, reports, stages)
         except KeyboardInterrupt:
             interrupted = self._run_report(
@@ -108,13 +117,13 @@ class Runner:
                 [],
                 engine_version=engine_version,
                 started=started,
-                clock=clock,
+                phases=phases,
             )
             with signals_deferred(), contextlib.suppress(OSError):
                 write_run_files(interrupted, self.options.out_root)
             raise
         report = self._run_report(
-            reports, images, engine_version=engine_version, started=started, clock=clock
+            reports, images, engine_version=engine_version, started=started, phases=phases
         )
         try:
             write_run_files(report, self.options.out_root)
@@ -129,9 +138,12 @@ class Runner:
         """Ctrl-C: stop starting work and remove this run's containers, on every engine.
 
         An engine that does not answer any more cannot have its containers removed now: the next
-        run removes them (by label) when it starts. That never hides the interrupt itself.
+        run removes them (by label) when it starts. That never hides the interrupt itself. A layout
+        being written is finished first (its SBOM reads a container), the queued ones are dropped.
         """
         self._stop.set()
+        if self._layouts is not None:
+            self._layouts.abandon()
         self.engines.cancel(self.view)
 
     def _run_report(
@@ -141,13 +153,21 @@ class Runner:
         *,
         engine_version: str,
         started: datetime,
-        clock: float,
+        phases: _Phases,
     ) -> RunReport:
-        return RunReport(
+        """The run's report, with its profile: the phase in progress ends here, "report" starts."""
+        phases.enter("report")
+        unsupported = [
+            Unsupported(service=skipped.service, platform=skipped.platform, reason=skipped.reason)
+            for skipped in skipped_platforms(self.project, self.options.services, self.options.platforms)
+        ]
+        locks = self._locks()
+        seconds = phases.finish()
+        report = RunReport(
             osless_version=__version__,
             engine_version=engine_version,
             started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            seconds=round(time.monotonic() - clock, 2),
+            seconds=round(sum(seconds.values()) - seconds["startup"], 2),
             toolchains={
                 name: image.image_id
                 for (_, name), image in self._toolchains.items()
@@ -158,14 +178,12 @@ class Runner:
                 for (_, name), image in self._toolchains.items()
                 if isinstance(image, ToolchainImage) and image.repo_digest
             },
-            toolchain_locks=self._locks(),
+            toolchain_locks=locks,
             targets=reports,
             images=images,
-            unsupported=[
-                Unsupported(service=skipped.service, platform=skipped.platform, reason=skipped.reason)
-                for skipped in skipped_platforms(self.project, self.options.services, self.options.platforms)
-            ],
+            unsupported=unsupported,
         )
+        return replace(report, profile=run_profile(report, phases=seconds, peak_rss=peak_rss()))
 
     def _engine_version(self) -> str:
         try:
@@ -243,19 +261,27 @@ class Runner:
             self.view.step(subject, f"skipped: {_toolchain_error(error, work_dir).message}", done=True)
 
     def _read_sources(self, targets: Sequence[Target]) -> None:
-        """Each service's provenance and source digest (for its targets' keys); a source that cannot be
-        read fails that service's targets, not the run."""
-        for service in {t.service.name: t.service for t in targets}.values():
-            if service.unbuildable is not None:  # no source to read: its targets fail with the reason
-                continue
-            self._provenance[service.name] = provenance(service.source)
+        """Each service's provenance and source tree (its digest for its targets' keys, its manifest for
+        their workspace syncs); a source that cannot be read fails that service's targets, not the run."""
+        services = [
+            service
+            for service in {t.service.name: t.service for t in targets}.values()
+            if service.unbuildable is None  # else no source to read: its targets fail with the reason
+        ]
+        self._provenance.update(
+            provenances({s.name: s.source for s in services}, self.options.out_root / PROVENANCE_RECORD)
+        )
+        for service in services:
             try:
-                self._source_digests[service.name] = cache.source_digest(service.source)
+                tree = self._source_trees[service.name] = read_source(service.source)
+                self._source_digests[service.name] = tree.digest
             except RecipeError as error:
                 unreadable = "; ".join(f"{problem.file}: {problem.message}" for problem in error.problems)
                 self._source_digests[service.name] = OslessError(f"the source cannot be read: {unreadable}")
 
-    def _run_targets(self, targets: Sequence[Target]) -> tuple[list[TargetReport], TargetStages]:
+    def _run_targets(
+        self, targets: Sequence[Target]
+    ) -> tuple[list[TargetReport], TargetStages, ServiceLayouts]:
         """Every target's stages on the scheduler's pools, with one set of warm builders per engine
         (removed when the targets are done, whatever happens)."""
         by_name = {t.name: t for t in targets}
@@ -268,6 +294,8 @@ class Runner:
                         self.options.out_root,
                         self.options.cache_namespace,
                         copy_files=not Engines.sees_local_files(name),
+                        rebuild=self.options.rebuild,
+                        sources=self._source_trees,
                     )
                 )
                 for name, engine in self.engines.by_name().items()
@@ -287,6 +315,17 @@ class Runner:
                 cache_from=tuple(remote_cache.RemoteCache(ref) for ref in self.options.cache_from),
                 trust_cache_smoke=self.options.trust_cache_smoke,
             )
+            layouts = self._layouts = ServiceLayouts(
+                targets,
+                images=stages.images,
+                keys=stages.keys,
+                unsaved=stages.unsaved,
+                engine_for=lambda target: self.engines.for_platform(target.platform),
+                toolchain_for=stages.toolchain,
+                provenance=self._provenance,
+                out_root=self.options.out_root,
+                view=self.view,
+            )
             scheduler = self._scheduler = Scheduler[TargetReport](
                 jobs=self.options.jobs,
                 emulated_jobs=self.options.emulated_jobs,
@@ -295,11 +334,17 @@ class Runner:
                 passed=lambda report: report.status is Status.PASSED,
                 not_started=lambda name: stages.not_started(by_name[name]),
                 cancel=self.cancel,
-                release=lambda: self.engines.remove_run_containers(self.view),
+                release=functools.partial(self._release, layouts),
                 note=self.view.step,
+                outcome=layouts.outcome,
             )
             finished = scheduler.run({t.name: functools.partial(stages.up_to_package, t) for t in targets})
-        return [finished[t.name] for t in targets], stages
+        return [finished[t.name] for t in targets], stages, layouts
+
+    def _release(self, layouts: ServiceLayouts) -> None:
+        """Once the targets are done: the layouts written so far, then this run's containers removed."""
+        layouts.wait()
+        self.engines.remove_run_containers(self.view)
 
     def _upload(
         self, targets: Sequence[Target], reports: Sequence[TargetReport], stages: TargetStages
@@ -357,21 +402,27 @@ class Runner:
         self.view.step(target.name, note, done=True)
         return note
 
-    def _write_layouts(
-        self, targets: Sequence[Target], reports: Sequence[TargetReport], stages: TargetStages
-    ) -> tuple[list[ServiceImage], list[TargetReport]]:
-        return write_layouts(
-            targets,
-            reports,
-            images=stages.images,
-            keys=stages.keys,
-            unsaved=stages.unsaved,
-            engine_for=lambda target: self.engines.for_platform(target.platform),
-            toolchain_for=stages.toolchain,
-            provenance=self._provenance,
-            out_root=self.options.out_root,
-            view=self.view,
-        )
+
+class _Phases:
+    """The run's phases timed back to back: "startup" (from the process's start: imports, recipes,
+    engines) up to the run's start, then each phase up to the next one's start."""
+
+    def __init__(self, first: str) -> None:
+        self.seconds = {"startup": process_seconds()}
+        self._current: str | None = first
+        self._since = time.monotonic()
+
+    def enter(self, name: str | None) -> None:
+        """The phase in progress ends (a phase entered again adds up), `name` starts (None: none)."""
+        now = time.monotonic()
+        if self._current is not None:
+            self.seconds[self._current] = self.seconds.get(self._current, 0.0) + now - self._since
+        self._current, self._since = name, now
+
+    def finish(self) -> dict[str, float]:
+        """Every phase's seconds, the one in progress ended."""
+        self.enter(None)
+        return dict(self.seconds)
 
 
 def _toolchain_error(error: OslessError | OSError, work_dir: Path) -> OslessError:

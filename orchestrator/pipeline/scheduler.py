@@ -2,8 +2,10 @@
 
 A target's build callable either ends it (its outcome) or hands on its smoke test (SmokeDue), which
 goes to the native or the emulated pool: a build worker never waits for a smoke slot, so emulated smoke
-tests queue up without holding back compiles. It knows nothing of engines or stages (plain callables),
-so fail-fast and cancellation are tested without an engine.
+tests queue up without holding back compiles. Each build is told, when a worker takes it, how long it
+waited and how many builds share the cores now (its `{JOBS}`: `core_share`), and each smoke test how
+long it waited for its slot. It knows nothing of engines or stages (plain callables), so fail-fast,
+cancellation and the core shares are tested without an engine.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 R = TypeVar("R")  # a target's outcome
@@ -21,20 +24,48 @@ R = TypeVar("R")  # a target's outcome
 
 @dataclass(frozen=True, kw_only=True)
 class SmokeDue(Generic[R]):
-    """A target that passed every stage up to packaging: its smoke test, and whether it is emulated."""
+    """A target that passed every stage up to packaging: its smoke test (given the seconds it waited for
+    a smoke slot since it became due), and whether it is emulated."""
 
-    smoke: Callable[[], R]
+    smoke: Callable[[float], R]
     emulated: bool
+    due: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slot:
+    """What a build is given when a worker takes it."""
+
+    waited: float  # seconds since it was queued
+    sharing: int  # builds the cores are shared by now: the slots while others wait, else those running
+
+    def cores(self, total: int, limit: int) -> int:
+        """`{JOBS}`: this build's share of `total` cores, at most `limit` (the recipe's CPU limit)."""
+        return core_share(total, sharing=self.sharing, limit=limit)
+
+
+def core_share(cores: int, *, sharing: int, limit: int) -> int:
+    """An equal share of the cores among the builds sharing them, at least 1, at most `limit`: two
+    builds on two cores each get `make -j1`, not two `make -j2` that fight for them."""
+    return max(1, min(limit, cores // max(1, sharing)))
+
+
+def builds_sharing(*, slots: int, running: int, waiting: int) -> int:
+    """How many builds the cores are shared by for one starting now (`running` counts it): as many as
+    can run at once while others wait for a slot; at the tail only those still running, so a lone last
+    build gets every core."""
+    return max(1, min(slots, running + waiting))
 
 
 class Scheduler(Generic[R]):
-    """Runs each target's build, then its smoke test when it hands one on, `jobs` builds and `jobs`
-    native smoke tests at a time and `emulated_jobs` emulated ones.
+    """Runs each target's build (given its Slot), then its smoke test when it hands one on, `jobs`
+    builds and `jobs` native smoke tests at a time and `emulated_jobs` emulated ones.
 
     `stop` set (by fail_fast after an outcome that did not pass, or by the caller) makes targets not
     started yet end as `not_started` says. An exception in the loop (Ctrl-C) calls `cancel`, drops the
     queued work, waits for the work in flight, keeps the passed outcomes that finished meanwhile in
     `finished`, and goes on. `release` is called once the pools are idle, however the run ends.
+    `outcome` hears of each target's outcome as it comes (not of those an interrupt leaves).
     """
 
     def __init__(
@@ -49,6 +80,7 @@ class Scheduler(Generic[R]):
         cancel: Callable[[], None],
         release: Callable[[], None],
         note: Callable[[str, str], None],
+        outcome: Callable[[str, R], None] = lambda name, outcome: None,
     ) -> None:
         self.jobs = max(1, jobs)
         self.emulated_jobs = max(1, emulated_jobs)
@@ -59,9 +91,13 @@ class Scheduler(Generic[R]):
         self.cancel = cancel
         self.release = release
         self.note = note
+        self.outcome = outcome
         self.finished: dict[str, R] = {}  # target name -> its outcome, as targets finish
+        self._counts = threading.Lock()
+        self._waiting = 0  # builds queued that no worker took yet
+        self._running = 0  # builds a worker is running
 
-    def run(self, builds: Mapping[str, Callable[[], R | SmokeDue[R]]]) -> dict[str, R]:
+    def run(self, builds: Mapping[str, Callable[[Slot], R | SmokeDue[R]]]) -> dict[str, R]:
         """Every target's outcome by name."""
         pools = {
             "build": ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="osless-build"),
@@ -70,9 +106,12 @@ class Scheduler(Generic[R]):
         }
         pending: dict[Future[R | SmokeDue[R]], str] = {}
         try:
+            with self._counts:
+                self._waiting = len(builds)
+            queued = time.monotonic()  # every target at once: the pool starts them in order
             for name, build in builds.items():
                 self.note(name, "queued")
-                pending[pools["build"].submit(self._start, name, build)] = name
+                pending[pools["build"].submit(self._start, name, build, queued)] = name
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -81,9 +120,10 @@ class Scheduler(Generic[R]):
                     if isinstance(outcome, SmokeDue):
                         self.note(name, "waiting for a qemu slot" if outcome.emulated else "smoke queued")
                         pool = pools["emulated" if outcome.emulated else "smoke"]
-                        pending[pool.submit(outcome.smoke)] = name
+                        pending[pool.submit(_smoke, outcome)] = name
                         continue
                     self.finished[name] = outcome
+                    self.outcome(name, outcome)
                     if self.fail_fast and not self.passed(outcome):
                         self.stop.set()
         except BaseException:
@@ -103,10 +143,22 @@ class Scheduler(Generic[R]):
         self.release()
         return self.finished
 
-    def _start(self, name: str, build: Callable[[], R | SmokeDue[R]]) -> R | SmokeDue[R]:
-        if self.stop.is_set():
-            return self.not_started(name)
-        return build()
+    def _start(self, name: str, build: Callable[[Slot], R | SmokeDue[R]], queued: float) -> R | SmokeDue[R]:
+        with self._counts:
+            self._waiting -= 1
+            self._running += 1
+            sharing = builds_sharing(slots=self.jobs, running=self._running, waiting=self._waiting)
+        try:
+            if self.stop.is_set():
+                return self.not_started(name)
+            return build(Slot(waited=time.monotonic() - queued, sharing=sharing))
+        finally:
+            with self._counts:
+                self._running -= 1
+
+
+def _smoke(due: SmokeDue[R]) -> R:
+    return due.smoke(time.monotonic() - due.due)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 Every failure ends the target with a report (the stage and a one-line reason), never an exception: a
 stage that fails, a file of out/ that cannot be written, an engine that stops answering, a bug of ours.
+Every part of a target's time in this run is in its report's `seconds` (outputs.profile.STAGES): the
+waits for a slot, the cache lookup, the build's parts, verify, package, load and the smoke test.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from orchestrator.outputs.report import BinaryInfo, ImageInfo, Status, TargetRep
 from orchestrator.pipeline import cache, remote_cache
 from orchestrator.pipeline.engines import Engines
 from orchestrator.pipeline.provenance import Provenance
-from orchestrator.pipeline.scheduler import SmokeDue
+from orchestrator.pipeline.scheduler import Slot, SmokeDue
 from orchestrator.pipeline.targets import Target
 from orchestrator.platforms import Platform, host_platform, is_emulated
 from orchestrator.recipe.model import Project, Service
@@ -35,6 +37,7 @@ from orchestrator.stages import fetch as fetch_stage
 from orchestrator.stages import package as package_stage
 from orchestrator.stages import smoke as smoke_stage
 from orchestrator.stages import verify as verify_stage
+from orchestrator.stages.build import StepTime
 from orchestrator.stages.fetch import FetchInfo
 from orchestrator.stages.package import PackageResult
 from orchestrator.stages.smoke import SmokeResult
@@ -61,7 +64,7 @@ class StageFailed(Exception):
 
 
 class StageTracker:
-    """Collects what a target produced, stage by stage, and times each stage."""
+    """Collects what a target produced, stage by stage, and times each stage and its parts."""
 
     def __init__(self, target: Target, view: ProgressView, engine: str) -> None:
         self.target = target
@@ -78,19 +81,29 @@ class StageTracker:
         self.fetch: FetchInfo | None = None
         self.result_from = "built"  # or "remote-cache" (a local-cache hit returns its recorded report)
         self.notes: list[str] = []
+        self.steps: tuple[StepTime, ...] = ()
+        self.jobs: int | None = None
 
     @contextlib.contextmanager
-    def stage_(self, name: str, waiting: str | None = None) -> Iterator[None]:
-        """Time a stage; an engine error inside it becomes that stage's failure."""
+    def stage_(self, name: str, waiting: str | None = None, *, part: str | None = None) -> Iterator[None]:
+        """Time a stage, or a `part` of it under that name (`docker load` is the package stage's); an
+        engine error inside it becomes that stage's failure."""
         self.stage = name
-        self.view.step(self.target.name, waiting or name)
+        self.view.step(self.target.name, waiting or part or name)
+        with self.timed(part or name):
+            try:
+                yield
+            except EngineError as error:
+                raise StageFailed(name, error.message) from error
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the seconds spent inside to seconds[name]."""
         started = time.monotonic()
         try:
             yield
-        except EngineError as error:
-            raise StageFailed(name, error.message) from error
         finally:
-            self.seconds[name] = round(time.monotonic() - started, 2)
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.monotonic() - started, 2)
 
     def report(self, status: Status, stage: str | None, reason: str | None) -> TargetReport:
         outcome = status.value if stage is None else f"{status.value} at {stage}: {reason}"
@@ -106,13 +119,15 @@ class StageTracker:
             verify_findings=self.verify_findings,
             image=self.image,
             smoke=self.smoke,
-            seconds=self.seconds,
+            seconds=dict(self.seconds),
             log=self.log,
             engine=self.engine,
             fetch=self.fetch,
             cached=self.result_from != "built",
             result_from=self.result_from,
             notes=list(self.notes),
+            steps=self.steps,
+            jobs=self.jobs,
         )
 
 
@@ -184,7 +199,8 @@ class TargetStages:
         # target name -> (output dir, key) of passed targets whose result.json is still to write
         self.unsaved: dict[str, tuple[Path, str]] = {}
         self._extras: dict[tuple[str, str], list[oci.FileEntry]] = {}  # (engine, service) -> extras
-        self._extras_lock = threading.Lock()
+        self._memo_lock = threading.Lock()
+        self._tags: dict[str, dict[str, str]] = {}  # engine name -> its image tags and ids, listed once
 
     def toolchain(self, target: Target) -> ToolchainImage | OslessError:
         return self.toolchains[self.engines.name_for(target.platform), target.service.toolchain]
@@ -192,19 +208,31 @@ class TargetStages:
     def not_started(self, target: Target) -> TargetReport:
         return self._track(target).report(Status.CANCELLED, "queued", NOT_STARTED)
 
-    def up_to_package(self, target: Target) -> TargetReport | SmokeDue[TargetReport]:
+    def up_to_package(self, target: Target, slot: Slot) -> TargetReport | SmokeDue[TargetReport]:
         """Every stage up to packaging (or the cached result); then the smoke test is due. A service
-        that cannot be built (its source is missing) fails at build with the reason, touching nothing."""
+        that cannot be built (its source is missing) fails at build with the reason, touching nothing.
+        `slot`: how long it waited for a build worker, and its share of the cores for its build."""
         tracker = self._track(target)
+        tracker.seconds["queued"] = round(slot.waited, 2)
         if target.service.unbuildable is not None:
             return tracker.report(Status.FAILED, "build", target.service.unbuildable)
         output_dir = target.output_dir(self.out_root)
-        key = self._guarded(tracker, output_dir, lambda: self._key(target))
+        with tracker.timed("cache"):  # the key, and out/'s own result for it
+            key = self._guarded(tracker, output_dir, lambda: self._key(target))
+            cached = (
+                self._guarded(tracker, output_dir, lambda: self._cached(target, output_dir, key, tracker))
+                if isinstance(key, str) and not self.rebuild
+                else None
+            )
         if isinstance(key, TargetReport):
             return key
+        if isinstance(cached, TargetReport):
+            return cached
         self.keys[target.name] = key
         if key is not None and not self.rebuild:
-            reused = self._guarded(tracker, output_dir, lambda: self._reuse(target, output_dir, key, tracker))
+            reused = self._guarded(
+                tracker, output_dir, lambda: self._reuse(target, output_dir, key, cached, tracker)
+            )
             if reused is not None:
                 return reused
         try:  # also the old result goes: nothing half-done looks valid
@@ -212,7 +240,9 @@ class TargetStages:
             output_dir.mkdir(parents=True)
         except OSError as error:
             return tracker.report(Status.FAILED, "build", os_reason(error, output_dir))
-        packaged = self._guarded(tracker, output_dir, lambda: self._build_stages(target, output_dir, tracker))
+        packaged = self._guarded(
+            tracker, output_dir, lambda: self._build_stages(target, output_dir, tracker, slot)
+        )
         if isinstance(packaged, TargetReport):
             return packaged
         due = _Packaged(target=target, tracker=tracker, output_dir=output_dir, key=key, packaged=packaged)
@@ -223,9 +253,11 @@ class TargetStages:
         self.trackers[target.name] = tracker
         return tracker
 
-    def _smoke(self, due: _Packaged) -> TargetReport:
-        """The smoke stage. A target that passed it is recorded for reuse (result.json) only once its
-        service's OCI layout is written too: everything it contributes is then on disk."""
+    def _smoke(self, due: _Packaged, waited: float) -> TargetReport:
+        """The smoke stage, `waited` seconds after it was due. A target that passed it is recorded for
+        reuse (result.json) only once its service's OCI layout is written too: everything it
+        contributes is then on disk."""
+        due.tracker.seconds["smoke-queued"] = round(waited, 2)
         failed = self._guarded(due.tracker, due.output_dir, lambda: self._smoke_stage(due))
         if isinstance(failed, TargetReport):
             return failed
@@ -271,39 +303,43 @@ class TargetStages:
         )
 
     def _reuse(
-        self, target: Target, output_dir: Path, key: str, tracker: StageTracker
+        self, target: Target, output_dir: Path, key: str, cached: cache.Cached | None, tracker: StageTracker
     ) -> TargetReport | SmokeDue[TargetReport] | None:
         """out/'s own result for the key, else the first --cache-from entry for it that checks out;
         None: build it."""
-        local = self._reuse_local(target, output_dir, key, tracker)
-        if local is not None:
-            return local
+        if cached is not None:
+            return self._reuse_local(target, cached, tracker)
         for remote in self.cache_from:
             hit = self._reuse_remote(remote, target, output_dir, key, tracker)
             if hit is not None:
                 return hit
         return None
 
-    def _reuse_local(
+    def _cached(
         self, target: Target, output_dir: Path, key: str, tracker: StageTracker
-    ) -> TargetReport | None:
-        """A passed result with the same key whose files are still what it recorded (else a rebuild,
-        with a note), its image back in the engine if it was removed."""
+    ) -> cache.Cached | None:
+        """A passed result in out/ with the same key whose files are still what it recorded (else None:
+        a rebuild, with a note)."""
         try:
-            cached = cache.load(output_dir, key, target.platform)
+            return cache.load(output_dir, key, target.platform)
         except cache.InvalidEntry as invalid:
             self.view.step(target.name, f"cached result invalid: {invalid.reason}; rebuilding")
             tracker.notes.append(f"the result in out/ was ignored: {invalid.reason}")
             return None
-        if cached is None or cached.report.image is None:
-            return None
+
+    def _reuse_local(self, target: Target, cached: cache.Cached, tracker: StageTracker) -> TargetReport:
+        """The recorded result, its image back in the engine if it was removed; its seconds, steps and
+        jobs are this run's (queued, cache, load), not those of the run that built it."""
         report, image = cached.report, cached.report.image
         engine = self.engines.for_platform(target.platform)
-        if engine.image_id(image.tag) != image.image_id:
-            engine.load_image(cached.archive)
+        with tracker.timed("load"):
+            if image is None or self._tagged(target.platform).get(image.tag) != image.image_id:
+                engine.load_image(cached.archive)
         self.images[target.name] = cached.image
         self.view.step(target.name, "cached: inputs unchanged", done=True)
-        return replace(report, result_from="local-cache", notes=[])
+        return replace(
+            report, result_from="local-cache", notes=[], seconds=dict(tracker.seconds), steps=(), jobs=None
+        )
 
     def _reuse_remote(
         self,
@@ -383,8 +419,7 @@ class TargetStages:
             raise cache.InvalidEntry(f"its binary fails verification: {verdict.reason}")
         if (info.sha256, info.size) != (recorded.binary.sha256, recorded.binary.size):
             raise cache.InvalidEntry("its binary is not the one its report records (sha256)")
-        with tracker.stage_("package"):
-            packaged = self._package(target, binary, output_dir, toolchain)
+        packaged = self._package(target, binary, output_dir, toolchain, tracker)
         if (packaged.image.digest, packaged.image.image_id) != (
             recorded.image.manifest_digest,
             recorded.image.image_id,
@@ -407,7 +442,9 @@ class TargetStages:
             on_debian_slim=self.slim_size + binary.size if self.slim_size and binary else None,
         )
 
-    def _build_stages(self, target: Target, output_dir: Path, tracker: StageTracker) -> PackageResult:
+    def _build_stages(
+        self, target: Target, output_dir: Path, tracker: StageTracker, slot: Slot
+    ) -> PackageResult:
         service, platform = target.service, target.platform
         toolchain = self.toolchain(target)
         provenance = self.provenance[service.name]
@@ -416,19 +453,23 @@ class TargetStages:
         tracker.toolchain_image = toolchain.image_id
         fetched = self._fetch(target, output_dir, tracker, toolchain.reference, provenance.source_date_epoch)
 
+        builders = self.builders[self.engines.name_for(platform)]
         with tracker.stage_("build"):
+            tracker.jobs = slot.cores(builders.engine.cpus, builders.jobs(service))
             built = build_stage.build(
-                self.builders[self.engines.name_for(platform)],
+                builders,
                 fetch_stage.with_fetched(service, fetched),
                 toolchain=self.project.toolchains[service.toolchain],
                 toolchain_image=toolchain.reference,
                 platform=platform,
                 output_dir=output_dir,
                 source_date_epoch=provenance.source_date_epoch,
+                jobs=tracker.jobs,
             )
-            tracker.log = str(built.log)
-            if not built.ok:
-                raise StageFailed("build", build_stage.failure_reason(built))
+        tracker.seconds.update(_build_seconds(built.timings))  # the stage's time, split into its parts
+        tracker.log, tracker.steps = str(built.log), built.steps
+        if not built.ok:
+            raise StageFailed("build", build_stage.failure_reason(built))
 
         with tracker.stage_("verify"):
             verdict = verify_stage.verify(built.binary, service, platform, output_dir)
@@ -437,27 +478,29 @@ class TargetStages:
             if not verdict.ok:
                 raise StageFailed("verify", verdict.reason or "verification failed")
 
-        with tracker.stage_("package"):
-            packaged = self._package(target, built.binary, output_dir, toolchain)
-            tracker.image = self._image_info(packaged, tracker.binary)
-
+        packaged = self._package(target, built.binary, output_dir, toolchain, tracker)
+        tracker.image = self._image_info(packaged, tracker.binary)
         return packaged
 
     def _package(
-        self, target: Target, binary: Path, output_dir: Path, toolchain: ToolchainImage
+        self, target: Target, binary: Path, output_dir: Path, toolchain: ToolchainImage, tracker: StageTracker
     ) -> PackageResult:
-        """The target's image from its binary: what a build and a remote cache hit both make."""
+        """The target's image from its binary, written to out/ ("package") and loaded into the engine
+        ("load", a part of the package stage): what a build and a remote cache hit both do."""
         service, platform = target.service, target.platform
-        return package_stage.package(
-            self.engines.for_platform(platform),
-            service,
-            platform=platform,
-            binary=binary,
-            provenance=self.provenance[service.name],
-            output_dir=output_dir,
-            toolchain_image_id=toolchain.image_id,
-            extras=self._extras_for(service, platform, toolchain.reference),
-        )
+        with tracker.stage_("package"):
+            packaged = package_stage.package(
+                service,
+                platform=platform,
+                binary=binary,
+                provenance=self.provenance[service.name],
+                output_dir=output_dir,
+                toolchain_image_id=toolchain.image_id,
+                extras=self._extras_for(service, platform, toolchain.reference),
+            )
+        with tracker.stage_("package", "docker load", part="load"):
+            package_stage.load(self.engines.for_platform(platform), output_dir)
+        return packaged
 
     def _fetch(
         self, target: Target, output_dir: Path, tracker: StageTracker, image: str, source_date_epoch: int
@@ -469,23 +512,21 @@ class TargetStages:
             return None
         tracker.stage = "build"
         self.view.step(target.name, "fetch (with a network)" if spec.network else "fetch")
-        started = time.monotonic()
         try:
-            fetched = fetch_stage.fetch(
-                self.builders[self.engines.name_for(target.platform)],
-                target.service,
-                toolchain=self.project.toolchains[target.service.toolchain],
-                toolchain_image=image,
-                platform=target.platform,
-                output_dir=output_dir,
-                source_date_epoch=source_date_epoch,
-            )
+            with tracker.timed("fetch"):
+                fetched = fetch_stage.fetch(
+                    self.builders[self.engines.name_for(target.platform)],
+                    target.service,
+                    toolchain=self.project.toolchains[target.service.toolchain],
+                    toolchain_image=image,
+                    platform=target.platform,
+                    output_dir=output_dir,
+                    source_date_epoch=source_date_epoch,
+                )
         except fetch_stage.FetchFailed as failure:
             raise StageFailed("build", failure.reason) from failure
         except EngineError as error:
             raise StageFailed("build", f"the fetch step: {error.message}") from error
-        finally:
-            tracker.seconds["fetch"] = round(time.monotonic() - started, 2)
         tracker.fetch = fetched.info if fetched is not None else None
         return fetched
 
@@ -506,12 +547,26 @@ class TargetStages:
                 raise StageFailed("smoke", result.reason or "smoke test failed")
         self.images[target.name] = due.packaged.image
 
+    def _tagged(self, platform: Platform) -> dict[str, str]:
+        """The engine's image tags when its first cached target was checked: one listing, not a call per
+        cached target (two targets never share a tag, so a tag loaded since is this run's own)."""
+        name = self.engines.name_for(platform)
+        with self._memo_lock:
+            if name not in self._tags:
+                self._tags[name] = self.engines.for_platform(platform).tagged_images()
+            return self._tags[name]
+
     def _extras_for(self, service: Service, platform: Platform, toolchain_image: str) -> list[oci.FileEntry]:
         """The service's image extras, read from its toolchain image once per engine and run."""
         key = (self.engines.name_for(platform), service.name)
-        with self._extras_lock:
+        with self._memo_lock:
             if key not in self._extras:
                 self._extras[key] = extra_files(
                     self.engines.for_platform(platform), toolchain_image, service.image, service.source
                 )
             return self._extras[key]
+
+
+def _build_seconds(timings: Mapping[str, float]) -> dict[str, float]:
+    """The build's own timings as report stages: its steps are the "build" stage."""
+    return {"build" if part == "steps" else part: seconds for part, seconds in timings.items()}

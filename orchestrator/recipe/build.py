@@ -1,6 +1,7 @@
 """A service's `[build]` table: exactly one of command, steps or script, the build's environment, output,
-timeout, limits and artifact; every `{NAME}` of its command, steps and artifact must be defined on each
-of the service's platforms (docs/recipes.md, "[build]").
+timeout, limits, artifact and whether its workspace is kept between builds (`incremental`); every
+`{NAME}` of its command, steps and artifact must be defined on each of the service's platforms
+(docs/recipes.md, "[build]").
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 
 from orchestrator.recipe.convert import (
     Invalid,
+    as_bool,
     as_duration,
     as_file_name,
     as_nonempty_str_list,
@@ -46,6 +48,7 @@ def read_build(
     timeout = table.get("timeout", as_duration, 600.0)
     limits = read_limits(table, BUILD_LIMITS)
     artifact = table.optional("artifact", _as_artifact)
+    incremental = table.get("incremental", as_bool, True)
     given = [form for form in _BUILD_FORMS if form in table.data]
     if not table.present:
         return None
@@ -72,6 +75,7 @@ def read_build(
         timeout=timeout,
         limits=limits,
         artifact=artifact,
+        incremental=incremental,
     )
     _check_placeholders(table, spec, toolchain, platforms)
     return spec

@@ -122,6 +122,9 @@ class BuildSpec:
     timeout: float  # seconds, for the whole build (every step)
     limits: Limits = BUILD_LIMITS
     artifact: str | None = None  # the binary's path (relative: to the workspace); None: `{output}`
+    # The workspace kept from the previous build and synced with the source; False: a fresh copy
+    # each build (for a build that edits its source files in place)
+    incremental: bool = True
 
     @property
     def argv_templates(self) -> tuple[tuple[str, ...], ...]:

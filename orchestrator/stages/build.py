@@ -3,24 +3,27 @@
 One builder container per (toolchain image, service) lives for the whole run and every build of that
 service is a series of `docker exec` in it: starting a container per target costs more than many
 compiles. A builder sees only its service's source (read-only, at `/project/<source>` as always), a
-private scratch volume for outputs and one for workspaces, a tmpfs /tmp and the project's compiler cache
-volume for its toolchain image; no network, no capabilities, read-only root, a fixed non-root user, and
-the recipe's pids/memory/CPU limits.
+private scratch volume for outputs, the project's workspace volume and compiler cache volume for its
+toolchain image, and a tmpfs /tmp; no network, no capabilities, read-only root, a fixed non-root user,
+and the recipe's pids/memory/CPU limits.
 
 Each build runs in its target's workspace: a writable copy of the source at a fixed path,
-`/workspace/<service>/<platform>`, emptied and copied afresh before each build (`cp -a`: mtimes kept,
-as make and autotools need). Fixed, because paths end up in binaries: the same on every machine and run,
-so builds stay reproducible; per target, because the builder is shared by the service's platforms,
-which build at the same time. The recipe's command, steps or script run there in order, each with its
-own section in build.log, all within the build's timeout. osless copies the binary (`{output}` or the
-recipe's `artifact`) out through the engine's archive API (one regular file, bounded) and writes it to
-out/ itself: a build cannot write to out/ at all.
+`/workspace/<service>/<platform>`, kept from the previous build and synced with the source, or copied
+afresh (`cp -a`: mtimes kept, as make and autotools need; stages/workspace.py says when). Fixed, because
+paths end up in binaries: the same on every machine and run, so builds stay reproducible; per target,
+because the builder is shared by the service's platforms, which build at the same time. The recipe's
+command, steps or script run there in order, each with its own section in build.log, all within the
+build's timeout. osless copies the binary (`{output}` or the recipe's `artifact`) out through the
+engine's archive API (one regular file, bounded) and writes it to out/ itself: a build cannot write to
+out/ at all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import math
 import os
 import posixpath
@@ -31,13 +34,14 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from orchestrator.engine import (
     PROJECT_LABEL,
+    ROLE_LABEL,
     ContainerResult,
     ContainerSpec,
     Engine,
@@ -51,10 +55,12 @@ from orchestrator.outputs.atomic import write_atomic
 from orchestrator.platforms import Platform
 from orchestrator.recipe.model import Service, Toolchain
 from orchestrator.recipe.placeholders import build_env, build_values, fill, script_env
+from orchestrator.stages import workspace as workspaces
+from orchestrator.stages.workspace import SourceTree, read_source
 
 PROJECT_DIR = "/project"
 OUTPUT_DIR = "/osless-out"  # a scratch volume in the builder: never out/ itself
-WORKSPACE_DIR = "/workspace"  # a scratch volume in the builder: one directory per target
+WORKSPACE_DIR = "/workspace"  # the workspace volume (stages/workspace.py): one directory per target
 CACHE_DIR = "/cache"
 # Per project and toolchain image: one project's recipes cannot poison another's compiler cache.
 CACHE_VOLUME = "osless-cache-{toolchain}-{project}-{image}{namespace}"
@@ -67,12 +73,6 @@ LOG_STREAM_LIMIT = 2 * 1024**2  # bytes of stdout and of stderr kept in build.lo
 STEP_LOG_MINIMUM = 256 * 1024  # ...but every step keeps at least this much of each: its errors
 # Compilers want a writable home and cache, and must never fetch anything (each language's own settings).
 BUILD_ENV_DEFAULTS = {"HOME": "/tmp", "XDG_CACHE_HOME": CACHE_DIR}
-# Emptied, then the source copied in with its mtimes (make and autotools compare them) and made
-# writable: the source's own modes may be read-only. Arguments: the workspace, the source.
-_PREPARE = (
-    'if [ -e "$1" ]; then chmod -R u+w -- "$1"; rm -rf -- "$1"; fi; '
-    'mkdir -p -- "$1" && cp -a -- "$2/." "$1/" && chmod -R u+w -- "$1"'
-)
 # Where a platform's libraries are found (its GNU and musl triples filled in): Debian's multiarch
 # directory, the cross toolchain's, musl's.
 _LIBRARY_DIRS = ("/usr/lib/{gnu}", "/lib/{gnu}", "/usr/{gnu}/lib", "/usr/local/lib/{gnu}", "/usr/lib/{musl}")
@@ -93,6 +93,27 @@ def workspace_dir(service: Service, platform: Platform) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PreparedWorkspace:
+    """How a build's workspace was prepared: the exec, the plan it followed, what it did, and where
+    the record goes once the build succeeds."""
+
+    result: ContainerResult
+    plan: workspaces.Plan
+    outcome: workspaces.Outcome
+    source: str  # the service's source in the builder
+    record: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepTime:
+    """How long one step of a build ran, named as build.log names it ("step 2/3 (make)")."""
+
+    label: str
+    seconds: float
+    exit_code: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class BuildResult:
     """What a build produced: the binary (when it succeeded) and where its log is."""
 
@@ -104,6 +125,10 @@ class BuildResult:
     seconds: float
     problem: str | None = None  # why the binary could not be taken out of the builder
     reason: str | None = None  # why the build failed, naming the step and the tool
+    steps: tuple[StepTime, ...] = ()  # the steps that ran, in order
+    # seconds (2 decimals) of "builder", "workspace", "steps" and "copy-out": the build's whole time
+    timings: dict[str, float] = field(default_factory=dict)
+    incremental: bool = False  # the workspace was kept from the previous build and synced
 
 
 def container_env(
@@ -149,7 +174,9 @@ class Builders:
     On the local engine the service's source is bind-mounted read-only. An engine given with
     `--engine` may run elsewhere and not see this machine's files (copy_files): the service's source
     is copied into the builder once, at the same path, so the binaries come out the same. Either way
-    each build copies it into its target's workspace, and each binary is copied out of the builder.
+    each build syncs it into (or copies it into) its target's workspace, and each binary is copied out
+    of the builder. `sources` are the services' source trees as the run read them (else read on first
+    use); `rebuild`: every build gets a fresh copy.
     """
 
     def __init__(
@@ -160,16 +187,21 @@ class Builders:
         cache_namespace: str = "",
         *,
         copy_files: bool = False,
+        rebuild: bool = False,
+        sources: Mapping[str, SourceTree] | None = None,
     ) -> None:
         self.engine = engine
         self.cache_namespace = cache_namespace
         self.project_root = project_root
         self.out_root = out_root
         self.copy_files = copy_files
+        self.rebuild = rebuild
         self.project = project_label(project_root)
+        self._sources = dict(sources or {})
         self._containers: dict[tuple[str, str], Any] = {}
         self._starting: dict[tuple[str, str], threading.Lock] = {}
         self._workspaces: dict[tuple[str, str], threading.Lock] = {}
+        self._image_ids: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> Builders:
@@ -193,13 +225,42 @@ class Builders:
 
     def cache_volume(self, toolchain: Toolchain, image: str) -> str:
         """The compiler cache volume of this project and toolchain image."""
-        image_id = (self.engine.image_id(image) or image).removeprefix("sha256:")
         return CACHE_VOLUME.format(
             toolchain=toolchain.name,
             project=self.project[:12],
-            image=image_id[:12],
+            image=self._image_id(image)[:12],
             namespace=self.cache_namespace,
         )
+
+    def workspace_volume(self, toolchain: Toolchain, image: str) -> str:
+        """The workspace volume of this project, out/ directory and toolchain image."""
+        return workspaces.volume_name(
+            toolchain=toolchain.name,
+            project=self.project,
+            out_root=self.out_root,
+            image_id=self._image_id(image),
+            namespace=self.cache_namespace,
+        )
+
+    def _image_id(self, image: str) -> str:
+        """The image's id without `sha256:` (the reference when the engine does not know it), asked once."""
+        with self._lock:
+            known = self._image_ids.get(image)
+        if known is None:
+            known = (self.engine.image_id(image) or image).removeprefix("sha256:")
+            with self._lock:
+                self._image_ids[image] = known
+        return known
+
+    def source_tree(self, service: Service) -> SourceTree:
+        """The service's source tree: as the run read it, else read now (once)."""
+        with self._lock:
+            tree = self._sources.get(service.name)
+        if tree is None:
+            tree = read_source(service.source)
+            with self._lock:
+                self._sources[service.name] = tree
+        return tree
 
     def source_dir(self, service: Service) -> str:
         """Where the service's source is in its builder (read-only; each build copies it)."""
@@ -211,26 +272,63 @@ class Builders:
 
     @contextlib.contextmanager
     def workspace(self, image: str, path: str) -> Iterator[None]:
-        """Hold a workspace of one builder: two builds of one target never share it at once (each run
-        has its own builders, so runs never share one)."""
+        """Hold a workspace of one builder: two builds of one target never share it at once (a run
+        holds its out/, so runs never share a workspace volume)."""
         with self._lock:
             lock = self._workspaces.setdefault((image, path), threading.Lock())
         with lock:
             yield
 
     def prepare_workspace(
-        self, container: Any, service: Service, workspace: str, *, timeout: float
-    ) -> ContainerResult:
-        """The workspace emptied and filled with a writable copy of the service's source."""
-        return self.engine.exec(
+        self,
+        container: Any,
+        service: Service,
+        platform: Platform,
+        *,
+        toolchain: Toolchain,
+        image: str,
+        build_key: str,
+        timeout: float,
+    ) -> PreparedWorkspace:
+        """The target's workspace synced with the service's source when the previous successful build
+        left it usable, else emptied and filled with a fresh writable copy (stages/workspace.py)."""
+        record = workspaces.record_path(
+            self.out_root, self.workspace_volume(toolchain, image), service.name, platform.slug
+        )
+        refused = (
+            workspaces.REBUILD
+            if self.rebuild
+            else None
+            if service.build.incremental
+            else workspaces.NOT_INCREMENTAL
+        )
+        plan = workspaces.plan(
+            workspaces.read_record(record), self.source_tree(service).entries, build_key, refused=refused
+        )
+        source = os.path.normpath(self.source_dir(service))
+        result = self.engine.exec(
             container,
-            ["sh", "-c", _PREPARE, "sh", workspace, os.path.normpath(self.source_dir(service))],
+            workspaces.command(plan, workspace=workspace_dir(service, platform), source=source),
             env={},
             working_dir="/",
             user=BUILD_USER,
             timeout=max(timeout, 1.0),
             output_limit=STEP_LOG_MINIMUM,
         )
+        return PreparedWorkspace(
+            result=result,
+            plan=plan,
+            outcome=workspaces.outcome(plan, result.stdout, source=source),
+            source=source,
+            record=record,
+        )
+
+    def remember(self, prepared: PreparedWorkspace) -> None:
+        """Record the workspace of a build that succeeded (its binary copied out): the next build of the
+        target may keep it. Not in a run with a cache namespace (--check-reproducible's clean builds):
+        its volumes are removed after it."""
+        if not self.cache_namespace:
+            workspaces.write_record(prepared.record, prepared.plan.record)
 
     def library_files(self, container: Any, platform: Platform, name: str) -> list[str]:
         """The `lib<name>.a`, `lib<name>.so` and `lib<name>.so.*` files in the platform's library
@@ -259,6 +357,10 @@ class Builders:
         volume = self.engine.ensure_volume(
             self.cache_volume(toolchain, image), labels={PROJECT_LABEL: self.project}
         )
+        work_volume = self.engine.ensure_volume(
+            self.workspace_volume(toolchain, image),
+            labels={PROJECT_LABEL: self.project, ROLE_LABEL: "workspace"},
+        )
         source_dir = os.path.normpath(self.source_dir(service))
         limits = service.build.limits
         container = self.engine.start_long_lived(
@@ -270,10 +372,8 @@ class Builders:
                 mounts=()
                 if self.copy_files
                 else (Mount(source=str(service.source), target=source_dir, read_only=True),),
-                volumes={volume: CACHE_DIR},
-                scratch=(OUTPUT_DIR, WORKSPACE_DIR, PROJECT_DIR)
-                if self.copy_files
-                else (OUTPUT_DIR, WORKSPACE_DIR),
+                volumes={volume: CACHE_DIR, work_volume: WORKSPACE_DIR},
+                scratch=(OUTPUT_DIR, PROJECT_DIR) if self.copy_files else (OUTPUT_DIR,),
                 # Compilers and configure scripts run programs from /tmp: exec allowed, size bounded.
                 tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.memory}"},
                 limits=limits,
@@ -357,7 +457,7 @@ class Builders:
 
 @dataclass(frozen=True, kw_only=True)
 class _Failed:
-    """Where a build stopped: a step (None: copying the source), how it ended, whether by the timeout."""
+    """Where a build stopped: a step (None: preparing the workspace), how it ended, whether by the timeout."""
 
     step: _Step | None
     result: ContainerResult
@@ -433,9 +533,10 @@ def build(
     platform: Platform,
     output_dir: Path,
     source_date_epoch: int,
+    jobs: int | None = None,
 ) -> BuildResult:
     """Build the target in its workspace, copy the binary to output_dir/bin and write
-    output_dir/build.log."""
+    output_dir/build.log. `jobs` is its `{JOBS}` (None: builders.jobs(service))."""
     bin_dir = output_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     binary = bin_dir / service.build.output
@@ -446,56 +547,53 @@ def build(
     # The same in-container path as out/<service>/<platform>/bin/<output>: {output} does not change.
     scratch = f"{OUTPUT_DIR}/{output_dir.relative_to(builders.out_root).as_posix()}"
     inside = f"{scratch}/bin/{service.build.output}"
-    started = time.monotonic()
+    clock = _Clock()
     container = builders.container(toolchain, toolchain_image, service)
+    clock.lap("builder")
     workspace = workspace_dir(service, platform)
-    values = build_values(platform, env, output=inside, jobs=builders.jobs(service), workspace=workspace)
+    values = build_values(
+        platform,
+        env,
+        output=inside,
+        jobs=builders.jobs(service) if jobs is None else jobs,
+        workspace=workspace,
+    )
     steps = _steps(service, build_commands(service, values))
     step_env = script_env(values) if service.build.script is not None else env
     artifact = artifact_path(service, values, workspace)
     timeout = service.build.timeout
     log = _Log()
-    failed: _Failed | None = None
     problem = None
     with builders.workspace(toolchain_image, workspace):
-        deadline = time.monotonic() + timeout  # the whole build: copying the source and every step
+        clock.lap("builder")  # waiting for the target's previous build in this run
+        deadline = time.monotonic() + timeout  # the whole build: preparing the workspace and every step
         builders.empty_scratch(container, scratch)
-        source = os.path.normpath(builders.source_dir(service))
-        copying = time.monotonic()
-        prepared = builders.prepare_workspace(container, service, workspace, timeout=timeout)
-        log.note(f"workspace {workspace}: a writable copy of {source}")
-        log.section(
-            f"cp -a -- {source}/. {workspace}/", prepared, time.monotonic() - copying, STEP_LOG_MINIMUM
+        preparing = time.monotonic()
+        prepared = builders.prepare_workspace(
+            container,
+            service,
+            platform,
+            toolchain=toolchain,
+            image=toolchain_image,
+            build_key=_build_key(service, platform, env, output=inside, workspace=workspace),
+            timeout=timeout,
         )
-        if prepared.exit_code != 0:
-            failed = _Failed(step=None, result=prepared, timed_out=prepared.timed_out)
-        for step in steps if failed is None else ():
-            step_started = time.monotonic()
-            budget = deadline - step_started
-            limit = log.output_limit()
-            result = (
-                builders.engine.exec(
-                    container,
-                    step.argv,
-                    env=step_env,
-                    working_dir=workspace,
-                    user=BUILD_USER,
-                    timeout=budget,
-                    output_limit=limit,
-                )
-                if budget >= 1
-                else ContainerResult(exit_code=124, stdout=b"", stderr=b"", timed_out=True)
+        _log_workspace(log, prepared, workspace, time.monotonic() - preparing)
+        clock.lap("workspace")
+        times: list[StepTime] = []
+        failed: _Failed | None = None
+        if prepared.result.exit_code != 0:
+            failed = _Failed(step=None, result=prepared.result, timed_out=prepared.result.timed_out)
+        else:
+            times, failed = _run_steps(
+                builders, container, steps, env=step_env, workspace=workspace, deadline=deadline, log=log
             )
-            seconds = time.monotonic() - step_started
-            log.section(shlex.join(step.argv), result, seconds, limit)
-            if result.exit_code != 0:
-                # coreutils timeout: 124 when it fired, 137 when it had to kill; only then is it ours
-                timed_out = result.exit_code in (124, 137) and seconds >= budget * 0.95
-                failed = _Failed(step=step, result=result, timed_out=timed_out)
-                break
+        clock.lap("steps")
         if failed is None:
             problem = builders.copy_out(container, artifact or inside, binary)
             builders.keep_records(container, service, toolchain, workspace, records)
+            if problem is None:
+                builders.remember(prepared)
         reason = (
             _failure(builders, container, service, toolchain=toolchain, platform=platform, failed=failed)
             if failed is not None
@@ -503,10 +601,10 @@ def build(
             if problem is not None
             else None
         )
-    seconds = time.monotonic() - started
+    clock.lap("copy-out")
     if reason is not None:
         log.note(reason)
-    log.note(f"{'build failed' if reason else 'built'} in {seconds:.1f}s")
+    log.note(f"{'build failed' if reason else 'built'} in {clock.total:.1f}s")
     log.write(log_path)
     return BuildResult(
         ok=reason is None,
@@ -514,10 +612,97 @@ def build(
         log=log_path,
         exit_code=failed.result.exit_code if failed else 0,
         timed_out=bool(failed and failed.timed_out),
-        seconds=seconds,
+        seconds=clock.total,
         problem=problem,
         reason=reason,
+        steps=tuple(times),
+        timings=clock.timings(),
+        incremental=prepared.outcome.kept,
     )
+
+
+def _run_steps(
+    builders: Builders,
+    container: Any,
+    steps: list[_Step],
+    *,
+    env: dict[str, str],
+    workspace: str,
+    deadline: float,
+    log: _Log,
+) -> tuple[list[StepTime], _Failed | None]:
+    """The steps in order, each with what is left of the build's time, until one fails."""
+    times = []
+    for step in steps:
+        started = time.monotonic()
+        budget = deadline - started
+        limit = log.output_limit()
+        result = (
+            builders.engine.exec(
+                container,
+                step.argv,
+                env=env,
+                working_dir=workspace,
+                user=BUILD_USER,
+                timeout=budget,
+                output_limit=limit,
+            )
+            if budget >= 1
+            else ContainerResult(exit_code=124, stdout=b"", stderr=b"", timed_out=True)
+        )
+        seconds = time.monotonic() - started
+        times.append(StepTime(label=step.label, seconds=round(seconds, 2), exit_code=result.exit_code))
+        log.section(shlex.join(step.argv), result, seconds, limit)
+        if result.exit_code != 0:
+            # coreutils timeout: 124 when it fired, 137 when it had to kill; only then is it ours
+            timed_out = result.exit_code in (124, 137) and seconds >= budget * 0.95
+            return times, _Failed(step=step, result=result, timed_out=timed_out)
+    return times, None
+
+
+class _Clock:
+    """A build's time, lap by lap: each lap's seconds go to a stage of `BuildResult.timings`."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.laps = dict.fromkeys(("builder", "workspace", "steps", "copy-out"), 0.0)
+
+    def lap(self, stage: str) -> None:
+        now = time.monotonic()
+        self.laps[stage] += now - self.last
+        self.last = now
+
+    @property
+    def total(self) -> float:
+        return self.last - self.started
+
+    def timings(self) -> dict[str, float]:
+        return {stage: round(seconds, 2) for stage, seconds in self.laps.items()}
+
+
+def _build_key(
+    service: Service, platform: Platform, env: dict[str, str], *, output: str, workspace: str
+) -> str:
+    """What shapes a build besides its source: every step's arguments and environment, `{JOBS}` left
+    out (a kept workspace holds what they made: make does not notice a changed CFLAGS)."""
+    values = build_values(platform, env, output=output, jobs=0, workspace=workspace)
+    step_env = script_env(values) if service.build.script is not None else env
+    document = {"steps": build_commands(service, values), "env": step_env}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _log_workspace(log: _Log, prepared: PreparedWorkspace, workspace: str, seconds: float) -> None:
+    """build.log's first section: what was done to the workspace, and why when it is a fresh copy."""
+    source, result = prepared.source, prepared.result
+    if prepared.outcome.kept:
+        log.note(f"workspace {workspace}: kept from the previous build, synced with {source}")
+        header = f"cp -a -- {source}/. {workspace}/ (only what changed since the previous build)"
+    else:
+        log.note(f"workspace {workspace}: a writable copy of {source}")
+        header = f"cp -a -- {source}/. {workspace}/"
+    if result.exit_code == 0:  # what it did, said for people (else its errors)
+        result = replace(result, stdout=f"{prepared.outcome.note}\n".encode())
+    log.section(header, result, seconds, STEP_LOG_MINIMUM)
 
 
 def _failure(

@@ -2,12 +2,14 @@
 
 Writing the OCI image directly (instead of `docker build`) is what makes the bytes depend only on the
 inputs, and what lets one service's platforms be gathered into one multi-arch index. Each image is also
-loaded into the local engine, under a per-platform tag, for the smoke test.
+loaded into the local engine, under a per-platform tag, for the smoke test: a step of its own (`load`),
+timed apart from writing the image.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ class PackageResult:
     tag: str
 
 
+ARCHIVE = "image.tar"  # in out/<service>/<platform>/
+LOAD_CHUNK = 1024**2
 # Which toolchain image built the binary: the image id pins compiler and libc versions.
 TOOLCHAIN_ANNOTATION = "dev.osless.toolchain.image"
 
@@ -79,7 +83,6 @@ def build_image(
 
 
 def package(
-    engine: Engine,
     service: Service,
     *,
     platform: Platform,
@@ -89,15 +92,20 @@ def package(
     toolchain_image_id: str,
     extras: Sequence[oci.FileEntry] = (),
 ) -> PackageResult:
-    """Build the image, keep its archive in output_dir and load it into the engine under its tag."""
+    """Build the image and keep its `docker load` archive, tagged, in output_dir (image.tar)."""
     image = build_image(
         service, platform, binary, provenance, toolchain_image_id=toolchain_image_id, extras=extras
     )
     tag = image_tag(service, platform)
-    archive = oci.docker_archive(image, [tag])
-    write_atomic(output_dir / "image.tar", archive)
-    engine.load_image(archive)
+    write_atomic(output_dir / ARCHIVE, oci.docker_archive(image, [tag]))
     return PackageResult(image=image, tag=tag)
+
+
+def load(engine: Engine, output_dir: Path) -> None:
+    """Load the target's image.tar into the engine (under its tag), streamed from the file just written:
+    the archive is never held in memory while its target waits for its smoke test."""
+    with open(output_dir / ARCHIVE, "rb") as archive:
+        engine.load_archive(iter(functools.partial(archive.read, LOAD_CHUNK), b""))
 
 
 def write_service_layout(

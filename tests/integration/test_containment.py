@@ -328,11 +328,13 @@ def test_two_projects_have_their_own_compiler_cache_volumes(
     volumes = {
         root: {
             v.name
-            for v in docker_client.volumes.list(filters={"label": f"{PROJECT_LABEL}={project_label(root)}"})
+            for v in docker_client.volumes.list(
+                filters={"label": [f"{PROJECT_LABEL}={project_label(root)}", f"{ROLE_LABEL}=cache"]}
+            )
         }
         for root in (first, second)
     }
-    assert len(volumes[first]) == 1 and len(volumes[second]) == 1, volumes
+    assert len(volumes[first]) == 1 and len(volumes[second]) == 1, volumes  # (and a workspace volume each)
     assert volumes[first].isdisjoint(volumes[second])
     for root, names in volumes.items():
         (name,) = names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from orchestrator.engine import PROJECT_LABEL, project_label
 from orchestrator.image import oci
+from orchestrator.outputs.profile import PHASES
 from orchestrator.platforms import PLATFORMS
 from tests.conftest import REPO_ROOT
 from tests.factories import smoked_c_recipe
@@ -293,17 +295,49 @@ def test_unchanged_targets_are_cached_and_changed_or_failed_ones_rebuilt(
         }
     )
     out = tmp_path / "out"
+    runs: list[OslessRun] = []
 
     def build(*extra: str) -> dict[str, tuple[str, bool]]:
-        run = run_osless(project, "build", *extra, out=out)
+        runs.append(run := run_osless(project, "build", "--profile", *extra, out=out))
         return {t["service"]: (t["status"], t["cached"]) for t in run.report["targets"]}
 
     assert build() == {"a": ("passed", False), "b": ("failed", False)}
+    _assert_timed(runs[-1], built={"a", "b"})
     assert build() == {"a": ("passed", True), "b": ("failed", False)}  # a failure is never reused
+    _assert_timed(runs[-1], built={"b"})
     (project / "sources" / "a" / "hello.c").write_text(hello.format("a") + "/* changed */\n")
     assert build("a") == {"a": ("passed", False)}
     assert build("a") == {"a": ("passed", True)}
     assert build("a", "--rebuild") == {"a": ("passed", False)}
+
+
+def _assert_timed(run: OslessRun, *, built: set[str]) -> None:
+    """Every part of each target's time is in its report: a built one's every stage, its build step and
+    its {JOBS}; a cached one's wait and lookup only. The profile adds them up; --profile prints it."""
+    report = run.report
+    for target in report["targets"]:
+        seconds = target["seconds"]
+        assert all(0 <= s < 120 for s in seconds.values()), seconds
+        if target["service"] in built:
+            stages = {"queued", "cache", "builder", "workspace", "build", "copy-out", "verify", "package"}
+            assert stages | {"load", "smoke-queued", "smoke"} == set(seconds), seconds
+            assert [(s["label"], s["exit_code"]) for s in target["steps"]] == [("the build command (gcc)", 0)]
+            assert target["steps"][0]["seconds"] == pytest.approx(seconds["build"], abs=0.05)
+            assert 1 <= target["jobs"] <= (os.cpu_count() or 1)
+        else:
+            assert set(seconds) <= {"queued", "cache", "load"} and "cache" in seconds, seconds
+            assert (target["steps"], target["jobs"]) == ([], None)
+    profile = report["profile"]
+    assert set(profile["phases"]) == set(PHASES)
+    assert 0 < profile["phases"]["startup"] < 30
+    assert profile["wall"] == pytest.approx(sum(profile["phases"].values()), abs=0.05)
+    assert profile["wall"] == pytest.approx(profile["phases"]["startup"] + report["seconds"], abs=0.05)
+    assert (profile["targets"], profile["built"]) == (2, len(built))
+    assert profile["compile"] > 0 and profile["native_smoke"] > 0 and profile["emulated_smoke"] == 0
+    assert 0 < profile["osless_per_target_ms"] < 10_000
+    assert 10 * 2**20 < profile["peak_rss_bytes"] < 2**30
+    assert "where the" in run.stdout and "slowest targets" in run.stdout  # printed by --profile
+    assert run.stdout.index("osless build") < run.stdout.index("where the")  # after the summary
 
 
 def test_a_failing_target_does_not_stop_the_others(

@@ -173,7 +173,7 @@ def test_an_out_held_by_another_run_is_refused_naming_the_holder(
 # Every subcommand's options, and values that have broken osless before (markup, emoji, paths).
 OPTIONS = {
     "build": ["--platform", "--jobs", "-j", "--emulated-jobs", "--changed-since", "--engine",
-              "--check-reproducible", "--rebuild", "--fail-fast", "--shard", "--out"],
+              "--check-reproducible", "--rebuild", "--fail-fast", "--shard", "--out", "--profile"],
     "list": [],
     "verify": ["--platform", "--json"],
     "inspect": ["--platform", "--json"],

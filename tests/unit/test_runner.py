@@ -15,6 +15,8 @@ import pytest
 from rich.console import Console
 
 from orchestrator.errors import EngineError
+from orchestrator.outputs.profile import PHASES
+from orchestrator.outputs.profile import STAGES as PROFILE_STAGES
 from orchestrator.outputs.progress import ProgressView
 from orchestrator.pipeline import cache
 from orchestrator.pipeline import runner as runner_module
@@ -32,6 +34,7 @@ class FakeEngine:
     """An engine that answers the runner's cleanup calls and refuses to start a builder."""
 
     version = "fake"
+    cpus = 2
     cancelled = False
     run_id = "fake"
 
@@ -229,3 +232,36 @@ def test_the_report_says_why_a_selected_platform_is_not_built(
     assert written == [
         {"service": "b", "platform": "linux/arm64", "reason": "not among its platforms (b.toml: linux/amd64)"}
     ]
+
+
+def test_the_report_times_the_runs_phases_and_each_targets_wait_and_lookup(
+    project: Path, view: ProgressView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both targets fail at their build (the fake engine starts no builder), after their wait for a
+    slot and their cache lookup were timed and their {JOBS} given; the profile has every phase."""
+    _toolchain_present(monkeypatch)
+    out, report = _run(project, view)
+    written = json.loads((out / "report.json").read_text())
+    for target in written["targets"]:
+        assert {"queued", "cache", "build"} <= set(target["seconds"]) <= set(PROFILE_STAGES), target
+        assert target["jobs"] in (1, 2) and target["steps"] == []  # 2 cores, 2 slots; no step ran
+    profile = written["profile"]
+    assert set(profile["phases"]) == set(PHASES)
+    assert profile["wall"] == pytest.approx(sum(profile["phases"].values()), abs=0.05)
+    assert profile["wall"] == pytest.approx(profile["phases"]["startup"] + written["seconds"], abs=0.05)
+    assert (profile["targets"], profile["built"]) == (2, 2)
+    assert profile["peak_rss_bytes"] > 0
+    assert report.profile is not None and report.profile.phases["upload"] == 0.0  # no --cache-to
+
+
+def test_an_interrupted_runs_report_has_its_profile(
+    project: Path, view: ProgressView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> ToolchainImage:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "provision", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(project, view)
+    phases = json.loads((project / "out" / "report.json").read_text())["profile"]["phases"]
+    assert set(phases) == {"startup", "toolchains", "report"}  # interrupted while provisioning

@@ -1,4 +1,5 @@
-"""The scheduler over plain callables, without an engine: pools, fail-fast and cancellation.
+"""The scheduler over plain callables, without an engine: pools, fail-fast, cancellation, the waits it
+times and the share of the cores each build is given.
 
 Every wait is on an event with a timeout that only a broken scheduler reaches: no sleeps.
 """
@@ -6,11 +7,12 @@ Every wait is on an event with a timeout that only a broken scheduler reaches: n
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
-from orchestrator.pipeline.scheduler import Scheduler, SmokeDue
+from orchestrator.pipeline.scheduler import Scheduler, Slot, SmokeDue, builds_sharing, core_share
 
 WAIT = 10  # seconds: reached only when the scheduler is broken
 
@@ -48,12 +50,12 @@ def _scheduler(
 def test_builds_and_smoke_tests_run_on_their_pools() -> None:
     threads: dict[str, str] = {}
 
-    def build(name: str, emulated: bool | None) -> Callable[[], str | SmokeDue[str]]:
-        def run() -> str | SmokeDue[str]:
+    def build(name: str, emulated: bool | None) -> Callable[[Slot], str | SmokeDue[str]]:
+        def run(slot: Slot) -> str | SmokeDue[str]:
             threads[f"{name} build"] = threading.current_thread().name
             if emulated is None:
                 return "failed"
-            return SmokeDue(smoke=lambda: smoke(name), emulated=emulated)
+            return SmokeDue(smoke=lambda waited: smoke(name), emulated=emulated)
 
         return run
 
@@ -86,16 +88,16 @@ def test_a_build_never_waits_for_a_smoke_slot() -> None:
     all_built = threading.Event()
     names = ["first", "second", "third", "fourth"]
 
-    def build(name: str) -> Callable[[], SmokeDue[str]]:
-        def run() -> SmokeDue[str]:
+    def build(name: str) -> Callable[[Slot], SmokeDue[str]]:
+        def run(slot: Slot) -> SmokeDue[str]:
             built.append(name)
             if len(built) == len(names):
                 all_built.set()
-            return SmokeDue(smoke=slow if name == "first" else lambda: "passed", emulated=True)
+            return SmokeDue(smoke=slow if name == "first" else lambda waited: "passed", emulated=True)
 
         return run
 
-    def slow() -> str:
+    def slow(waited: float) -> str:
         slot_taken.set()
         assert slot_free.wait(WAIT), "the test never freed the slot"
         return "passed"
@@ -122,22 +124,22 @@ def test_fail_fast_stops_the_queued_targets() -> None:
     b_started = threading.Event()
     scheduler = _scheduler(jobs=1, fail_fast=True)
 
-    def failing_smoke() -> str:
+    def failing_smoke(waited: float) -> str:
         assert b_started.wait(WAIT)
         return "failed"
 
-    def failing() -> SmokeDue[str]:
+    def failing(slot: Slot) -> SmokeDue[str]:
         started.append("a")
         return SmokeDue(smoke=failing_smoke, emulated=False)
 
-    def in_flight() -> str:
+    def in_flight(slot: Slot) -> str:
         started.append("b")
         b_started.set()
         assert scheduler.stop.wait(WAIT), "fail-fast did not stop the run"
         return "passed"
 
-    def queued(name: str) -> Callable[[], str]:
-        def build() -> str:
+    def queued(name: str) -> Callable[[Slot], str]:
+        def build(slot: Slot) -> str:
             started.append(name)
             return "passed"
 
@@ -150,7 +152,7 @@ def test_fail_fast_stops_the_queued_targets() -> None:
 
 def test_without_fail_fast_a_failure_stops_nothing() -> None:
     scheduler = _scheduler(jobs=1)
-    finished = scheduler.run({"a": lambda: "failed", "b": lambda: "passed"})
+    finished = scheduler.run({"a": lambda slot: "failed", "b": lambda slot: "passed"})
     assert finished == {"a": "failed", "b": "passed"}
     assert not scheduler.stop.is_set()
 
@@ -170,17 +172,17 @@ def test_an_interrupt_cancels_pending_work_and_keeps_what_passed() -> None:
 
     scheduler = _scheduler(jobs=1, calls=calls, note=note)
 
-    def a() -> SmokeDue[str]:
+    def a(slot: Slot) -> SmokeDue[str]:
         started.append("a")
-        return SmokeDue(smoke=lambda: "passed", emulated=True)
+        return SmokeDue(smoke=lambda waited: "passed", emulated=True)
 
-    def b() -> str:
+    def b(slot: Slot) -> str:
         started.append("b")
         b_started.set()
         assert scheduler.stop.wait(WAIT), "the cancel hook was not called"
         return "passed"
 
-    def c() -> str:
+    def c(slot: Slot) -> str:
         started.append("c")
         return "passed"
 
@@ -202,12 +204,105 @@ def test_an_interrupt_keeps_no_failed_outcome_of_work_in_flight() -> None:
 
     scheduler = _scheduler(jobs=1, calls=calls, note=note)
 
-    def b() -> str:
+    def b(slot: Slot) -> str:
         b_started.set()
         assert scheduler.stop.wait(WAIT)
         return "failed"
 
     with pytest.raises(KeyboardInterrupt):
-        scheduler.run({"a": lambda: SmokeDue(smoke=lambda: "passed", emulated=False), "b": b})
+        scheduler.run({"a": lambda slot: SmokeDue(smoke=lambda waited: "passed", emulated=False), "b": b})
     assert calls == ["cancel", "release"]
     assert scheduler.finished == {}
+
+
+@pytest.mark.parametrize(
+    ("slots", "running", "waiting", "sharing"),
+    [
+        (2, 1, 5, 2),  # others wait for a slot: the cores go to every slot
+        (8, 1, 1, 2),  # fewer targets than slots: shared by those that will run
+        (2, 2, 0, 2),  # the tail: shared by the builds still running
+        (4, 1, 0, 1),  # the last build, alone
+    ],
+)
+def test_the_builds_sharing_the_cores(slots: int, running: int, waiting: int, sharing: int) -> None:
+    assert builds_sharing(slots=slots, running=running, waiting=waiting) == sharing
+
+
+@pytest.mark.parametrize(
+    ("cores", "sharing", "limit", "share"),
+    [
+        (2, 2, 2, 1),  # --jobs 2 on 2 cores: two make -j1, not two make -j2
+        (8, 2, 8, 4),
+        (8, 1, 8, 8),  # a lone build gets every core...
+        (8, 1, 2, 2),  # ...up to the recipe's CPU limit
+        (2, 4, 4, 1),  # never less than 1
+    ],
+)
+def test_a_builds_share_of_the_cores(cores: int, sharing: int, limit: int, share: int) -> None:
+    assert core_share(cores, sharing=sharing, limit=limit) == share
+    assert Slot(waited=0.0, sharing=sharing).cores(cores, limit) == share
+
+
+def test_each_build_is_given_its_share_when_it_starts() -> None:
+    """Two slots, three targets: the first two share the cores while the third waits; the third starts
+    while the first still runs, so it shares them too. One target alone gets every core."""
+    c_started = threading.Event()
+    slots: dict[str, Slot] = {}
+
+    def build(name: str) -> Callable[[Slot], str]:
+        def run(slot: Slot) -> str:
+            slots[name] = slot
+            if name == "a":
+                assert c_started.wait(WAIT)
+            if name == "c":
+                c_started.set()
+            return "passed"
+
+        return run
+
+    _scheduler(jobs=2).run({name: build(name) for name in "abc"})
+    assert {name: slot.sharing for name, slot in slots.items()} == {"a": 2, "b": 2, "c": 2}
+    assert {name: slot.cores(8, 8) for name, slot in slots.items()} == {"a": 4, "b": 4, "c": 4}
+
+    _scheduler(jobs=4).run({"alone": build("alone")})
+    assert slots["alone"].sharing == 1 and slots["alone"].cores(8, 8) == 8
+
+
+def test_the_waits_for_a_build_and_a_smoke_slot_are_timed() -> None:
+    """One build slot and one emulated slot: the second target waits for its build slot at least as
+    long as the first builds, and for its smoke slot at least as long as the first's smoke test runs
+    after the second's became due."""
+    ran: dict[str, tuple[float, float]] = {}  # what -> (started, ended)
+    waited: dict[str, float] = {}
+    b_due = threading.Event()
+
+    def timed(what: str) -> None:
+        started = time.monotonic()
+        for _ in range(10_000):  # some work, no sleep
+            pass
+        ran[what] = (started, time.monotonic())
+
+    def build(name: str) -> Callable[[Slot], SmokeDue[str]]:
+        def run(slot: Slot) -> SmokeDue[str]:
+            waited[f"{name} build"] = slot.waited
+            timed(f"{name} build")
+            due = SmokeDue(smoke=lambda seconds: smoke(name, seconds), emulated=True)
+            if name == "b":
+                b_due.set()
+            return due
+
+        return run
+
+    def smoke(name: str, seconds: float) -> str:
+        waited[f"{name} smoke"] = seconds
+        if name == "a":  # holds the emulated slot until b's smoke test is due
+            assert b_due.wait(WAIT)
+        timed(f"{name} smoke")
+        return "passed"
+
+    _scheduler(jobs=1, emulated_jobs=1).run({"a": build("a"), "b": build("b")})
+    assert 0 <= waited["a build"] < WAIT and 0 <= waited["a smoke"] < WAIT
+    started, ended = ran["a build"]
+    assert waited["b build"] >= ended - started
+    started, ended = ran["a smoke"]
+    assert waited["b smoke"] >= ended - started

@@ -19,7 +19,7 @@ from orchestrator.outputs import sbom as sbom_stage
 from orchestrator.outputs.progress import ProgressView
 from orchestrator.outputs.report import BinaryInfo, Status, TargetReport
 from orchestrator.pipeline import cache
-from orchestrator.pipeline.services import write_layouts
+from orchestrator.pipeline.services import ServiceLayouts
 from orchestrator.pipeline.targets import Target, select_targets
 from orchestrator.recipe.loader import load_project
 from orchestrator.stages import package as package_stage
@@ -93,9 +93,8 @@ def test_a_service_whose_sbom_fails_fails_at_package_and_the_others_go_on(
     monkeypatch.setattr(sbom_stage, "write_service_sbom", write_service_sbom)
     monkeypatch.setattr(package_stage, "write_service_layout", lambda *args, **kwargs: "sha256:index")
     names = [t.name for t in targets]
-    images, reports = write_layouts(
+    layouts = ServiceLayouts(
         targets,
-        [_passed(t, out) for t in targets],
         images={name: SimpleNamespace(digest=f"sha256:{name}") for name in names},  # type: ignore[misc]
         keys=dict.fromkeys(names, "key"),
         unsaved={t.name: (t.output_dir(out), "key") for t in targets},
@@ -105,6 +104,7 @@ def test_a_service_whose_sbom_fails_fails_at_package_and_the_others_go_on(
         out_root=out,
         view=view,
     )
+    images, reports = layouts.finish([_passed(t, out) for t in targets])
     by_service = {r.service: r for r in reports}
     assert [i.service for i in images] == ["good"] and sboms == ["good"]
     assert by_service["good"].status is Status.PASSED
@@ -114,3 +114,38 @@ def test_a_service_whose_sbom_fails_fails_at_package_and_the_others_go_on(
     good, bad = (t.output_dir(out) / cache.RESULT_FILE for t in targets)
     assert json.loads(good.read_text())["key"] == "key"  # saved once its layout was written
     assert not bad.exists()  # nothing that looks reusable is left
+
+
+def test_a_service_layout_is_written_once_its_last_target_is_done_and_its_images_are_dropped(
+    targets: list[Target], tmp_path: Path, view: ProgressView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    written: list[str] = []
+    monkeypatch.setattr(
+        sbom_stage, "write_service_sbom", lambda *args, **kwargs: (out / "sbom.cdx.json", SimpleNamespace())
+    )
+    monkeypatch.setattr(
+        package_stage, "write_service_layout", lambda service, *args, **kwargs: written.append(service.name)
+    )
+    images = {t.name: SimpleNamespace(digest=f"sha256:{t.name}") for t in targets}
+    layouts = ServiceLayouts(
+        targets,
+        images=images,  # type: ignore[arg-type]
+        keys=dict.fromkeys(images, "key"),
+        unsaved={},
+        engine_for=lambda target: None,  # type: ignore[arg-type,return-value]
+        toolchain_for=lambda target: EngineError("unused"),
+        provenance=dict.fromkeys(("good", "bad"), None),  # type: ignore[arg-type]
+        out_root=out,
+        view=view,
+    )
+    good = [t for t in targets if t.service.name == "good"]
+    for target in good:
+        assert written == []  # not before the service's last target is done
+        layouts.outcome(target.name, _passed(target, out))
+    layouts.wait()
+    assert written == ["good"]
+    assert sorted(images) == sorted(t.name for t in targets if t.service.name == "bad")  # good's dropped
+    images_written, reports = layouts.finish([_passed(t, out) for t in targets])
+    assert written == ["good", "bad"] and len(images_written) == 2 and not images
+    assert [r.service for r in reports] == [t.service.name for t in targets]

@@ -160,8 +160,14 @@ def run_targets(build: Build) -> None:
 
 
 def report_outcome(build: Build) -> None:
-    """The summary; failed targets raise with the exit code of the earliest failing stage."""
-    shared.finish_run(build.console, _given(build.report), _given(build.out_root))
+    """The summary (with --profile, where the time went, after it); failed targets raise with the exit
+    code of the earliest failing stage."""
+    report = _given(build.report)
+    try:
+        shared.finish_run(build.console, report, _given(build.out_root))
+    finally:
+        if build.args.profile and report.profile is not None:
+            render.print_profile(build.console, report)
 
 
 def report_reproducibility(build: Build) -> int:
