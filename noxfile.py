@@ -47,18 +47,22 @@ def tests_all(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on everything, mypy --strict on the package."""
+    """ruff on everything, mypy --strict on the package and the bench."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "--strict", "orchestrator")
+    session.run("mypy", "--strict", "orchestrator", "bench")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time osless against per-target Dockerfiles and bare compiles (figures, not a test; not run by default).
+    """Time osless against per-target Dockerfiles and the bare build steps in warm containers: synthetic
+    services, the real-program examples and a 100-service scale run, with osless's profile and the
+    issue's goals (figures, not a test; not run by default). Printed, and written to out/bench.json.
 
-    Options after `--`: --services N, --platforms P,P, --jobs J, --json PATH, --keep.
+    Options after `--`: --only synthetic,remote,real,scale; --services N, --platforms P,P (synthetic,
+    remote, scale); --real lua,ninja,gojq,hexyl[,minisign], --real-platforms P,P; --scale-services N;
+    --jobs J, --json PATH, --keep. Needs the toolchain images (`nox -s build-all`, `nox -s examples`).
     """
     session.install("-e", ".")
     session.run("python", "-m", "bench.benchmark", *session.posargs)  # tests/daemons.py from the root

@@ -60,7 +60,7 @@ from orchestrator.pipeline.targets import Target, select_targets
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.model import Project, Service
 from orchestrator.stages.package import image_annotations
-from orchestrator.stages.toolchain import ToolchainImage, provision
+from orchestrator.stages.toolchain import TOOLCHAIN_WORK_DIR, ToolchainImage, provision
 
 Note = Callable[[str], None]
 
@@ -184,7 +184,7 @@ class _Assembly:
                     name=service.toolchain, reference=image_id, image_id=image_id, bootstrapped=False
                 )
         toolchain = self.project.toolchains[service.toolchain]
-        image = provision(engine, toolchain, self.out_root / ".toolchains", lambda _: None)
+        image = provision(engine, toolchain, self.out_root / TOOLCHAIN_WORK_DIR, lambda _: None)
         if recorded and image.image_id not in recorded:  # reproducible: the same recipe gives that id
             self.note(
                 f"{service.name}: toolchain image {recorded[0][7:19]} (its targets' builder) is not in "

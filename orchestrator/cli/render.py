@@ -39,8 +39,23 @@ def workflow_commands(console: Console, lines: Sequence[str]) -> None:
 
 
 def print_run(console: Console, report: RunReport, out_root: Path) -> None:
-    """A run's summary table, failures, what was not built and why, CI annotations and job summary."""
-    console.print(summary_table(report.targets))
+    """A run's summary table, failures, what was not built and why, CI annotations and job summary.
+
+    The table lists what this run did; the targets it reused from out/ unchanged are one line (at a
+    few hundred targets, their rows would cost more than the run; report.json and the job summary list
+    them all).
+    """
+    reused = [t for t in report.targets if t.result_from == "local-cache"]
+    done = [t for t in report.targets if t.result_from != "local-cache"]
+    if done:
+        console.print(summary_table(done))
+    if reused:
+        services = len({t.service for t in reused})
+        console.print(
+            f"{len(reused)} {'target' if len(reused) == 1 else 'targets'} of {services} "
+            f"{'service' if services == 1 else 'services'} unchanged: reused from out/ (inputs the same)",
+            markup=False,
+        )
     print_failures(console, report.targets)
     for u in report.unsupported:
         console.print(f"{u.service} is not built for {u.platform}: {u.reason}", markup=False)

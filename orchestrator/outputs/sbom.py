@@ -21,6 +21,7 @@ metadata component has a `pkg:oci` purl only when a caller passes an index diges
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -55,7 +56,7 @@ from orchestrator.outputs.components import (
 from orchestrator.pipeline.provenance import Provenance
 from orchestrator.platforms import Platform
 from orchestrator.recipe.model import Service
-from orchestrator.stages.toolchain import ToolchainImage
+from orchestrator.stages.toolchain import TOOLCHAIN_WORK_DIR, ToolchainImage
 from orchestrator.verify.context import read_context
 
 SBOM_FILE = "sbom.cdx.json"  # in out/<service>/
@@ -129,8 +130,12 @@ def parse_packages(text: str) -> dict[str, DebianPackage]:
     return packages
 
 
-def toolchain_packages(engine: Engine, image: ToolchainImage) -> dict[str, DebianPackage]:
-    """The toolchain image's installed Debian packages, read once per image id per run (a short container).
+def toolchain_packages(
+    engine: Engine, image: ToolchainImage, kept: Path | None = None
+) -> dict[str, DebianPackage]:
+    """The toolchain image's installed Debian packages, read once per image id (a short container): per
+    run, and with `kept` (out/.toolchains) across runs, its listing kept there under the image id,
+    which names the image's content, so a later SBOM costs no container start.
 
     Empty when the image has no dpkg (not Debian) or the container cannot run: the SBOM then names
     the libc without a version rather than failing the run.
@@ -138,17 +143,28 @@ def toolchain_packages(engine: Engine, image: ToolchainImage) -> dict[str, Debia
     with _cache_lock:
         if image.image_id in _cache:
             return _cache[image.image_id]
+    listing = kept / f"{image.image_id.removeprefix('sha256:')}.packages" if kept else None
     try:
-        result = engine.run(
-            ContainerSpec(
-                image=image.reference, command=["sh", "-c", _PACKAGES_SCRIPT], role="sbom", timeout=120
+        text = listing.read_text() if listing else None
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text is None:
+        try:
+            result = engine.run(
+                ContainerSpec(
+                    image=image.reference, command=["sh", "-c", _PACKAGES_SCRIPT], role="sbom", timeout=120
+                )
             )
-        )
-    except EngineError:
-        return {}
-    if result.exit_code != 0 or result.timed_out:
-        return {}
-    packages = parse_packages(result.stdout.decode("utf-8", "replace"))
+        except EngineError:
+            return {}
+        if result.exit_code != 0 or result.timed_out:
+            return {}
+        text = result.stdout.decode("utf-8", "replace")
+        if listing:
+            with contextlib.suppress(OSError):  # only the next run's shortcut is lost
+                listing.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(listing, text.encode())
+    packages = parse_packages(text)
     with _cache_lock:
         return _cache.setdefault(image.image_id, packages)
 
@@ -320,7 +336,11 @@ def write_service_sbom(
     if path.is_file() and key_file.is_file() and key_file.read_text() == inputs_key:
         return path, oci.Blob(media_type=MEDIA_TYPE, data=path.read_bytes())
     key_file.unlink(missing_ok=True)
-    packages = toolchain_packages(engine, toolchain) if isinstance(toolchain, ToolchainImage) else {}
+    packages = (
+        toolchain_packages(engine, toolchain, out_root / TOOLCHAIN_WORK_DIR)
+        if isinstance(toolchain, ToolchainImage)
+        else {}
+    )
     document = sbom_for(service, binaries, packages=packages, provenance=provenance)
     written = write_sbom(out_root, service, document)
     write_atomic(key_file, inputs_key.encode())

@@ -40,7 +40,7 @@ from orchestrator.pipeline.target import STAGING_DIR, StageTracker, TargetStages
 from orchestrator.pipeline.targets import Target, skipped_platforms
 from orchestrator.recipe.model import Project
 from orchestrator.stages.build import Builders
-from orchestrator.stages.toolchain import ToolchainImage, debian_slim_size, provision
+from orchestrator.stages.toolchain import TOOLCHAIN_WORK_DIR, ToolchainImage, debian_slim_size, provision
 from orchestrator.stages.workspace import SourceTree, read_source
 
 INTERRUPTED = "interrupted"  # the reason of a target a Ctrl-C or SIGTERM stopped
@@ -227,7 +227,7 @@ class Runner:
             },
             key=Engines.default_first,
         )
-        work_dir = self.options.out_root / ".toolchains"
+        work_dir = self.options.out_root / TOOLCHAIN_WORK_DIR
         for engine_name, name in needed:
             toolchain = self.project.toolchains[name]
             subject = f"toolchain {name}" + (

@@ -285,13 +285,15 @@ class Builders:
         service: Service,
         platform: Platform,
         *,
+        output: str,
         toolchain: Toolchain,
         image: str,
         build_key: str,
         timeout: float,
     ) -> PreparedWorkspace:
-        """The target's workspace synced with the service's source when the previous successful build
-        left it usable, else emptied and filled with a fresh writable copy (stages/workspace.py)."""
+        """The target's output directory emptied, and its workspace synced with the service's source
+        when the previous successful build left it usable, else emptied and filled with a fresh
+        writable copy (stages/workspace.py)."""
         record = workspaces.record_path(
             self.out_root, self.workspace_volume(toolchain, image), service.name, platform.slug
         )
@@ -308,7 +310,9 @@ class Builders:
         source = os.path.normpath(self.source_dir(service))
         result = self.engine.exec(
             container,
-            workspaces.command(plan, workspace=workspace_dir(service, platform), source=source),
+            workspaces.command(
+                plan, output=output, workspace=workspace_dir(service, platform), source=source
+            ),
             env={},
             working_dir="/",
             user=BUILD_USER,
@@ -400,22 +404,6 @@ class Builders:
                 + opened.stderr.decode(errors="replace").strip()[:200]
             )
         return container
-
-    def empty_scratch(self, container: Any, scratch: str) -> None:
-        """The target's scratch directory, emptied, with its bin/ (owned by the build user)."""
-        emptied = self.engine.exec(
-            container,
-            ["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1/bin"', "sh", scratch],
-            env={},
-            working_dir="/",
-            user=BUILD_USER,
-            timeout=60,
-        )
-        if emptied.exit_code != 0:
-            raise EngineError(
-                f"cannot empty {scratch} in the builder (exit {emptied.exit_code}): "
-                + emptied.stderr.decode(errors="replace").strip()[:200]
-            )
 
     def copy_out(self, container: Any, inside: str, binary: Path) -> str | None:
         """The built binary copied to out/ (atomically); why not, when it is not one regular file. A
@@ -567,12 +555,12 @@ def build(
     with builders.workspace(toolchain_image, workspace):
         clock.lap("builder")  # waiting for the target's previous build in this run
         deadline = time.monotonic() + timeout  # the whole build: preparing the workspace and every step
-        builders.empty_scratch(container, scratch)
         preparing = time.monotonic()
         prepared = builders.prepare_workspace(
             container,
             service,
             platform,
+            output=scratch,
             toolchain=toolchain,
             image=toolchain_image,
             build_key=_build_key(service, platform, env, output=inside, workspace=workspace),

@@ -280,6 +280,7 @@ def collect_superseded(
 
 
 # What teams would otherwise ship on: Debian's slim image is minbase without docs, man pages, locales.
+TOOLCHAIN_WORK_DIR = ".toolchains"  # in out/: bootstrap work, image records, package listings
 DEBIAN_SLIM = Toolchain(
     name="debian-slim",
     file=Path("<osless: the base images are compared with>"),

@@ -58,11 +58,13 @@ _FRESH_BECAUSE = {
     "stale": "the previous build failed or was interrupted",
     "failed": "syncing the kept workspace failed (the previous build changed its directories)",
 }
-# Arguments: the workspace, the source, the marker, the record's token ("": a fresh copy), the new
-# token, how many of the paths that follow are removed ones (the rest changed or new: each "./<path>").
+# Arguments: the target's output directory (emptied, with its bin/: one exec less per build), the
+# workspace, the source, the marker, the record's token ("": a fresh copy), the new token, how many of
+# the paths that follow are removed ones (the rest changed or new: each "./<path>").
 # The new token is written first. Prints what it did: kept, fresh, or why it made a fresh copy.
-SCRIPT = r"""w=$1 s=$2 m=$3 expected=$4 token=$5 removing=$6
-shift 6
+SCRIPT = r"""o=$1 w=$2 s=$3 m=$4 expected=$5 token=$6 removing=$7
+shift 7
+rm -rf -- "$o" && mkdir -p -- "$o/bin" || exit 1
 previous=$(cat -- "$m" 2>/dev/null) || previous=
 mkdir -p -- "${m%/*}" && printf '%s\n' "$token" > "$m" || exit 1
 fresh() {
@@ -282,13 +284,15 @@ def _fresh(plan: Plan, why: str) -> Plan:
     return Plan(token=plan.token, build=plan.build, entries=plan.entries, why=why)
 
 
-def command(plan: Plan, *, workspace: str, source: str) -> list[str]:
-    """The one `sh -c` that prepares the workspace: SCRIPT, its fixed arguments, then the paths."""
+def command(plan: Plan, *, output: str, workspace: str, source: str) -> list[str]:
+    """The one `sh -c` that prepares the target's output directory and workspace: SCRIPT, its fixed
+    arguments, then the paths."""
     return [
         "sh",
         "-c",
         SCRIPT,
         "sh",
+        output,
         workspace,
         source,
         marker_path(workspace),

@@ -54,7 +54,7 @@ class FakeEngine:
         self.execs.append(list(command))
         stdout, code = b"", 0
         if command[2:3] == [workspace.SCRIPT]:
-            stdout = b"kept\n" if command[7] else b"fresh\n"
+            stdout = b"kept\n" if command[8] else b"fresh\n"
         elif command[0] == "gcc" and self.failing:
             code = 1
         return ContainerResult(exit_code=code, stdout=stdout, stderr=b"", timed_out=False)
@@ -163,8 +163,8 @@ def test_a_build_is_timed_and_its_workspace_synced_by_the_next(project: Project)
     with _builders(engine, project.root) as builders:  # the next run: the source read again
         second = _build(builders, project, jobs=3)  # another {JOBS}: the same build
     assert second.ok and second.incremental
-    expected, token, removing, *paths = engine.prepared[1][7:]
-    assert expected == engine.prepared[0][8] and token != expected  # the first build's token
+    expected, token, removing, *paths = engine.prepared[1][8:]
+    assert expected == engine.prepared[0][9] and token != expected  # the first build's token
     assert (removing, paths) == ("0", ["./main.c"])
     assert (
         "workspace kept from the previous build: 1 file changed (main.c), 0 removed" in second.log.read_text()
@@ -177,14 +177,14 @@ def test_rebuild_and_a_failed_build_give_a_fresh_copy(project: Project) -> None:
         _build(builders, project)
     with Builders(engine, project.root, project.root / "out", rebuild=True) as builders:  # type: ignore[arg-type]
         rebuilt = _build(builders, project)
-    assert not rebuilt.incremental and engine.prepared[-1][7] == ""
+    assert not rebuilt.incremental and engine.prepared[-1][8] == ""
     assert "a fresh copy of /project/sources/hello: --rebuild" in rebuilt.log.read_text()
     failing = FakeEngine(failing=True)
     with _builders(failing, project.root) as builders:
         assert not _build(builders, project).ok
     with _builders(engine, project.root) as builders:
         _build(builders, project)
-    assert engine.prepared[-1][7] == engine.prepared[-2][8]  # the --rebuild's record: the failure left none
+    assert engine.prepared[-1][8] == engine.prepared[-2][9]  # the --rebuild's record: the failure left none
 
 
 def test_a_clean_build_in_a_cache_namespace_records_no_workspace(project: Project) -> None:

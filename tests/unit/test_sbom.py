@@ -280,6 +280,17 @@ def test_toolchain_packages_are_read_once_per_image() -> None:
     assert spec.image == "osless-toolchain/gcc:test" and spec.command[:2] == ["sh", "-c"]
 
 
+def test_a_kept_package_listing_saves_the_next_runs_container(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = toolchain_image(f"sha256:{uuid.uuid4().hex}")
+    assert sbom.toolchain_packages(FakeEngine(DPKG_OUTPUT), image, tmp_path) == PACKAGES  # type: ignore[arg-type]
+    monkeypatch.setattr(sbom, "_cache", {})  # the next run: nothing in memory
+    unused = FakeEngine("", error=True)
+    assert sbom.toolchain_packages(unused, image, tmp_path) == PACKAGES  # type: ignore[arg-type]
+    assert unused.specs == []  # read from the listing kept under the image id, no container
+
+
 @pytest.mark.parametrize("engine", [FakeEngine("", exit_code=127), FakeEngine("", error=True)])
 def test_toolchain_packages_without_dpkg_are_empty(engine: FakeEngine) -> None:
     assert sbom.toolchain_packages(engine, toolchain_image(f"sha256:{uuid.uuid4().hex}")) == {}  # type: ignore[arg-type]

@@ -124,9 +124,15 @@ def test_paths_are_arguments_after_the_fixed_ones() -> None:
     plan = Plan(
         token="t", build=BUILD, entries={}, expected="e", changed=("$(reboot).c", "-rf"), removed=("x y",)
     )
-    command = workspace.command(plan, workspace="/workspace/s/linux-amd64", source="/project/sources/s")
+    command = workspace.command(
+        plan,
+        output="/osless-out/s/linux-amd64",
+        workspace="/workspace/s/linux-amd64",
+        source="/project/sources/s",
+    )
     assert command[:4] == ["sh", "-c", workspace.SCRIPT, "sh"]
     assert command[4:] == [
+        "/osless-out/s/linux-amd64",
         "/workspace/s/linux-amd64",
         "/project/sources/s",
         "/workspace/s/.linux-amd64.token",
@@ -212,7 +218,7 @@ def _tree(root: Path, files: dict[str, str]) -> None:
 
 def _prepare(plan: Plan, source: Path, work: Path) -> str:
     completed = subprocess.run(
-        workspace.command(plan, workspace=str(work), source=str(source)),
+        workspace.command(plan, output=str(work.parent / "out"), workspace=str(work), source=str(source)),
         capture_output=True,
         text=True,
         check=False,
@@ -301,7 +307,9 @@ def test_the_new_token_is_written_before_the_copy(dirs: tuple[Path, Path]) -> No
     source, work = dirs
     plan = workspace.plan(None, read_source(source).entries, BUILD, refused=None)
     completed = subprocess.run(
-        workspace.command(plan, workspace=str(work), source=str(source / "missing")),
+        workspace.command(
+            plan, output=str(work.parent / "out"), workspace=str(work), source=str(source / "missing")
+        ),
         capture_output=True,
         check=False,
     )

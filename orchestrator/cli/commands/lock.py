@@ -21,12 +21,12 @@ from orchestrator.engine import Engine
 from orchestrator.errors import UsageError, did_you_mean
 from orchestrator.outputs.atomic import write_atomic
 from orchestrator.recipe.model import Project, Toolchain
-from orchestrator.stages.toolchain import make_lock
+from orchestrator.stages.toolchain import TOOLCHAIN_WORK_DIR, make_lock
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     project = shared.project(args)
-    work_dir = shared.out_root(args, project) / ".toolchains"
+    work_dir = shared.out_root(args, project) / TOOLCHAIN_WORK_DIR
     engine: Engine | None = None
     for name in _selected(project, args.toolchains):
         # Read again: a base locked just before is part of a derived toolchain's spec.

@@ -20,7 +20,7 @@ from orchestrator.cli import render, shared
 from orchestrator.engine import Engine
 from orchestrator.errors import UsageError, did_you_mean
 from orchestrator.image import registry, toolchain_registry
-from orchestrator.stages.toolchain import provision
+from orchestrator.stages.toolchain import TOOLCHAIN_WORK_DIR, provision
 
 
 def push(args: argparse.Namespace, console: Console) -> int:
@@ -40,7 +40,7 @@ def push(args: argparse.Namespace, console: Console) -> int:
                 hint="e.g. --to REGISTRY/REPO:v1",
             )
         target = target.with_tag(f"{toolchain.name}-{spec_hash(toolchain)}")
-    work_dir = shared.out_root(args, project) / ".toolchains"
+    work_dir = shared.out_root(args, project) / TOOLCHAIN_WORK_DIR
     engine = Engine.connect()
 
     def progress(text: str) -> None:
