@@ -123,6 +123,17 @@ class Cached:
     image: oci.Image
 
 
+def recorded_key(output_dir: Path) -> str | None:
+    """The key out/'s result for a target was recorded with (nothing checked: a guess at whether the
+    target will be reused, never a reason to reuse it)."""
+    try:
+        record = json.loads((output_dir / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    key = record.get("key") if isinstance(record, dict) else None
+    return key if isinstance(key, str) else None
+
+
 def load(output_dir: Path, key: str, platform: Platform | None = None) -> Cached | None:
     """The passed result recorded for this key, with its files checked against what it recorded.
 

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -338,6 +338,7 @@ class Runner:
                 note=self.view.step,
                 outcome=layouts.outcome,
             )
+            stack.enter_context(_prestarting(stages, targets))  # ends before the builders are removed
             finished = scheduler.run({t.name: functools.partial(stages.up_to_package, t) for t in targets})
         return [finished[t.name] for t in targets], stages, layouts
 
@@ -423,6 +424,22 @@ class _Phases:
         """Every phase's seconds, the one in progress ended."""
         self.enter(None)
         return dict(self.seconds)
+
+
+@contextlib.contextmanager
+def _prestarting(stages: TargetStages, targets: Sequence[Target]) -> Iterator[None]:
+    """Builders started ahead of the builds on their own thread, which is stopped and waited for on
+    exit (a builder it started afterwards would outlive the run's cleanup)."""
+    done = threading.Event()
+    thread = threading.Thread(
+        target=stages.prestart_builders, args=(targets, done), name="osless-prestart", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _toolchain_error(error: OslessError | OSError, work_dir: Path) -> OslessError:

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -282,6 +282,29 @@ class TargetStages:
             return tracker.report(Status.FAILED, tracker.stage, error.message)
         except Exception as error:  # a bug of ours: keep the run going, keep the evidence
             return tracker.report(Status.FAILED, tracker.stage, internal_error(error, output_dir))
+
+    def prestart_builders(self, targets: Sequence[Target], done: threading.Event) -> None:
+        """The builders of the services that will build (no result in out/ for the key; none when a
+        remote cache may still have it), started in target order ahead of their first build, until
+        `done`: a build then finds its builder started instead of waiting half a second for it. What
+        fails here is left for the build to meet and report."""
+        if self.cache_from:
+            return
+        for target in targets:
+            if done.is_set() or self.stop.is_set():
+                return
+            toolchain = self.toolchain(target)
+            if target.service.unbuildable is not None or not isinstance(toolchain, ToolchainImage):
+                continue
+            try:
+                key = self._key(target)
+                if not self.rebuild and cache.recorded_key(target.output_dir(self.out_root)) == key:
+                    continue
+                self.builders[self.engines.name_for(target.platform)].container(
+                    self.project.toolchains[target.service.toolchain], toolchain.reference, target.service
+                )
+            except (StageFailed, OslessError, OSError):
+                continue
 
     def _key(self, target: Target) -> str | None:
         """The target's cache key; None when its toolchain is not available."""
