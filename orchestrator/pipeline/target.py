@@ -293,8 +293,10 @@ class TargetStages:
         for target in targets:
             if done.is_set() or self.stop.is_set():
                 return
+            if target.service.unbuildable is not None:  # fails at once: no toolchain was provisioned
+                continue
             toolchain = self.toolchain(target)
-            if target.service.unbuildable is not None or not isinstance(toolchain, ToolchainImage):
+            if not isinstance(toolchain, ToolchainImage):
                 continue
             try:
                 key = self._key(target)
