@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Provenance:
 
 PROVENANCE_RECORD = ".provenance.json"  # in out/: each source's last commit, with the HEAD it was found at
 RECORD_FORMAT = 1
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256
 _COMMIT = "\x01"  # starts each commit's line in `git log` output: a file name cannot hold it
 
 
@@ -108,6 +110,8 @@ def _carried_over(tree: Path, previous: Any, head: str, paths: set[str]) -> dict
     try:
         recorded_head, commits = str(previous["head"]), dict(previous["commits"])
     except (KeyError, TypeError, ValueError):
+        return {}
+    if not _COMMIT_ID.fullmatch(recorded_head):  # it becomes an argument of git: a commit id, nothing else
         return {}
     commits = {path: commits[path] for path in paths & commits.keys()}
     if recorded_head == head:

@@ -339,7 +339,9 @@ _FILE = SourceEntry(kind="file")
 
 
 def read_record(path: Path) -> Record | None:
-    """The record at `path`; None when there is none or it is not one osless wrote (a fresh copy)."""
+    """The record at `path`; None when there is none or it is not one osless wrote (a fresh copy). Its
+    paths become arguments of the sync (a removed one is removed): one that is not a plain relative
+    path inside the workspace (`..`, absolute, empty parts) makes it no record at all."""
     try:
         document = json.loads(path.read_text())
         if document["format"] != RECORD_FORMAT:
@@ -348,9 +350,15 @@ def read_record(path: Path) -> Record | None:
             str(name): SourceEntry(kind=str(kind), mode=int(mode), content=str(content))
             for name, (kind, mode, content) in document["entries"].items()
         }
-        return Record(token=str(document["token"]), build=str(document["build"]), entries=entries)
+        record = Record(token=str(document["token"]), build=str(document["build"]), entries=entries)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return record if all(map(_inside, entries)) else None
+
+
+def _inside(path: str) -> bool:
+    """A relative path of the source tree as `read_source` names them: no `.`, `..` or empty parts."""
+    return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 def write_record(path: Path, record: Record) -> None:

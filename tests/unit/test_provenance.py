@@ -94,3 +94,14 @@ def test_a_source_outside_any_repository_has_no_revision(tmp_path: Path) -> None
     plain.mkdir()
     found = provenances({"p": plain}, tmp_path / PROVENANCE_RECORD)["p"]
     assert (found.revision, found.source_url) == (None, None)
+
+
+def test_a_recorded_head_that_is_not_a_commit_id_never_reaches_git(repo: Path, tmp_path: Path) -> None:
+    record = tmp_path / PROVENANCE_RECORD
+    batch(repo, record)
+    document = json.loads(record.read_text())
+    written = tmp_path / "written"
+    document["repositories"][str(repo.resolve())]["head"] = f"--output={written}"
+    record.write_text(json.dumps(document))
+    assert batch(repo, record) == each_alone(repo)
+    assert not written.exists() and not list(tmp_path.glob("written*"))

@@ -353,3 +353,15 @@ def test_the_schema_knows_incremental() -> None:
     assert not list(validator.iter_errors(recipe))
     recipe["build"]["incremental"] = "no"  # type: ignore[index]
     assert list(validator.iter_errors(recipe))
+
+
+@pytest.mark.parametrize("name", ["../cache/go-build", "/etc", "a//b", "./a", "a/..", ""])
+def test_a_record_naming_a_path_outside_the_workspace_is_no_record(tmp_path: Path, name: str) -> None:
+    """Its removed paths would be removed by the sync: a record edited in out/ cannot reach beyond."""
+    path = tmp_path / "record.json"
+    entries = {"main.c": SourceEntry(kind="file", mode=0o644, content="0" * 64)}
+    workspace.write_record(path, Record(token="t", build=BUILD, entries=entries))
+    assert workspace.read_record(path) is not None
+    tampered = {**entries, name: SourceEntry(kind="file", mode=0o644, content="0" * 64)}
+    workspace.write_record(path, Record(token="t", build=BUILD, entries=tampered))
+    assert workspace.read_record(path) is None
