@@ -103,19 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list services and their platforms")
     listing.set_defaults(command=list_command.run)
 
-    verify = commands.add_parser("verify", help="check that files are static ELF binaries for a platform")
-    verify.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    verify.add_argument(
-        "--platform", choices=list(PLATFORMS), metavar="P", help="the platform the files must be built for"
-    )
-    verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    verify.set_defaults(command=verify_command.run)
-
-    show = commands.add_parser("inspect", help="show a binary's or an image's contents and verdicts")
-    show.add_argument("target", metavar="PATH|IMAGE", help="a binary, an image tar, an OCI layout or a tag")
-    show.add_argument("--platform", metavar="P", help="which platform (binary: verify for it)")
-    show.add_argument("--json", action="store_true", help="print the report as JSON")
-    show.set_defaults(command=inspect_command.run)
+    _add_verify_commands(commands)
 
     run = commands.add_parser("run", help="run a built image for one platform (under qemu when foreign)")
     run.add_argument("service", metavar="SERVICE")
@@ -166,6 +154,30 @@ def _add_cache_options(build: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the smoke test of a --cache-from result that passed it on this machine's platform",
     )
+
+
+def _add_verify_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`verify` and `inspect`: the verifier on files, and what a binary or an image holds."""
+    verify = commands.add_parser("verify", help="check that files are static ELF binaries for a platform")
+    verify.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    verify.add_argument(
+        "--platform", choices=list(PLATFORMS), metavar="P", help="the platform the files must be built for"
+    )
+    verify.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    verify.set_defaults(command=verify_command.run)
+
+    show = commands.add_parser("inspect", help="show a binary's or an image's contents and verdicts")
+    show.add_argument("target", metavar="PATH|IMAGE", help="a binary, an image tar, an OCI layout or a tag")
+    show.add_argument("--platform", metavar="P", help="which platform (binary: verify for it)")
+    show.add_argument("--json", action="store_true", help="print the report as JSON")
+    show.set_defaults(command=inspect_command.run)
+    for command in (verify, show):
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="also show the info findings (linkage, platform, size, language...); --json has them all",
+        )
 
 
 def _add_lock_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

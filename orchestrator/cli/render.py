@@ -25,7 +25,7 @@ from orchestrator.outputs.report import Profile, RunReport, Status, TargetReport
 from orchestrator.outputs.sizes import human_size
 from orchestrator.pipeline.reproduce import ReproducibilityReport
 from orchestrator.recipe.model import Project
-from orchestrator.verify.findings import Finding, Severity, Verdict
+from orchestrator.verify.findings import Finding, Severity, Verdict, doc_link
 
 
 def workflow_commands(console: Console, lines: Sequence[str]) -> None:
@@ -259,9 +259,9 @@ def push_summary(result: registry.PushResult) -> str:
 # `verify` and `inspect`
 
 
-def print_verdicts(console: Console, verdicts: Sequence[Verdict]) -> None:
-    """One line per file (platform, linkage, language), and its Go build info byte for byte as
-    `go version -m` prints it."""
+def print_verdicts(console: Console, verdicts: Sequence[Verdict], *, verbose: bool) -> None:
+    """One line per file (platform, linkage, language), its findings (`_print_findings`), and its Go
+    build info byte for byte as `go version -m` prints it."""
     for verdict in verdicts:
         facts = verdict.facts
         identified = (
@@ -273,12 +273,14 @@ def print_verdicts(console: Console, verdicts: Sequence[Verdict]) -> None:
             console.print(f"{escape(verdict.path)}: [green]ok[/] ({identified})")
         else:
             console.print(f"{escape(verdict.path)}: [red]FAIL[/] — {escape(verdict.reason or '')}")
+        _print_findings(console, verdict.findings, verbose=verbose)
         report = build_report(facts, verdict.path) if facts else None
         if report:
             console.file.write(report)  # rich would expand tabs
 
 
-def print_binary(console: Console, report: BinaryReport) -> None:
+def print_binary(console: Console, report: BinaryReport, *, verbose: bool) -> None:
+    """The verdict, what the ELF header says, the findings (`_print_findings`) and the Go build info."""
     verdict, facts = report.verdict, report.verdict.facts
     console.print(Text.assemble((report.path, "bold"), ": ", _result(report.ok)), highlight=False)
     if facts is not None:
@@ -292,12 +294,29 @@ def print_binary(console: Console, report: BinaryReport) -> None:
             ),
             highlight=False,
         )
+    _print_findings(console, verdict.findings, verbose=verbose)
     if report.go_version_m:
         console.file.write(report.go_version_m)  # tabs kept, byte for byte as `go version -m`
-    console.print(_findings_table(verdict.findings))
 
 
-def print_image(console: Console, report: ImageReport) -> None:
+_COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+
+
+def _print_findings(console: Console, findings: Sequence[Finding], *, verbose: bool) -> None:
+    """The errors, then the warnings (then, `verbose`, the INFO findings), one line each with its hint
+    and where docs/findings.md explains it: what to do about a file, not only whether it passed."""
+    for severity in list(Severity) if verbose else [Severity.ERROR, Severity.WARNING]:
+        for finding in (f for f in findings if f.severity is severity):
+            line = Text.assemble(
+                "  ", (severity.value, _COLOURS[severity]), f" {finding.id}: {finding.message}"
+            )
+            console.print(line, highlight=False)
+            if finding.hint:
+                console.print(Text(f"    hint: {finding.hint}"), highlight=False)
+            console.print(Text(f"    see {doc_link(finding.id)}"), highlight=False)
+
+
+def print_image(console: Console, report: ImageReport, *, verbose: bool) -> None:
     title = Text.assemble((report.source, "bold"), f" ({report.platform}): ", _result(report.ok))
     console.print(title, highlight=False)
     console.print(_settings_table(report))
@@ -319,7 +338,7 @@ def print_image(console: Console, report: ImageReport) -> None:
         highlight=False,
     )
     for binary in report.binaries:
-        print_binary(console, binary)
+        print_binary(console, binary, verbose=verbose)
     if report.needs:
         console.print(Text("what the binaries need", "bold"))
         for need in report.needs:
@@ -351,17 +370,4 @@ def _settings_table(report: ImageReport) -> Table:
     }
     for key, value in rows.items():
         table.add_row(key, Text(value))
-    return table
-
-
-def _findings_table(findings: Sequence[Finding]) -> Table:
-    table = Table("severity", "id", "message", "hint", title_justify="left")
-    colours = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
-    for finding in findings:
-        table.add_row(
-            Text(finding.severity.value, colours[finding.severity]),
-            Text(finding.id),
-            Text(finding.message),
-            Text(finding.hint or ""),
-        )
     return table

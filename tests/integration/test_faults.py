@@ -95,6 +95,15 @@ def _containers_of(client: Any, pid: int) -> list[str]:
     return [c.name for c in found]
 
 
+def _wait_for_containers_of(client: Any, pid: int, timeout: float = 120) -> list[str]:
+    """The containers of an osless process once one exists: its stage line is printed before the
+    stage takes its builder (which may still be starting), so a test that needs one waits for it."""
+    deadline = time.monotonic() + timeout
+    while not (found := _containers_of(client, pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
 def _report(out: Path) -> dict[str, Any]:
     return dict(json.loads((out / "report.json").read_text()))
 
@@ -249,7 +258,7 @@ def test_the_containers_of_a_killed_run_are_removed_by_the_next_run(
     killed = Osless(project, "build", "--out", str(out))
     try:
         killed.wait_for("hello linux/amd64: build")
-        left = _containers_of(docker_client, killed.process.pid)
+        left = _wait_for_containers_of(docker_client, killed.process.pid)
         assert left, "the build runs in a builder container labelled with its osless pid"
     finally:
         killed.process.kill()

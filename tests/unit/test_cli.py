@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
+from orchestrator.cli import render
 from orchestrator.cli.main import main
 from orchestrator.outputs import outdir
+from orchestrator.verify.findings import Verdict, error
 from tests.conftest import REPO_ROOT
 from tests.factories import true_recipe
 
@@ -34,6 +38,8 @@ def binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (work / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n')
     subprocess.run(["gcc", "-static", "-o", "static", "hello.c"], cwd=work, check=True)
     subprocess.run(["gcc", "-o", "dynamic", "hello.c"], cwd=work, check=True)
+    (work / "lookup.c").write_text('#include <pwd.h>\nint main(void) { return getpwnam("root") == 0; }\n')
+    subprocess.run(["gcc", "-static", "-o", "lookup", "lookup.c"], cwd=work, check=True, capture_output=True)
     (work / "script.sh").write_text("#!/bin/sh\necho hi\n")
     (work / "truncated").write_bytes((work / "static").read_bytes()[:100])
     return {p.name: p for p in work.iterdir()}
@@ -53,9 +59,59 @@ def test_verify_accepts_a_static_binary(
 def test_verify_rejects_with_a_one_line_reason(
     binaries: dict[str, Path], capsys: pytest.CaptureFixture[str], name: str, reason: str
 ) -> None:
+    """The verdict's line says why; the errors below it (indented) say what to do."""
     assert main(["verify", str(binaries[name])]) == 7
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert len(lines) == 1 and reason in lines[0], lines
+    first, *rest = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert reason in first and rest[0].startswith("  error ") and reason in rest[0], (first, rest)
+    assert all(line.startswith("  ") for line in rest), rest
+
+
+def test_verify_prints_warnings_with_their_hints(
+    binaries: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A static program calling getpwnam passes, and says what the image needs for it and where that is
+    explained; info findings only with -v."""
+    path = binaries["lookup"]
+    assert main(["verify", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: ok (linux/amd64, static, c)",
+        "  warning needs.passwd: calls getpwnam: user and group lookups read /etc/passwd and /etc/group"
+        " — absent in scratch",
+        '    hint: add extras = ["passwd"] to [image]',
+        "    see docs/findings.md#needspasswd",
+    ]
+    assert main(["verify", "-v", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  info linkage.static: statically linked\n    see docs/findings.md#linkagestatic\n" in out
+    assert out.index("  warning needs.passwd") < out.index("  info ")
+
+
+def test_verify_prints_every_error_then_the_warnings_then_infos(
+    binaries: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", "--verbose", "--platform", "linux/arm64", str(binaries["lookup"])]) == 7
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{binaries['lookup']}: FAIL — built for x86-64, recipe says linux/arm64")
+    severities = [line.split()[0] for line in lines[1:] if not line.startswith("    ")]
+    assert severities == sorted(severities, key=["error", "warning", "info"].index), severities
+    assert severities.count("warning") == 1 and "info" in severities
+
+
+def test_findings_are_printed_as_written() -> None:
+    """Messages and hints quote the file (paths, strings): never read as markup."""
+    verdict = Verdict(
+        path="[bold]x",
+        facts=None,
+        findings=(error("elf.not-elf", "not an ELF file (starts with '[/x]')", hint="[red]no[/red]"),),
+    )
+    output = io.StringIO()
+    render.print_verdicts(Console(file=output, highlight=False, soft_wrap=True), [verdict], verbose=False)
+    assert output.getvalue().splitlines() == [
+        "[bold]x: FAIL — not an ELF file (starts with '[/x]')",
+        "  error elf.not-elf: not an ELF file (starts with '[/x]')",
+        "    hint: [red]no[/red]",
+        "    see docs/findings.md#elfnot-elf",
+    ]
 
 
 def test_verify_rejects_wrong_architecture(
@@ -175,8 +231,8 @@ OPTIONS = {
     "build": ["--platform", "--jobs", "-j", "--emulated-jobs", "--changed-since", "--engine",
               "--check-reproducible", "--rebuild", "--fail-fast", "--shard", "--out", "--profile"],
     "list": [],
-    "verify": ["--platform", "--json"],
-    "inspect": ["--platform", "--json"],
+    "verify": ["--platform", "--json", "-v", "--verbose"],
+    "inspect": ["--platform", "--json", "-v", "--verbose"],
     "run": ["--platform", "--"],
     "push": ["--to", "--out", "--insecure"],
     "doctor": [],

@@ -299,7 +299,9 @@ def test_inspect_a_binary(static_binary: bytes, tmp_path: Path, capsys: pytest.C
     path.write_bytes(static_binary)
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "linux/amd64" in out and "arch.identified" in out and "linkage" in out
+    assert "linux/amd64" in out and "linkage: static" in out and "arch.identified" not in out
+    assert main(["inspect", "-v", str(path)]) == 0
+    assert "  info arch.identified: built for linux/amd64" in capsys.readouterr().out
     assert main(["inspect", str(path), "--platform", "linux/arm64"]) == 7
     assert "arch.machine" in capsys.readouterr().out
 

@@ -597,9 +597,11 @@ def test_osless_verify_fails_an_unsupported_machine(tmp_path: Path) -> None:
     path = write(tmp_path, "mips", MIPS_BIG_ENDIAN)
     result = run_osless_limited("verify", str(path))
     assert result.returncode == 7, (result.stdout, result.stderr)
-    assert result.stdout == (
-        f"{path}: FAIL — EM_MIPS (MIPS R3000), 32-bit big-endian: osless supports {', '.join(PLATFORMS)}\n"
-    )
+    reason = f"EM_MIPS (MIPS R3000), 32-bit big-endian: osless supports {', '.join(PLATFORMS)}"
+    assert result.stdout.splitlines()[:2] == [
+        f"{path}: FAIL — {reason}",
+        f"  error arch.unsupported: {reason}",
+    ]
 
 
 def test_crafted_pie_without_interpreter_or_flag_is_ambiguous(tmp_path: Path) -> None:
@@ -1382,11 +1384,15 @@ def run_osless_limited(
     )
 
 
-def test_osless_verify_dev_zero_is_one_error_line() -> None:
+def test_osless_verify_dev_zero_fails_at_once() -> None:
     """It used to read /dev/zero until the OOM killer came (23.8 GB)."""
     result = run_osless_limited("verify", "/dev/zero")
     assert result.returncode == 7, result.stderr
-    assert result.stdout == "/dev/zero: FAIL — /dev/zero is a character device, not a regular file\n"
+    reason = "/dev/zero is a character device, not a regular file"
+    assert result.stdout.splitlines()[:2] == [
+        f"/dev/zero: FAIL — {reason}",
+        f"  error elf.not-regular: {reason}",
+    ]
     assert "Traceback" not in result.stderr
 
 

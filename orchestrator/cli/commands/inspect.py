@@ -21,9 +21,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         document = {"kind": kind, **to_jsonable(report), "ok": report.ok}
         console.file.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     elif isinstance(report, BinaryReport):
-        render.print_binary(console, report)
+        render.print_binary(console, report, verbose=args.verbose)
     else:
-        render.print_image(console, report)
+        render.print_image(console, report, verbose=args.verbose)
     if report.ok:
         return 0
     if isinstance(report, BinaryReport):

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         console.print_json(json.dumps(to_jsonable(verdicts)))
     else:
-        render.print_verdicts(console, verdicts)
+        render.print_verdicts(console, verdicts, verbose=args.verbose)
     failed = [v for v in verdicts if not v.ok]
     if failed:
         raise VerificationFailed(f"{len(failed)} of {len(verdicts)} files failed verification")
