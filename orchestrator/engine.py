@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -115,6 +116,38 @@ class ImageInfo:
     labels: dict[str, str]
     created: str  # RFC 3339, as the engine reports it
     size: int  # bytes
+    shared_size: int = 0  # bytes of its layers that other images use too (a usage listing's; else 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerInfo:
+    """A container as the engine's usage listing gives it."""
+
+    id: str
+    name: str
+    image_id: str
+    labels: dict[str, str]
+    state: str  # "running", "exited", "created"...
+    volumes: tuple[str, ...]  # the named volumes it mounts
+    size: int  # bytes it wrote (its writable layer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VolumeInfo:
+    """A named volume as the engine's usage listing gives it."""
+
+    name: str
+    labels: dict[str, str]
+    size: int  # bytes; -1 when the engine did not count them
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineUsage:
+    """Every image, container and volume of the engine, with sizes (`docker system df -v`)."""
+
+    images: tuple[ImageInfo, ...]
+    containers: tuple[ContainerInfo, ...]
+    volumes: tuple[VolumeInfo, ...]
 
 
 class ImageMissing(EngineError):
@@ -512,6 +545,69 @@ class Engine:
             raise EngineError(f"cannot remove image {image_id[7:19]}: {_first_line(error)}") from error
         except _ENGINE_ERRORS as error:
             raise EngineError(f"cannot remove image {image_id[7:19]}: {_first_line(error)}") from error
+        return None
+
+    def usage(self) -> EngineUsage:
+        """Every image, container and volume with its size, from one `docker system df -v` call."""
+        listed = self._call("cannot ask the engine what it stores", self.client.df)
+        return EngineUsage(
+            images=tuple(
+                ImageInfo(
+                    id=str(image["Id"]),
+                    tags=tuple(tag for tag in image.get("RepoTags") or () if tag != "<none>:<none>"),
+                    labels=dict(image.get("Labels") or {}),
+                    created=_rfc3339(int(image.get("Created") or 0)),
+                    size=int(image.get("Size") or 0),
+                    shared_size=max(0, int(image.get("SharedSize") or 0)),
+                )
+                for image in listed.get("Images") or ()
+            ),
+            containers=tuple(
+                ContainerInfo(
+                    id=str(container["Id"]),
+                    name=str((container.get("Names") or ["?"])[0]).lstrip("/"),
+                    image_id=str(container.get("ImageID") or ""),
+                    labels=dict(container.get("Labels") or {}),
+                    state=str(container.get("State") or ""),
+                    volumes=tuple(
+                        str(mount["Name"])
+                        for mount in container.get("Mounts") or ()
+                        if mount.get("Type") == "volume" and mount.get("Name")
+                    ),
+                    size=int(container.get("SizeRw") or 0),
+                )
+                for container in listed.get("Containers") or ()
+            ),
+            volumes=tuple(
+                VolumeInfo(
+                    name=str(volume["Name"]),
+                    labels=dict(volume.get("Labels") or {}),
+                    size=int((volume.get("UsageData") or {}).get("Size", -1)),
+                )
+                for volume in listed.get("Volumes") or ()
+            ),
+        )
+
+    def remove_container(self, container_id: str) -> str | None:
+        """Remove a container (stopped first) and its anonymous volumes: None when removed (or already
+        gone), else the engine's reason."""
+        try:
+            self.client.api.remove_container(container_id, v=True, force=True)
+        except docker.errors.NotFound:
+            return None
+        except _ENGINE_ERRORS as error:
+            return _first_line(error)
+        return None
+
+    def remove_volume(self, name: str) -> str | None:
+        """Remove a named volume, never forced: None when removed (or already gone), else the engine's
+        reason (a container uses it)."""
+        try:
+            self.client.api.remove_volume(name, force=False)
+        except docker.errors.NotFound:
+            return None
+        except _ENGINE_ERRORS as error:
+            return _first_line(error)
         return None
 
     def ensure_volume(self, name: str, labels: Mapping[str, str] | None = None) -> str:
@@ -923,6 +1019,11 @@ def _image_name(container: Any) -> str:
         return str(container.image.tags or container.image.id)
     except _ENGINE_ERRORS:
         return _name(container)
+
+
+def _rfc3339(seconds: int) -> str:
+    """An engine timestamp (seconds since the epoch) as RFC 3339, the way image labels write it."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _first_line(error: BaseException) -> str:

@@ -24,6 +24,9 @@ pipeline order (toolchain 5, build 10, verify 11, package 6, smoke 12): the firs
 Under GitHub Actions (GITHUB_ACTIONS=true) the log is folded into groups per phase and recipe problems
 and failed targets are `::error` annotations; with GITHUB_STEP_SUMMARY set, the run's Markdown summary
 is appended to the job summary.
+
+Before or after the command: `--color auto|always|never` (NO_COLOR and FORCE_COLOR as usual; never: no
+ANSI escapes at all), `-q` (only errors and the one-line result) and `-v` (more detail).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.cli import render
+from orchestrator.cli import render, terminal
 from orchestrator.cli.parser import build_parser
 from orchestrator.errors import Interrupted, OslessError, OutputError, RecipeError
 from orchestrator.outputs import github, summary
@@ -47,11 +50,11 @@ from orchestrator.outputs import github, summary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns: give them room instead.
+    if args.quiet and args.verbose:
+        parser.error("-q/--quiet and -v/--verbose exclude each other")
     # User text (names, paths, messages) is never markup: it is escaped or printed with markup off.
-    width = None if sys.stdout.isatty() else 160
-    console = Console(highlight=False, soft_wrap=True, width=width, emoji=False)
-    errors = Console(stderr=True, highlight=False, soft_wrap=True, width=width, emoji=False)
+    console = terminal.console(args.color)
+    errors = terminal.console(args.color, stderr=True)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -8,18 +8,25 @@ from pathlib import Path
 
 from orchestrator import __version__
 from orchestrator.ci import matrix
+from orchestrator.cli import completion
 from orchestrator.cli.commands import assemble as assemble_command
 from orchestrator.cli.commands import build as build_command
+from orchestrator.cli.commands import clean as clean_command
+from orchestrator.cli.commands import completion as completion_command
 from orchestrator.cli.commands import doctor as doctor_command
+from orchestrator.cli.commands import init as init_command
 from orchestrator.cli.commands import inspect as inspect_command
 from orchestrator.cli.commands import list as list_command
 from orchestrator.cli.commands import lock as lock_command
 from orchestrator.cli.commands import matrix as matrix_command
 from orchestrator.cli.commands import push as push_command
 from orchestrator.cli.commands import run as run_command
+from orchestrator.cli.commands import schema as schema_command
 from orchestrator.cli.commands import toolchain as toolchain_command
 from orchestrator.cli.commands import verify as verify_command
+from orchestrator.cli.terminal import COLOR_CHOICES
 from orchestrator.platforms import PLATFORMS, host_platform
+from orchestrator.recipe import jsonschema
 
 DESCRIPTION = "The `osless` command line: parses arguments, runs one command, turns errors into exit codes."
 
@@ -34,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path.cwd(),
         help="project root holding recipes/ and sources/ (default: the current directory)",
     )
+    _add_output_options(parser, after_command=False)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", help="build, verify, package and smoke-test targets")
@@ -100,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ci_commands(commands)
     _add_toolchain_commands(commands)
 
+    _add_init_command(commands)
+
     listing = commands.add_parser("list", help="list services and their platforms")
     listing.set_defaults(command=list_command.run)
 
@@ -132,7 +142,61 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check the engine, mmdebstrap and qemu-user for every platform"
     )
     check.set_defaults(command=doctor_command.run)
+
+    _add_clean_command(commands)
+
+    _add_schema_command(commands)
+    _add_completion_commands(commands)
+    for command in completion.subparsers(parser):
+        _add_output_options(command, after_command=True)
     return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """--color, -q, -v: before the command (osless -q build) or after it (osless build -q). After it
+    they have no default, so the command's parser does not undo one given before it."""
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--color",
+        choices=COLOR_CHOICES,
+        default=argparse.SUPPRESS if after_command else "auto",
+        help="auto (default): colour on a terminal unless NO_COLOR is set (FORCE_COLOR: also off one); "
+        "never: no ANSI escapes at all",
+    )
+    unset: object = argparse.SUPPRESS if after_command else False
+    output.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=unset,
+        help="only errors and the one-line result (what a command exists to print, such as `list`, "
+        "`matrix` or --json output, is printed as ever)",
+    )
+    if "-v" not in parser._option_string_actions:  # verify and inspect say what -v shows them
+        output.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=unset,
+            help="more detail: `build` prints every step as a line (on a terminal too, above the live "
+            "view) and each target's build steps; `verify` and `inspect` show the info findings",
+        )
+
+
+def _add_completion_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`completion SHELL`: a script completing commands, options, services and platforms; and the
+    hidden `__names KIND` the scripts ask for the project's services and toolchains."""
+    script = commands.add_parser(
+        "completion",
+        help="print a shell completion script: commands, options, services, platforms",
+        description="e.g. `source <(osless completion bash)` in ~/.bashrc, `source <(osless completion "
+        "zsh)` in ~/.zshrc, `osless completion fish > ~/.config/fish/completions/osless.fish`",
+    )
+    script.add_argument("shell", choices=completion.SHELLS)
+    script.set_defaults(command=completion_command.run)
+    names = commands.add_parser("__names")  # no help: hidden from --help and from the scripts
+    names.add_argument("kind", choices=completion.NAME_KINDS)
+    names.set_defaults(command=completion_command.names)
 
 
 def _add_cache_options(build: argparse.ArgumentParser) -> None:
@@ -176,8 +240,64 @@ def _add_verify_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
             "-v",
             "--verbose",
             action="store_true",
+            default=argparse.SUPPRESS,  # -v before the command holds too
             help="also show the info findings (linkage, platform, size, language...); --json has them all",
         )
+
+
+def _add_init_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`init`: a service recipe written from what a source directory holds."""
+    init = commands.add_parser(
+        "init", help="write a service recipe for a source directory (go.mod, Cargo.toml, CMakeLists.txt...)"
+    )
+    init.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="source directories, relative to the project root (default: the project root itself)",
+    )
+    init.add_argument("--name", help="the service's name (default: the directory's name); one PATH only")
+    init.add_argument(
+        "--dry-run", action="store_true", help="print the recipes instead of writing recipes/<name>.toml"
+    )
+    init.set_defaults(command=init_command.run)
+
+
+def _add_schema_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`schema`: the recipes' JSON Schemas, for editors that read `#:schema` lines."""
+    schema = commands.add_parser("schema", help="print a recipe JSON Schema, or write both for editors")
+    schema.add_argument("kind", nargs="?", choices=jsonschema.KINDS, help="which recipes (default: service)")
+    schema.add_argument(
+        "--write",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="DIR",
+        help="write both schemas into DIR (default: PROJECT/recipes/.schema, where `#:schema` lines point)",
+    )
+    schema.set_defaults(command=schema_command.run)
+
+
+def _add_clean_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`clean`: show, with sizes, and remove what osless left for the project; nothing it did not make."""
+    clean = commands.add_parser(
+        "clean",
+        help="remove what osless made for the project: out/, containers of runs that are gone, cache "
+        "volumes, service images, superseded toolchain images",
+    )
+    clean.add_argument("--out", type=Path, default=None, help="output directory (default: PROJECT/out)")
+    clean.add_argument("--dry-run", action="store_true", help="only list what would be removed, with sizes")
+    clean.add_argument(
+        "--all-toolchains",
+        action="store_true",
+        help="also the current toolchain images (rebuilding one takes minutes)",
+    )
+    clean.add_argument(
+        "--all-projects",
+        action="store_true",
+        help="volumes and service images of every project, not only this one's",
+    )
+    clean.set_defaults(command=clean_command.run)
 
 
 def _add_lock_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -38,17 +38,49 @@ def workflow_commands(console: Console, lines: Sequence[str]) -> None:
 # A run: `build` and `assemble`
 
 
-def print_run(console: Console, report: RunReport, out_root: Path) -> None:
+def print_run(
+    console: Console, report: RunReport, out_root: Path, *, quiet: bool = False, verbose: bool = False
+) -> None:
     """A run's summary table, failures, what was not built and why, CI annotations and job summary.
 
     The table lists what this run did; the targets it reused from out/ unchanged are one line (at a
     few hundred targets, their rows would cost more than the run; report.json and the job summary list
-    them all).
+    them all). quiet: the run in one line and the failures; verbose: each target's build steps too.
     """
+    if quiet:
+        console.print(run_line(report, out_root), markup=False)
+        print_failures(console, report.targets)
+    else:
+        _print_run_summary(console, report, out_root, verbose=verbose)
+    if github.active():
+        workflow_commands(console, github.target_annotations(report.targets))
+    github.append_step_summary(summary.markdown(report))
+
+
+def run_line(report: RunReport, out_root: Path) -> str:
+    """The run in one line, for -q: `3 targets: 2 passed, 1 failed (1 reused from out/); report: PATH`."""
+    statuses = ", ".join(
+        f"{count} {status.value}"
+        for status in Status
+        if (count := sum(t.status is status for t in report.targets))
+    )
+    reused = sum(t.result_from == "local-cache" for t in report.targets)
+    return (
+        f"{len(report.targets)} {'target' if len(report.targets) == 1 else 'targets'}: {statuses or 'none'}"
+        f"{f' ({reused} reused from out/)' if reused else ''}; report: {out_root / 'report.json'}"
+    )
+
+
+def _print_run_summary(console: Console, report: RunReport, out_root: Path, *, verbose: bool) -> None:
     reused = [t for t in report.targets if t.result_from == "local-cache"]
     done = [t for t in report.targets if t.result_from != "local-cache"]
     if done:
         console.print(summary_table(done))
+    if verbose:
+        for target in done:
+            for step in target.steps:
+                line = f"  {target.service} {target.platform}: {step.label} {step.seconds:.2f}s"
+                console.print(line + (f" (exit {step.exit_code})" if step.exit_code else ""), markup=False)
     if reused:
         services = len({t.service for t in reused})
         console.print(
@@ -60,9 +92,6 @@ def print_run(console: Console, report: RunReport, out_root: Path) -> None:
     for u in report.unsupported:
         console.print(f"{u.service} is not built for {u.platform}: {u.reason}", markup=False)
     console.print(f"report: {out_root / 'report.json'}", markup=False)
-    if github.active():
-        workflow_commands(console, github.target_annotations(report.targets))
-    github.append_step_summary(summary.markdown(report))
 
 
 def summary_table(targets: Sequence[TargetReport]) -> Table:

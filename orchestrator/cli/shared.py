@@ -29,9 +29,10 @@ def out_root(args: argparse.Namespace, project: Project) -> Path:
     return Path(args.out or project.root / "out").resolve()
 
 
-def finish_run(console: Console, report: RunReport, out_root: Path) -> None:
-    """Print a finished run; failed targets raise, with the exit code of the earliest failing stage."""
-    render.print_run(console, report, out_root)
+def finish_run(console: Console, report: RunReport, out_root: Path, args: argparse.Namespace) -> None:
+    """Print a finished run (in one line with -q, with the build steps with -v); failed targets raise,
+    with the exit code of the earliest failing stage."""
+    render.print_run(console, report, out_root, quiet=args.quiet, verbose=args.verbose)
     if report.failed:
         stages = [t.failed_stage for t in report.failed if t.status is Status.FAILED]
         raise targets_failed(f"{len(report.failed)} of {len(report.targets)} targets failed", stages)

@@ -28,6 +28,7 @@ from orchestrator.platforms import Platform
 
 if TYPE_CHECKING:
     from orchestrator.languages.fetching import FetchPlan
+    from orchestrator.languages.proposals import BuildProposal
     from orchestrator.outputs.components import DebianPackage
     from orchestrator.recipe.model import FetchSpec
     from orchestrator.verify.context import ElfContext
@@ -114,6 +115,11 @@ class Language(Protocol):
         directory under /project), `env` the build's environment."""
         ...
 
+    def propose_build(self, source: Path, project: Path, name: str) -> BuildProposal | None:
+        """How this language's toolchain would build the source directory `source` (inside the project
+        root `project`) as the service `name`, for `osless init`; None when it is not this language's."""
+        ...
+
 
 def language_of(
     binary: LoadedElf, facts: ElfFacts, notes: tuple[Note, ...], *, contents: Contents | None
@@ -150,6 +156,15 @@ def fetch_plan(fetch: FetchSpec, sources: tuple[str, ...], env: Mapping[str, str
         (plan for language in LANGUAGES if (plan := language.fetch_plan(fetch, sources, env)) is not None),
         None,
     )
+
+
+def build_proposals(source: Path, project: Path, name: str) -> list[BuildProposal]:
+    """What every language that recognises the source directory proposes, in LANGUAGES' order."""
+    return [
+        proposal
+        for language in LANGUAGES
+        if (proposal := language.propose_build(source, project, name)) is not None
+    ]
 
 
 def build_report(facts: ElfFacts, name: str) -> str | None:

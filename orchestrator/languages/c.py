@@ -24,6 +24,8 @@ from orchestrator.elf import scan as elfscan
 from orchestrator.elf.facts import ElfFacts
 from orchestrator.elf.load import LoadedElf
 from orchestrator.elf.scan import Contents, Note
+from orchestrator.languages import cfamily
+from orchestrator.languages.proposals import BuildProposal
 from orchestrator.outputs.components import DebianPackage, deb_component, properties, wheel_key
 from orchestrator.platforms import Platform
 from orchestrator.verify.findings import Finding, error, info, need
@@ -91,6 +93,10 @@ class CLanguage:
         self, fetch: FetchSpec, sources: tuple[str, ...], env: Mapping[str, str]
     ) -> FetchPlan | None:
         return None  # libraries come from the toolchain image's packages or the source tree
+
+    def propose_build(self, source: Path, project: Path, name: str) -> BuildProposal | None:
+        """The tree's build system (languages.cfamily), for the trees of this language (C or C++)."""
+        return cfamily.propose(source, name, self.name)
 
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]

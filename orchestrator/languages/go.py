@@ -10,6 +10,7 @@ traps are C's (languages.c).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,12 +31,23 @@ from orchestrator.elf.load import PF_W, LoadedElf, one_line
 from orchestrator.elf.scan import Contents, Note
 from orchestrator.languages.c import libc_components, libc_findings, library_components
 from orchestrator.languages.fetching import FetchPlan
+from orchestrator.languages.proposals import (
+    RANK_BUILD_SYSTEM,
+    RANK_SOURCES,
+    BuildProposal,
+    first_match,
+    read_text,
+    read_texts,
+    relative,
+    smoke_proposal,
+    walk,
+)
 from orchestrator.outputs.components import SERVICE_SOURCE, DebianPackage, properties
 from orchestrator.platforms import Platform
+from orchestrator.recipe.model import FetchSpec
 from orchestrator.verify.findings import Finding, error, info, need
 
 if TYPE_CHECKING:
-    from orchestrator.recipe.model import FetchSpec
     from orchestrator.verify.context import ElfContext
 
 GO_LOCK_FILES = ("go.mod", "go.sum")  # what pins a module's dependencies: the key of their fetch
@@ -162,6 +174,9 @@ class GoLanguage:
             directory_variable="GOMODCACHE",
         )
 
+    def propose_build(self, source: Path, project: Path, name: str) -> BuildProposal | None:
+        return propose_go_build(source, project, name)
+
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
     ) -> list[DebianPackage]:
@@ -286,3 +301,135 @@ def _modules(info: GoBuildInfo) -> list[Component]:
         components.append(_module(info.main, "main"))
     components.extend(_module(dep, "dep") for dep in info.deps)
     return components
+
+
+# ---------------------------------------------------------------------------------------------------
+# osless init: how a Go tree is built
+
+
+_PACKAGE_MAIN = re.compile(r"^package\s+main\b", re.MULTILINE)
+_REQUIRE = re.compile(r"^\s*(?:require\s+)?([\w.~-]+(?:/[\w.~-]+)+)\s+(v[\w.+-]+)", re.MULTILINE)
+_SERVER = re.compile(r"\b(?:ListenAndServe(?:TLS)?|net\.Listen|http\.Serve)\s*\(")
+_IMPORTS_FLAG = re.compile(r'^\s*(?:import\s+)?"flag"', re.MULTILINE)
+_CA = re.compile(r'"(?:crypto/tls|net/http)"')
+_ZONES = re.compile(r"\btime\.LoadLocation\s*\(")
+_EMBEDDED_ZONES = re.compile(r'_\s+"time/tzdata"')
+_USER = re.compile(r'"os/user"')
+GO_SOURCES = (".go",)
+GOPROXY_DEPTH = 3  # directories of the project searched for a GOPROXY directory holding a module
+
+
+def propose_go_build(source: Path, project: Path, name: str) -> BuildProposal | None:
+    """`go build` of the main package (the top directory's, cmd/<name>, or the only one), offline:
+    modules from vendor/ (-mod=vendor), or fetched from a GOPROXY directory of the project that holds
+    the first module go.mod requires ([fetch]); without go.mod, the top directory's files."""
+    files = [path for path in walk(source, GO_SOURCES) if not path.name.endswith("_test.go")]
+    if not files:
+        return None
+    contents = read_texts(files)
+    mains = sorted(
+        {relative(path.parent, source) for path, text in contents.items() if _PACKAGE_MAIN.search(text)}
+    )
+    if not mains:
+        return None
+    module = read_text(source / "go.mod")
+    notes: list[str] = []
+    if module is None:
+        if "." not in mains:
+            return None
+        package_files = [
+            relative(p, source) for p, t in contents.items() if p.parent == source and _PACKAGE_MAIN.search(t)
+        ]
+        target: tuple[str, ...] = tuple(package_files)
+        found = f"{len(package_files)} Go file{'s' if len(package_files) != 1 else ''} (no go.mod)"
+    else:
+        main = next((m for m in (".", f"cmd/{name}") if m in mains), mains[0])
+        if len(mains) > 1 and main != ".":
+            others = ", ".join(m for m in mains if m != main)
+            notes.append(
+                f"main packages found: {main} (built) and {others}: change the package built if needed"
+            )
+        target = ("." if main == "." else f"./{main}",)
+        found = "go.mod (go build)"
+    vendored = (source / "vendor" / "modules.txt").is_file()
+    requirements = _REQUIRE.findall(_require_blocks(module or ""))
+    fetch = None
+    comments = ["-ldflags=-s -w: no symbol table nor DWARF (smaller); -buildid=: reproducible."]
+    if vendored:
+        comments.append("-mod=vendor: the modules go.mod requires come from vendor/, offline.")
+    elif requirements:
+        goproxy = _goproxy_directory(project, requirements[0][0])
+        if goproxy is not None:
+            fetch = FetchSpec(goproxy=(f"file://{goproxy}",))
+            comments.append(
+                f"Modules: fetched from the project's GOPROXY directory {goproxy} before the build."
+            )
+        else:
+            notes.append(
+                f"go.mod requires {len(requirements)} module(s) and the source has no vendor/: builds are "
+                "offline, so run `go mod vendor`, or name a GOPROXY directory in [fetch] goproxy "
+                "(docs/recipes.md, [fetch])"
+            )
+        if not (source / "go.sum").is_file():
+            notes.append("go.mod requires modules but there is no go.sum: `go mod tidy` writes it")
+    sources = list(contents.values())
+    serves = "calls ListenAndServe or net.Listen" if first_match(_SERVER, sources) else None
+    quick_exit = "-h" if first_match(_IMPORTS_FLAG, sources) else None
+    return BuildProposal(
+        language=GO.name,
+        found=found,
+        rank=RANK_BUILD_SYSTEM if module is not None else RANK_SOURCES,
+        toolchain="go",
+        command=(
+            "go",
+            "build",
+            "-trimpath",
+            "-ldflags=-s -w -buildid=",
+            *(["-mod=vendor"] if vendored else []),
+            "-o",
+            "{output}",
+            *target,
+        ),
+        fetch=fetch,
+        extras=_extras(sources),
+        comments=tuple(comments),
+        notes=tuple(notes),
+        smoke=smoke_proposal(sources, serves=serves, quick_exit=quick_exit),
+    )
+
+
+def _require_blocks(module: str) -> str:
+    """go.mod's require directives and blocks, one requirement a line (the rest of go.mod dropped)."""
+    lines = []
+    for block in re.finditer(r"^require\s*\(([^)]*)\)|^require\s+([^\n(]+)$", module, re.MULTILINE):
+        lines.append(block.group(1) or block.group(2) or "")
+    return "\n".join(lines)
+
+
+def _goproxy_directory(project: Path, module: str) -> str | None:
+    """A directory of the project in the GOPROXY layout holding `module` (`<dir>/<module>/@v/list`, the
+    module path escaped as Go does), as a path relative to the project; None when there is none."""
+    escaped = re.sub("[A-Z]", lambda upper: "!" + upper.group(0).lower(), module)
+    for depth in range(1, GOPROXY_DEPTH + 1):
+        for listing in sorted(project.glob("/".join(["*"] * depth) + f"/{escaped}/@v/list")):
+            directory = Path(str(listing)[: -len(f"/{escaped}/@v/list")])
+            if not any(part.startswith(".") for part in directory.relative_to(project).parts):
+                return directory.relative_to(project).as_posix()
+    return None
+
+
+def _extras(sources: list[str]) -> tuple[tuple[str, str], ...]:
+    """The image extras what the program imports reads at run time (the verifier's needs, foreseen)."""
+    extras = []
+    if first_match(_CA, sources):
+        extras.append(
+            (
+                "ca-certificates",
+                "imports crypto/tls or net/http: TLS peers are verified against the CA bundle",
+            )
+        )
+    if first_match(_ZONES, sources) and not first_match(_EMBEDDED_ZONES, sources):
+        extras.append(("tzdata", "calls time.LoadLocation: zones are read from /usr/share/zoneinfo"))
+    if first_match(_USER, sources):
+        extras.append(("passwd", "imports os/user: it reads /etc/passwd and /etc/group"))
+    return tuple(extras)

@@ -37,6 +37,15 @@ from orchestrator.elf.facts import ElfFacts
 from orchestrator.elf.load import LoadedElf, one_line
 from orchestrator.elf.scan import Contents, Note
 from orchestrator.languages.c import CLanguage
+from orchestrator.languages.proposals import (
+    RANK_BUILD_SYSTEM,
+    BuildProposal,
+    LibraryNeed,
+    first_match,
+    smoke_proposal,
+    texts,
+    walk,
+)
 from orchestrator.outputs.components import SERVICE_SOURCE, DebianPackage, deb_component, properties
 from orchestrator.platforms import Platform
 from orchestrator.verify.findings import Finding, info
@@ -149,6 +158,9 @@ class RustLanguage(CLanguage):
             return []
         crates = read_cargo_lock(source / "Cargo.lock") or read_cargo_lock(records / "Cargo.lock")
         return crate_components(crates or [], crates_io_directory(source))
+
+    def propose_build(self, source: Path, project: Path, name: str) -> BuildProposal | None:
+        return propose_cargo_build(source, name)
 
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
@@ -404,3 +416,133 @@ def _std_components(
             properties=properties({"rust:std": version}),
         )
     ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# osless init: how a cargo package is built
+
+_DEPENDENCY_TABLES = ("dependencies", "build-dependencies", "dev-dependencies")
+_SERVER = re.compile(r"\b(?:TcpListener|UnixListener)::bind\b")
+_CLAP_VERSION = re.compile(r"\.version\s*\(|#\[(?:command|clap)\([^]]*\bversion\b")
+_VENDOR_CONFIG = (
+    "--config",
+    "source.crates-io.replace-with = 'vendored-sources'",
+    "--config",
+    "source.vendored-sources.directory = 'vendor'",
+)
+_DEBIAN_CONFIG = (
+    "--config",
+    "source.crates-io.replace-with = 'debian'",
+    "--config",
+    f"source.debian.directory = '{DEBIAN_CRATE_REGISTRY}'",
+)
+
+
+def propose_cargo_build(source: Path, name: str) -> BuildProposal | None:
+    """`cargo build --release --offline` of the package's binary, crates from where the source's
+    .cargo/config.toml says, else from its vendor/ directory, else (dependencies and neither) from
+    Debian's crate registry, which a toolchain extending rust installs (librust-*-dev)."""
+    manifest = _read_toml(source / "Cargo.toml")
+    if manifest is None:
+        return None
+    package = manifest.get("package")
+    package_name = package.get("name") if isinstance(package, dict) else None
+    binaries = _binaries(source, manifest, package_name if isinstance(package_name, str) else None)
+    notes: list[str] = []
+    binary = next((b for b in binaries if b in (name, package_name)), binaries[0] if binaries else name)
+    if not binaries:
+        notes.append(f"no binary target found (src/main.rs, src/bin/, [[bin]]): check `artifact` ({name})")
+    dependencies = _dependencies(manifest)
+    locked = (source / "Cargo.lock").is_file()
+    configured = crates_io_directory(source)
+    needs: tuple[LibraryNeed, ...] = ()
+    toolchain_comment = "Crates: none to fetch (no dependencies)."
+    options: tuple[str, ...] = ()
+    if configured is not None:
+        toolchain_comment = f"Crates: from {configured}, as the source's .cargo/config.toml says."
+    elif (source / "vendor").is_dir():
+        options = _VENDOR_CONFIG
+        toolchain_comment = "Crates: from the source's vendor/ directory (the two --config options)."
+    elif dependencies:
+        options = _DEBIAN_CONFIG
+        locked = False  # a Cargo.lock made against crates.io may name versions the registry lacks
+        needs = tuple(
+            LibraryNeed(
+                what=f"crate {crate} (Cargo.toml)",
+                package=rf"librust-{re.escape(crate.replace('_', '-'))}(?:-[0-9][0-9.]*)?-dev",
+                example=f"librust-{crate.replace('_', '-')}-dev",
+            )
+            for crate in dependencies
+        )
+        toolchain_comment = (
+            "Crates: from Debian's crate registry (the two --config options), which the toolchain's "
+            "librust-<crate>-dev packages fill; without a Cargo.lock cargo resolves what it has, offline."
+        )
+    sources = texts(walk(source, (".rs",)))
+    serves = "binds a TcpListener" if first_match(_SERVER, sources) else None
+    version = "--version" if "clap" in dependencies and first_match(_CLAP_VERSION, sources) else None
+    command = (
+        "cargo",
+        "build",
+        "--release",
+        "--offline",
+        *(["--locked"] if locked else []),
+        *(["--bin", binary] if len(binaries) > 1 else []),
+        *options,
+    )
+    return BuildProposal(
+        language=RUST.name,
+        found="Cargo.toml (cargo)",
+        rank=RANK_BUILD_SYSTEM,
+        toolchain="rust",
+        needs=needs,
+        command=command,
+        artifact=f"{{CARGO_TARGET_DIR}}/{{RUST_TARGET}}/release/{binary}",
+        comments=(
+            "cargo builds for the platform (CARGO_BUILD_TARGET: {RUST_TARGET}, +crt-static: static glibc)",
+            "into osless's per-target CARGO_TARGET_DIR, where `artifact` finds the binary.",
+            *(["--locked: Cargo.lock as it is."] if locked else []),
+            toolchain_comment,
+        ),
+        notes=tuple(notes),
+        smoke=smoke_proposal(sources, serves=serves, version=version),
+    )
+
+
+def _binaries(source: Path, manifest: dict[str, Any], package: str | None) -> list[str]:
+    """The package's binary targets: [[bin]] names, src/main.rs (the package's name), src/bin/*."""
+    declared = manifest.get("bin")
+    names = (
+        [b["name"] for b in declared if isinstance(b, dict) and isinstance(b.get("name"), str)]
+        if isinstance(declared, list)
+        else []
+    )
+    if package and (source / "src" / "main.rs").is_file():
+        names.append(package)
+    bin_directory = source / "src" / "bin"
+    if bin_directory.is_dir():
+        names += sorted(p.stem for p in bin_directory.glob("*.rs"))
+        names += sorted(p.parent.name for p in bin_directory.glob("*/main.rs"))
+    return list(dict.fromkeys(names))
+
+
+def _dependencies(manifest: dict[str, Any]) -> list[str]:
+    """The crates the package depends on from a registry (its own name when renamed), for every
+    target: path and git dependencies come with the source or not at all."""
+    tables = [manifest.get(table) for table in _DEPENDENCY_TABLES]
+    targets = manifest.get("target")
+    if isinstance(targets, dict):
+        tables += [
+            t.get(table) for t in targets.values() if isinstance(t, dict) for table in _DEPENDENCY_TABLES
+        ]
+    crates = []
+    for table in tables:
+        if not isinstance(table, dict):
+            continue
+        for key, value in table.items():
+            if isinstance(value, dict) and ("path" in value or "git" in value):
+                continue
+            crate = value.get("package", key) if isinstance(value, dict) else key
+            if isinstance(crate, str):
+                crates.append(crate)
+    return sorted(set(crates))

@@ -31,7 +31,9 @@ linker's ("Linker: LLD ...", all that a pure Zig program has).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cyclonedx.model.component import Component, ComponentType
@@ -40,6 +42,17 @@ from orchestrator.elf.facts import ElfFacts
 from orchestrator.elf.load import LoadedElf
 from orchestrator.elf.scan import Contents, Note
 from orchestrator.languages.c import CLanguage, libc_components
+from orchestrator.languages.proposals import (
+    RANK_BUILD_SYSTEM,
+    RANK_SOURCES,
+    BuildProposal,
+    first_match,
+    read_text,
+    relative,
+    smoke_proposal,
+    texts,
+    walk,
+)
 from orchestrator.outputs.components import DebianPackage, properties, wheel_key
 from orchestrator.platforms import Platform
 from orchestrator.verify.findings import Finding, info
@@ -110,6 +123,9 @@ class ZigLanguage(CLanguage):
         )
         return [std, *libc_components(libc, platform, packages)]
 
+    def propose_build(self, source: Path, project: Path, name: str) -> BuildProposal | None:
+        return propose_zig_build(source, name)
+
     def tool_packages(
         self, context: ElfContext, libc: str, platform: Platform, packages: Mapping[str, DebianPackage]
     ) -> list[DebianPackage]:
@@ -132,3 +148,76 @@ def _linked_libc(contents: Contents | None) -> str:
     if comment is None:
         return "unknown"
     return "musl" if C_COMPILER_COMMENT in comment else "none"
+
+
+# ---------------------------------------------------------------------------------------------------
+# osless init: how a Zig tree is built
+
+_EXECUTABLE_NAME = re.compile(r"addExecutable\s*\(\s*\.\{[^}]*?\.name\s*=\s*\"([^\"]+)\"", re.DOTALL)
+_EXECUTABLE = re.compile(r"addExecutable\s*\((.*?)\}\s*\)\s*;", re.DOTALL)  # up to its first `});`
+_ZIG_ROOT = re.compile(r"root_source_file\s*=\s*b\.path\s*\(\s*\"[^\"]+\.zig\"")
+_MAIN = re.compile(r"\bpub\s+fn\s+main\s*\(")
+_USES_LIBC = re.compile(r"@cImport|\bstd\.c\.|\bc_allocator\b|\blinkLibC\b")
+_SERVER = re.compile(r"\.listen\s*\(")
+_PACKAGE_DEPENDENCIES = re.compile(r"\.dependencies\s*=\s*\.\{\s*\.")
+
+
+def propose_zig_build(source: Path, name: str) -> BuildProposal | None:
+    """`zig build` for the platform's {ZIG_TARGET} when there is a build.zig (ranked below a C build
+    system when its executable has no Zig root file: a C project's alternative build), else
+    `zig build-exe` of the file holding `pub fn main` (main.zig, src/main.zig first)."""
+    sources = texts(walk(source, (".zig",)))
+    serves = "calls listen()" if first_match(_SERVER, sources) else None
+    smoke = smoke_proposal(sources, serves=serves)
+    build = read_text(source / "build.zig")
+    if build is not None:
+        executable = _EXECUTABLE_NAME.search(build)
+        program = executable.group(1) if executable else name
+        notes = [] if executable else [f"no addExecutable() found in build.zig: check `artifact` ({name})"]
+        if _PACKAGE_DEPENDENCIES.search(read_text(source / "build.zig.zon") or ""):
+            notes.append(
+                "build.zig.zon names dependencies, which zig fetches over the network: builds are offline, "
+                "so put them in the source (a path dependency) first"
+            )
+        return BuildProposal(
+            language=ZIG.name,
+            found="build.zig (zig build)",
+            rank=RANK_BUILD_SYSTEM if _zig_root(build) else RANK_SOURCES,
+            toolchain="zig",
+            steps=(("zig", "build", "-Dtarget={ZIG_TARGET}", "-Doptimize=ReleaseSmall"),),
+            artifact=f"zig-out/bin/{program}",
+            comments=("zig build for the platform's static musl target, optimised for size.",),
+            notes=tuple(notes),
+            smoke=smoke,
+        )
+    candidates = [source / "main.zig", source / "src" / "main.zig", *walk(source, (".zig",), depth=1)]
+    main = next((path for path in candidates if _MAIN.search(read_text(path) or "")), None)
+    if main is None:
+        return None
+    libc = ["-lc"] if first_match(_USES_LIBC, sources) else []
+    return BuildProposal(
+        language=ZIG.name,
+        found=f"{relative(main, source)} (zig build-exe)",
+        rank=RANK_SOURCES,
+        toolchain="zig",
+        command=(
+            "zig",
+            "build-exe",
+            "-target",
+            "{ZIG_TARGET}",
+            "-O",
+            "ReleaseSmall",
+            "-fstrip",
+            *libc,
+            "-femit-bin={output}",
+            relative(main, source),
+        ),
+        comments=("For the platform's static musl target, optimised for size, without symbols.",),
+        smoke=smoke,
+    )
+
+
+def _zig_root(build: str) -> bool:
+    """Whether build.zig's executable has a Zig root source file (else it compiles C sources only)."""
+    executable = _EXECUTABLE.search(build)
+    return executable is not None and _ZIG_ROOT.search(executable.group(1)) is not None

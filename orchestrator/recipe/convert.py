@@ -16,11 +16,11 @@ from orchestrator.languages import LANGUAGES
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.model import IMAGE_EXTRAS, GiB, MiB
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FILE_NAME = re.compile(r"(?!\.\.?$)[^/\x00]+")
-_USER = re.compile(r"\d+(?::\d+)?")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+USER_PATTERN = re.compile(r"\d+(?::\d+)?")
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 MAX_TAG = 128
 MAX_REPOSITORY = 255
 # The distribution spec's reference grammar (github.com/distribution/reference, regexp.go).
@@ -28,11 +28,11 @@ _REPOSITORY_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9A-Fa-f:]+\])(?::\d+)?"
 _REPOSITORY_NAME = rf"(?:{_DOMAIN}/)?{_REPOSITORY_PATH}(?:/{_REPOSITORY_PATH})*"
-_REPOSITORY = re.compile(_REPOSITORY_NAME)
-_IMAGE_REFERENCE = re.compile(
+REPOSITORY_PATTERN = re.compile(_REPOSITORY_NAME)
+IMAGE_REFERENCE_PATTERN = re.compile(
     rf"(?P<name>{_REPOSITORY_NAME})(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{{32,}})?"
 )
-_SUITE = re.compile(r"[a-z][a-z0-9-]{0,63}")
+SUITE_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,63}")
 _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?")
 # Debian's architectures (release and ports, dpkg's table) that a `name:arch` package may name, plus
 # `all` (architecture-independent) and `native` (the image's own).
@@ -49,19 +49,19 @@ _ARCH_ALIASES = {
     for alias in (platform.goarch, platform.qemu, *platform.uname_machines, platform.name.split("/", 1)[1])
     if alias != platform.debian_arch
 }
-_COMPONENT = re.compile(r"[a-z][a-z0-9-]{0,63}")
+COMPONENT_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,63}")
 # PEP 508 project names and PEP 440 public versions (a superset: the index decides what exists).
 WHEEL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
-_WHEEL_VERSION = re.compile(r"[0-9][A-Za-z0-9.+!]{0,63}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+WHEEL_VERSION_PATTERN = re.compile(r"[0-9][A-Za-z0-9.+!]{0,63}")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 LANGUAGE_NAMES = tuple(language.name for language in LANGUAGES)
 _MIRROR_SCHEMES = ("http", "https", "file")
 MAX_DURATION = 24 * 3600.0
 MAX_SIZE = 1024**4  # 1 TiB: the most a binary (verify.max_size) or a container's memory may be
 MAX_UID = 2**32 - 2  # 2**32 - 1 is (uid_t) -1
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
+DURATION_PATTERN = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)")
+SIZE_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)")
 _BYTES_PER_UNIT = {
     "B": 1,
     "kB": 1000,
@@ -132,24 +132,28 @@ def _matching(pattern: re.Pattern[str], what: str, hint: str) -> Callable[[objec
 
 
 as_name = _matching(
-    _NAME, "a valid name", "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+    NAME_PATTERN,
+    "a valid name",
+    "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit",
 )
 as_file_name = _matching(_FILE_NAME, "a plain file name", "no '/': it names the binary in the image root")
-as_tag = _matching(_TAG, "a valid image tag", "letters, digits, '_', '.' and '-', at most 128")
+as_tag = _matching(TAG_PATTERN, "a valid image tag", "letters, digits, '_', '.' and '-', at most 128")
 _REPOSITORY_HINT = (
     "lowercase letters and digits, separated by one '.', one or two '_' or '-'s, in components "
     "separated by '/', e.g. 'hello' or 'registry.example:5000/team/hello'; the tag goes in image.tag"
 )
 as_suite = _matching(
-    _SUITE, "a Debian suite", "a suite or codename, e.g. 'trixie', 'bookworm-backports' or 'unstable'"
+    SUITE_PATTERN, "a Debian suite", "a suite or codename, e.g. 'trixie', 'bookworm-backports' or 'unstable'"
 )
-_as_component = _matching(_COMPONENT, "a Debian component", "e.g. 'main', 'contrib' or 'non-free-firmware'")
+_as_component = _matching(
+    COMPONENT_PATTERN, "a Debian component", "e.g. 'main', 'contrib' or 'non-free-firmware'"
+)
 
 
 def as_user(value: object) -> str:
     """`uid[:gid]`, numeric: a scratch image has no /etc/passwd to look a name up in."""
     text = as_str(value)
-    if not _USER.fullmatch(text):
+    if not USER_PATTERN.fullmatch(text):
         hint = "use 'uid' or 'uid:gid', e.g. '65534:65534'"
         if text.split(":")[0] == "root":
             hint = "use '0' together with [smoke] allow_root = true to run as root, or e.g. '65534:65534'"
@@ -161,7 +165,7 @@ def as_user(value: object) -> str:
 
 def as_repository(value: object) -> str:
     text = as_str(value)
-    if not _REPOSITORY.fullmatch(text):
+    if not REPOSITORY_PATTERN.fullmatch(text):
         raise Invalid(f"{shown(text)} is not a valid image repository", _REPOSITORY_HINT)
     if len(text) > MAX_REPOSITORY:
         raise Invalid(f"{shown(text)} is too long ({len(text)} characters)", f"at most {MAX_REPOSITORY}")
@@ -171,7 +175,7 @@ def as_repository(value: object) -> str:
 def as_image_reference(value: object) -> str:
     """An image reference as Docker takes it: `name[:tag][@digest]`."""
     text = as_text(value)
-    match = _IMAGE_REFERENCE.fullmatch(text)
+    match = IMAGE_REFERENCE_PATTERN.fullmatch(text)
     if match is None or len(match["name"]) > MAX_REPOSITORY:
         raise Invalid(f"{shown(text)} is not a valid image reference", "e.g. 'gcc:14' or 'my/builder:1'")
     try:
@@ -221,9 +225,11 @@ def as_libraries(value: object) -> tuple[str, ...]:
     return libraries
 
 
-as_wheel_version = _matching(_WHEEL_VERSION, "a wheel version", "the version as PyPI lists it, e.g. '0.17.1'")
+as_wheel_version = _matching(
+    WHEEL_VERSION_PATTERN, "a wheel version", "the version as PyPI lists it, e.g. '0.17.1'"
+)
 as_sha256 = _matching(
-    _SHA256, "a sha256", "64 lowercase hex digits: the sha256 of the wheel file, as PyPI lists it"
+    SHA256_PATTERN, "a sha256", "64 lowercase hex digits: the sha256 of the wheel file, as PyPI lists it"
 )
 
 
@@ -326,7 +332,7 @@ def as_exit_code(value: object) -> int:
 def as_duration(value: object) -> float:
     """Seconds, from "500ms", "30s", "2m", "1h", "1m30s" or a plain number of seconds."""
     if isinstance(value, str):
-        if not _DURATION.fullmatch(value):
+        if not DURATION_PATTERN.fullmatch(value):
             raise Invalid(f"{value!r} is not a duration", 'use e.g. "500ms", "30s", "2m" or "1m30s"')
         parts = _DURATION_PART.findall(value)
         seconds = sum(float(amount) * _SECONDS_PER_UNIT[unit] for amount, unit in parts)
@@ -355,7 +361,7 @@ def _sizes(low: int, high: int) -> Callable[[object], int]:
     def convert(value: object) -> int:
         size = _as_size(value)
         if not low <= size <= high:
-            raise Invalid(f"{shown(value)} is out of range", f"from {_size_text(low)} to {_size_text(high)}")
+            raise Invalid(f"{shown(value)} is out of range", f"from {size_text(low)} to {size_text(high)}")
         return size
 
     return convert
@@ -365,14 +371,14 @@ def _as_size(value: object) -> int:
     """Bytes, from "800KiB", "2MiB", "1.5MB", "500kB" or a plain number of bytes."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    match = SIZE_PATTERN.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise Invalid(f"{shown(value)} is not a size", 'use e.g. "800KiB", "2MiB" or a number of bytes')
     size = float(match[1]) * _BYTES_PER_UNIT[match[2]]
     return int(size) if math.isfinite(size) else 2**64  # past any range: reported by the caller
 
 
-def _size_text(size: int) -> str:
+def size_text(size: int) -> str:
     """A size as recipes write it: "16MiB", "1TiB", "1 byte"."""
     for unit, factor in (("TiB", 1024**4), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
         if size >= factor and size % factor == 0:
@@ -407,13 +413,13 @@ def as_bool(value: object) -> bool:
     return value
 
 
-_CHECK_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,80}")
+CHECK_NAME_PATTERN = re.compile(r"[^\x00-\x1f\x7f]{1,80}")
 
 
 def as_check_name(value: object) -> str:
     """A smoke check's name: shown in reports and JUnit, so one line of at most 80 characters."""
     text = as_text(value)
-    if not _CHECK_NAME.fullmatch(text):
+    if not CHECK_NAME_PATTERN.fullmatch(text):
         raise Invalid(f"{shown(text)} is not a check name", "one line of at most 80 characters")
     return text
 
@@ -440,7 +446,7 @@ def hints(*parts: str | None) -> str | None:
 
 
 def valid_repository(text: str) -> bool:
-    return len(text) <= MAX_REPOSITORY and _REPOSITORY.fullmatch(text) is not None
+    return len(text) <= MAX_REPOSITORY and REPOSITORY_PATTERN.fullmatch(text) is not None
 
 
 def normalized_repository(repository: str) -> str:

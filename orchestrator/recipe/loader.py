@@ -78,20 +78,7 @@ def load_project(root: Path) -> Project:
     """Reads and validates every recipe below `root`; raises RecipeError listing all problems of all files."""
     root = root.resolve()
     problems: list[RecipeProblem] = []
-    toolchains: dict[str, Toolchain] = {}
-    toolchain_files: dict[str, str] = {}
-    unloaded: list[str] = []
-    derived: dict[str, Table] = {}  # name -> the [toolchain] table of a toolchain that extends another
-    for path in sorted((root / "recipes" / "toolchains").glob("*.toml")):
-        toolchain = read_file(
-            path, root, problems, lambda doc: _read_toolchain(doc, toolchain_files, derived)
-        )
-        if toolchain is None:
-            unloaded.append(path.relative_to(root).as_posix())
-        else:
-            toolchains.setdefault(toolchain.name, _with_lock(toolchain, root, problems))
-    toolchains, unresolved = resolve_extends(toolchains, derived)
-    unloaded.extend(unresolved)
+    toolchains, unloaded = _read_toolchains(root, problems)
 
     context = _Context(
         root=root, toolchains=toolchains, unloaded=tuple(unloaded), service_files={}, images={}
@@ -110,6 +97,36 @@ def load_project(root: Path) -> Project:
     if problems:
         raise RecipeError(sorted(problems, key=lambda problem: (problem.file, problem.line or 0)))
     return Project(root=root, services=services, toolchains=toolchains)
+
+
+def load_toolchains(root: Path) -> dict[str, Toolchain]:
+    """The toolchains of the project at `root` alone (`osless init` picks one for a new service);
+    raises RecipeError listing the problems of their files."""
+    problems: list[RecipeProblem] = []
+    toolchains, _ = _read_toolchains(root.resolve(), problems)
+    if problems:
+        raise RecipeError(sorted(problems, key=lambda problem: (problem.file, problem.line or 0)))
+    return toolchains
+
+
+def _read_toolchains(root: Path, problems: list[RecipeProblem]) -> tuple[dict[str, Toolchain], list[str]]:
+    """Every toolchain of recipes/toolchains/ (`extends` resolved), and the files that had problems too
+    bad to know their toolchain."""
+    toolchains: dict[str, Toolchain] = {}
+    toolchain_files: dict[str, str] = {}
+    unloaded: list[str] = []
+    derived: dict[str, Table] = {}  # name -> the [toolchain] table of a toolchain that extends another
+    for path in sorted((root / "recipes" / "toolchains").glob("*.toml")):
+        toolchain = read_file(
+            path, root, problems, lambda doc: _read_toolchain(doc, toolchain_files, derived)
+        )
+        if toolchain is None:
+            unloaded.append(path.relative_to(root).as_posix())
+        else:
+            toolchains.setdefault(toolchain.name, _with_lock(toolchain, root, problems))
+    toolchains, unresolved = resolve_extends(toolchains, derived)
+    unloaded.extend(unresolved)
+    return toolchains, unloaded
 
 
 def _with_lock(toolchain: Toolchain, root: Path, problems: list[RecipeProblem]) -> Toolchain:

@@ -238,7 +238,12 @@ OPTIONS = {
     "doctor": [],
     "matrix": ["--by", "--max-jobs", "--format"],
     "assemble": ["--out"],
+    "init": ["--name", "--dry-run"],
+    "schema": ["--write"],
+    "clean": ["--out", "--dry-run", "--all-toolchains", "--all-projects"],
+    "completion": [],
 }  # fmt: skip
+GLOBAL_OPTIONS = ["-q", "--quiet", "-v", "--verbose", "--color"]
 VALUES = ["hello", "linux/amd64", "linux/[/x]", "[/x]", "x[/y]", "[bold]", ":smile:", "1/2", "0/0",
           "-1", "0", "999999999999999999999", "localhost:5000/a", "a@sha256:00", "out", "..", "/",
           "linux/amd64=unix:///nothing", "platform", "github", "HEAD", "", " ", "-", "--",
@@ -254,7 +259,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     """A subcommand, some positional values, then options each with a value (or misplaced ones)."""
     command = draw(st.sampled_from(sorted(OPTIONS)))
     arguments = draw(st.lists(VALUE, max_size=3))
-    for option in draw(st.lists(st.sampled_from(OPTIONS[command] or ["--help"]), max_size=3)):
+    for option in draw(st.lists(st.sampled_from(OPTIONS[command] + GLOBAL_OPTIONS), max_size=3)):
         arguments += [option, *draw(st.lists(VALUE, max_size=1))]
     if draw(st.booleans()):
         arguments = draw(st.permutations(arguments))
@@ -301,11 +306,11 @@ def test_no_command_line_ends_in_a_traceback(
 
 
 def _contained(arguments: list[str]) -> list[str]:
-    """The arguments with every --out value made a path below the working directory: the commands
-    that write (build, assemble) create what --out names."""
+    """The arguments with every --out and --write value made a path below the working directory: the
+    commands that write (build, assemble, clean, schema) create or empty what they name."""
     contained = list(arguments)
     for index, argument in enumerate(contained[:-1]):
-        if argument == "--out":
+        if argument in ("--out", "--write"):
             value = contained[index + 1].lstrip("/")
             contained[index + 1] = value if value and ".." not in value else "out"
     return contained

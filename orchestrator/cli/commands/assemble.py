@@ -25,13 +25,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     with outdir.locked(out_root):
         report = assemble(project, args.inputs, out_root, note=note)
-    for image in report.images:
+    if not args.quiet:
+        for image in report.images:
+            console.print(
+                f"{image.service}: {image.index_digest} ({len(image.platforms)} platforms) {image.layout}",
+                markup=False,
+            )
         console.print(
-            f"{image.service}: {image.index_digest} ({len(image.platforms)} platforms) {image.layout}",
-            markup=False,
+            f"assembled {len(report.targets)} targets from {len(args.inputs)} directories", markup=False
         )
-    console.print(
-        f"assembled {len(report.targets)} targets from {len(args.inputs)} directories", markup=False
-    )
-    shared.finish_run(console, report, out_root)
+    shared.finish_run(console, report, out_root, args)
     return 0

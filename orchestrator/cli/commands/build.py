@@ -21,7 +21,7 @@ from orchestrator.engine import Engine
 from orchestrator.errors import EngineError, TargetsFailed, UsageError
 from orchestrator.image.registry import Reference
 from orchestrator.outputs import outdir
-from orchestrator.outputs.progress import ProgressView
+from orchestrator.outputs.progress import ProgressView, previous_seconds
 from orchestrator.outputs.report import RunReport
 from orchestrator.pipeline.remote_cache import parse_cache_reference
 from orchestrator.pipeline.reproduce import ReproducibilityReport, check_reproducible
@@ -144,7 +144,12 @@ def run_targets(build: Build) -> None:
         out_root=_given(build.out_root),
     )
     project, targets, engines = _given(build.project), build.targets, build.platform_engines
-    with ProgressView(build.console) as view:
+    previous = previous_seconds(options.out_root / "report.json")  # what the ETA goes by at first
+    expected = {t.name: previous.get((t.service.name, t.platform.name)) for t in targets}
+    view = ProgressView(
+        build.console, quiet=args.quiet, verbose=args.verbose, targets=expected, slots=args.jobs
+    )
+    with view:
         runner = Runner(project, options, engine, view, engines)
         try:
             if args.check_reproducible:
@@ -164,7 +169,7 @@ def report_outcome(build: Build) -> None:
     code of the earliest failing stage."""
     report = _given(build.report)
     try:
-        shared.finish_run(build.console, report, _given(build.out_root))
+        shared.finish_run(build.console, report, _given(build.out_root), build.args)
     finally:
         if build.args.profile and report.profile is not None:
             render.print_profile(build.console, report)

@@ -37,8 +37,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
             how = f"planning its layer on {toolchain.base.name}"
         else:
             how = "bootstrapping without a lock"
-        console.print(f"toolchain {name}: {how}", markup=False, highlight=False)
-        lock = make_lock(toolchain, work_dir, _progress(console, name), engine=engine)
+        if not args.quiet:
+            console.print(f"toolchain {name}: {how}", markup=False, highlight=False)
+        lock = make_lock(toolchain, work_dir, _progress(console, name, quiet=args.quiet), engine=engine)
         path = lock_path(toolchain)
         before = path.read_text() if path.is_file() else None
         text = render(lock)
@@ -50,9 +51,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _progress(console: Console, name: str) -> Callable[[str], None]:
+def _progress(console: Console, name: str, *, quiet: bool) -> Callable[[str], None]:
+    """A toolchain's progress lines (none with -q)."""
+
     def show(text: str) -> None:
-        console.print(f"  {name}: {text}", markup=False, highlight=False)
+        if not quiet:
+            console.print(f"  {name}: {text}", markup=False, highlight=False)
 
     return show
 

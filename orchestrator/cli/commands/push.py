@@ -23,7 +23,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"no OCI layout at {layout}", hint=f"build it first: osless build {service.name}")
 
     def progress(transfer: registry.Transfer) -> None:
-        console.print(render.transfer_line(transfer), markup=False)
+        if not args.quiet:
+            console.print(render.transfer_line(transfer), markup=False)
 
     result = registry.push(layout, target, insecure=args.insecure, progress=progress)
     console.print(render.push_summary(result), markup=False)

@@ -44,7 +44,12 @@ def push(args: argparse.Namespace, console: Console) -> int:
     engine = Engine.connect()
 
     def progress(text: str) -> None:
-        console.print(f"toolchain {toolchain.name}: {text}", markup=False)
+        if not args.quiet:
+            console.print(f"toolchain {toolchain.name}: {text}", markup=False)
+
+    def transferred(transfer: registry.Transfer) -> None:
+        if not args.quiet:
+            console.print(render.transfer_line(transfer), markup=False)
 
     image = provision(engine, toolchain, work_dir, progress, project=project.root)
     progress(f"writing {image.reference} ({image.image_id[7:19]}) as an OCI layout")
@@ -55,7 +60,7 @@ def push(args: argparse.Namespace, console: Console) -> int:
             Path(directory),
             target,
             insecure=args.insecure,
-            progress=lambda transfer: console.print(render.transfer_line(transfer), markup=False),
+            progress=transferred,
         )
     console.print(render.push_summary(result), markup=False)
     pinned = f"{target.registry}/{target.repository}@{result.digest}"
