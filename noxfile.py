@@ -33,8 +33,10 @@ def examples(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit tests and integration tests (these need the Docker engine, toolchain images and qemu-user);
     the shipped samples are built for a representative subset of platforms (CI's run: every language
-    on linux/amd64, linux/arm64 and linux/arm/v7, tests/integration/conftest.py)."""
+    on linux/amd64, linux/arm64 and linux/arm/v7, tests/integration/conftest.py). The examples' sources
+    are fetched first: `osless init` is tested on them (tests/integration/test_init.py)."""
     session.install("-e", ".[test]")  # pyproject.toml lists them
+    session.run("python", "scripts/fetch-examples")
     session.run("pytest", *session.posargs)
 
 
@@ -42,6 +44,7 @@ def tests(session: nox.Session) -> None:
 def tests_all(session: nox.Session) -> None:
     """The tests with every shipped sample built and checked on all seven platforms."""
     session.install("-e", ".[test]")
+    session.run("python", "scripts/fetch-examples")
     session.run("pytest", *session.posargs, env={"OSLESS_TEST_PLATFORMS": "all"})
 
 

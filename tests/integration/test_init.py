@@ -73,6 +73,8 @@ def initialised(
     sources = {**SAMPLES, **examples}
     for name, source in sources.items():
         origin = REPO_ROOT / ("examples" if name in EXAMPLES else "") / source
+        if not origin.is_dir():  # the examples' sources are fetched, not committed
+            pytest.fail(f"{origin} is missing: run scripts/fetch-examples (`nox -s tests` does)")
         shutil.copytree(origin, root / source, symlinks=True)
     try:
         init = run_osless(root, "init", *SAMPLES.values())
