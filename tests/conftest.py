@@ -60,6 +60,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(own, ignore_errors=True)
 
 
+def example_source(name: str) -> Path:
+    """An example program's source tree (examples/sources/<name>): fetched, not committed, so a test
+    that needs one says how to get it rather than failing on a missing directory."""
+    source = REPO_ROOT / "examples" / "sources" / name
+    if not source.is_dir():
+        pytest.fail(f"{source} is missing: run scripts/fetch-examples (`nox -s tests` does)")
+    return source
+
+
 _OWN_BASETEMP = pytest.StashKey[Path]()
 
 

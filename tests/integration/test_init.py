@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, remove_project_volumes
+from tests.conftest import REPO_ROOT, example_source, remove_project_volumes
 from tests.integration.conftest import OslessRun, run_osless
 
 SAMPLES = {
@@ -72,9 +72,7 @@ def initialised(
     examples = {name: f"sources/{name}" for name in EXAMPLES}
     sources = {**SAMPLES, **examples}
     for name, source in sources.items():
-        origin = REPO_ROOT / ("examples" if name in EXAMPLES else "") / source
-        if not origin.is_dir():  # the examples' sources are fetched, not committed
-            pytest.fail(f"{origin} is missing: run scripts/fetch-examples (`nox -s tests` does)")
+        origin = example_source(name) if name in EXAMPLES else REPO_ROOT / source
         shutil.copytree(origin, root / source, symlinks=True)
     try:
         init = run_osless(root, "init", *SAMPLES.values())

@@ -18,7 +18,7 @@ from orchestrator.languages.proposals import documented_version_option
 from orchestrator.recipe.init import service_name, shipped_toolchains
 from orchestrator.recipe.jsonschema import schema_text
 from orchestrator.recipe.loader import load_project
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, example_source
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -132,7 +132,7 @@ def project(tmp_path: Path) -> Path:
 def test_init_proposes_what_builds_each_shipped_source(
     name: str, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    origin = REPO_ROOT / ("examples/sources" if name in EXAMPLES else "sources") / name
+    origin = example_source(name) if name in EXAMPLES else REPO_ROOT / "sources" / name
     shutil.copytree(origin, project / "sources" / name, symlinks=True)
     assert _init(project, f"sources/{name}") == 0
     text = (project / "recipes" / f"{name}.toml").read_text()
@@ -164,7 +164,7 @@ def test_init_foresees_extras_and_fetches(project: Path) -> None:
 
 
 def test_init_smoke_stub_uses_a_documented_version_option(project: Path) -> None:
-    shutil.copytree(REPO_ROOT / "examples" / "sources" / "lua", project / "sources" / "lua")
+    shutil.copytree(example_source("lua"), project / "sources" / "lua")
     assert _init(project, "sources/lua") == 0
     smoke = tomllib.loads((project / "recipes" / "lua.toml").read_text())["smoke"]
     assert smoke == {"args": ["-v"], "timeout": "10s"}
