@@ -79,6 +79,9 @@ class Platform:
     rust_target: str  # Rust target triple, e.g. "armv7-unknown-linux-gnueabihf"
     musl_triple: str  # Debian musl-dev's compiler prefix, e.g. "arm-linux-musleabihf" (<triple>-gcc)
     zig_target: str  # Zig's static musl target, e.g. "arm-linux-musleabihf" (zig cc -target)
+    # Meson's host machine (a cross file's [host_machine]), as Debian's `meson env2mfile --debarch` says it.
+    meson_cpu_family: str  # e.g. "arm"
+    meson_cpu: str  # e.g. "arm7hlf"
     elf_machine: int
     elf_machine_name: str  # as people know it, for messages
     elf_class: int  # 32 or 64
@@ -105,6 +108,9 @@ class Platform:
             "RUST_TARGET": self.rust_target,
             "MUSL_TRIPLE": self.musl_triple,
             "ZIG_TARGET": self.zig_target,
+            "MESON_CPU_FAMILY": self.meson_cpu_family,
+            "MESON_CPU": self.meson_cpu,
+            "ENDIAN": "little" if self.little_endian else "big",
         }
 
     @property
@@ -149,6 +155,8 @@ PLATFORMS: dict[str, Platform] = {
             rust_target="x86_64-unknown-linux-gnu",
             musl_triple="x86_64-linux-musl",
             zig_target="x86_64-linux-musl",
+            meson_cpu_family="x86_64",
+            meson_cpu="x86_64",
             elf_machine=EM_X86_64,
             elf_machine_name="x86-64",
             elf_class=64,
@@ -172,6 +180,8 @@ PLATFORMS: dict[str, Platform] = {
             rust_target="aarch64-unknown-linux-gnu",
             musl_triple="aarch64-linux-musl",
             zig_target="aarch64-linux-musl",
+            meson_cpu_family="aarch64",
+            meson_cpu="aarch64",
             elf_machine=EM_AARCH64,
             elf_machine_name="AArch64",
             elf_class=64,
@@ -195,6 +205,8 @@ PLATFORMS: dict[str, Platform] = {
             rust_target="armv7-unknown-linux-gnueabihf",
             musl_triple="arm-linux-musleabihf",
             zig_target="arm-linux-musleabihf",
+            meson_cpu_family="arm",
+            meson_cpu="arm7hlf",
             elf_machine=EM_ARM,
             elf_machine_name="ARM",
             elf_class=32,
@@ -236,6 +248,8 @@ PLATFORMS: dict[str, Platform] = {
             rust_target="riscv64gc-unknown-linux-gnu",
             musl_triple="riscv64-linux-musl",
             zig_target="riscv64-linux-musl",
+            meson_cpu_family="riscv64",
+            meson_cpu="riscv64",
             elf_machine=EM_RISCV,
             elf_machine_name="RISC-V",
             elf_class=64,
@@ -271,6 +285,8 @@ PLATFORMS: dict[str, Platform] = {
             rust_target="i686-unknown-linux-gnu",
             musl_triple="i386-linux-musl",
             zig_target="x86-linux-musl",
+            meson_cpu_family="x86",
+            meson_cpu="i686",
             elf_machine=EM_386,
             elf_machine_name="Intel 80386",
             elf_class=32,
@@ -296,6 +312,8 @@ PLATFORMS: dict[str, Platform] = {
             rust_target="powerpc64le-unknown-linux-gnu",
             musl_triple="powerpc64le-linux-musl",
             zig_target="powerpc64le-linux-musl",
+            meson_cpu_family="ppc64",
+            meson_cpu="ppc64",
             elf_machine=EM_PPC64,
             elf_machine_name="PowerPC64",
             elf_class=64,
@@ -329,6 +347,8 @@ PLATFORMS: dict[str, Platform] = {
             rust_target="s390x-unknown-linux-gnu",
             musl_triple="s390x-linux-musl",
             zig_target="s390x-linux-musl",
+            meson_cpu_family="s390x",
+            meson_cpu="s390x",
             elf_machine=EM_S390,
             elf_machine_name="IBM S/390",
             elf_class=64,

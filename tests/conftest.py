@@ -69,6 +69,18 @@ def example_source(name: str) -> Path:
     return source
 
 
+INIT_TREES = REPO_ROOT / "tests" / "data" / "init-trees"
+
+
+def init_source(name: str) -> Path:
+    """The source tree `osless init` is tested on for `name`: a test tree of a build system no shipped
+    source uses (tests/data/init-trees), else a sample (sources/), else an example's fetched source."""
+    for tree in (INIT_TREES / name, REPO_ROOT / "sources" / name):
+        if tree.is_dir():
+            return tree
+    return example_source(name)
+
+
 _OWN_BASETEMP = pytest.StashKey[Path]()
 
 

@@ -217,6 +217,22 @@ def _cmake(source: Path, name: str, language: str, program: _Program) -> BuildPr
 _MESON_EXECUTABLE = re.compile(r"\bexecutable\s*\(\s*['\"]([^'\"]+)['\"]")
 _MESON_DEPENDENCY = re.compile(r"\bdependency\s*\(\s*['\"]([^'\"]+)['\"]")
 _MESON_BUILTIN = frozenset({"threads", "dl", "openmp", "intl", "iconv"})
+_MESON_CROSS_FILE = "meson-cross.ini"
+# Meson's own writer of cross files: compilers and tools from the environment, the host machine from
+# the platform table (on every platform, even the builder's own: one recipe, the same configuration).
+_MESON_CROSS = (
+    "meson",
+    "env2mfile",
+    "--cross",
+    "--system=linux",
+    "--subsystem=linux",
+    "--kernel=linux",
+    "--cpu-family={MESON_CPU_FAMILY}",
+    "--cpu={MESON_CPU}",
+    "--endian={ENDIAN}",
+    "-o",
+    _MESON_CROSS_FILE,
+)
 
 
 def _meson(source: Path, name: str, language: str, program: _Program) -> BuildProposal | None:
@@ -235,6 +251,7 @@ def _meson(source: Path, name: str, language: str, program: _Program) -> BuildPr
         "meson",
         "setup",
         "build",
+        f"--cross-file={_MESON_CROSS_FILE}",
         "--buildtype=minsize",
         "--default-library=static",
         "--prefer-static",
@@ -246,12 +263,13 @@ def _meson(source: Path, name: str, language: str, program: _Program) -> BuildPr
         found="meson.build (meson)",
         rank=RANK_BUILD_SYSTEM,
         needs=_needs([(m, w) for m, w in modules if m not in _MESON_BUILTIN], "meson.build"),
-        steps=(setup, ("meson", "compile", "-C", "build", "-j", "{JOBS}")),
+        steps=(_MESON_CROSS, setup, ("meson", "compile", "-C", "build", "-j", "{JOBS}")),
         artifact=_joined("build", directory, executable or name),
         env={"LDFLAGS": STATIC_LINK},
         comments=(
-            "Meson configures with the platform's compilers (the toolchain's CC and CXX); LDFLAGS links",
-            "statically, --prefer-static takes static libraries, --wrap-mode=nodownload keeps it offline.",
+            "A cross file for the platform, from the toolchain's CC, CXX, AR, STRIP, PKG_CONFIG and from",
+            "LDFLAGS (static, stripped): host_machine is the platform, not the builder; --prefer-static",
+            "takes static libraries, --wrap-mode=nodownload keeps it offline.",
         ),
         notes=() if executable else ("no executable() found: set `artifact` to the program meson builds",),
     )

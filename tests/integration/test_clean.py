@@ -150,6 +150,9 @@ def test_clean_removes_exactly_what_osless_made(
     assert kept[BUSY] == f"container {LIVE_BUILDER} uses it"
     assert "kept 1 current toolchain image" in dry.stdout
     assert f"left in {out}: notes.txt (not written by osless)" in dry.stdout
+    total = next(cells for cells in rows.values() if cells[0] == "total")
+    quiet = run_osless(root, "-q", "clean", "--dry-run", out=out, env=env)  # the total alone
+    assert quiet.stdout == f"osless clean would remove {total[1]}, {total[2]} at least\n", quiet.stdout
     assert _state(client) == before, "--dry-run removed something"
     assert (out / "report.json").exists()
 

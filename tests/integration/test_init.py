@@ -1,6 +1,7 @@
-"""`osless init` on every shipped sample's and example's source, recipe removed: the recipe it writes
-builds, verifies and passes its smoke check, unedited, on linux/amd64 (and one sample on an emulated
-platform too).
+"""`osless init` on every shipped sample's and example's source, recipe removed, and on the test trees
+of the build systems none of them uses (tests/data/init-trees: Meson, autotools, libtool, zig build): the
+recipe it writes builds, verifies and passes its smoke check, unedited, on linux/amd64 (and the C
+build systems' on an emulated platform too: init's cross configuration, not the builder's).
 
 All of them live in one project, built by one `osless build` (the CI budget: one run shares the
 builders and the cores). Each source is copied as the shipped recipe has it, with the project's
@@ -30,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, example_source, remove_project_volumes
+from tests.conftest import REPO_ROOT, init_source, remove_project_volumes
 from tests.integration.conftest import OslessRun, run_osless
 
 SAMPLES = {
@@ -46,9 +47,11 @@ SAMPLES = {
     "whoami-c": "sources/whoami-c",
 }
 EXAMPLES = ("lua", "ninja", "gojq", "hexyl", "minisign")
+TREES = ("hello-meson", "hello-autotools", "hello-libtool", "zig-greet")
 NEEDS_EDITS: dict[str, str] = {}
 """Service -> why its generated recipe must be edited before it passes (none now)."""
-EMULATED = ("hello-c", "linux/arm64")  # one sample also built for an emulated platform
+# Also built for an emulated platform: a loose C file, and the build systems that configure for one.
+EMULATED = (("hello-c", "hello-meson", "hello-libtool"), "linux/arm64")
 TOOLCHAIN = {  # the toolchain each generated recipe must pick
     **{
         name: "gcc"
@@ -57,6 +60,8 @@ TOOLCHAIN = {  # the toolchain each generated recipe must pick
     **{name: "go" for name in ("hello-go", "hello-go-modules", "tls-go", "gojq")},
     "hello-rust": "rust",
     "hello-zig": "zig",
+    "zig-greet": "zig",
+    **{name: "gcc" for name in ("hello-meson", "hello-autotools", "hello-libtool")},
     "hexyl": "rust-debian",
     "minisign": "gcc-sodium",
 }
@@ -70,12 +75,12 @@ def initialised(
     root = tmp_path_factory.mktemp("init") / "project"
     shutil.copytree(REPO_ROOT / "deps", root / "deps")
     examples = {name: f"sources/{name}" for name in EXAMPLES}
-    sources = {**SAMPLES, **examples}
+    trees = {name: f"sources/{name}" for name in TREES}
+    sources = {**SAMPLES, **examples, **trees}
     for name, source in sources.items():
-        origin = example_source(name) if name in EXAMPLES else REPO_ROOT / source
-        shutil.copytree(origin, root / source, symlinks=True)
+        shutil.copytree(init_source(name), root / source, symlinks=True)
     try:
-        init = run_osless(root, "init", *SAMPLES.values())
+        init = run_osless(root, "init", *SAMPLES.values(), *trees.values())
         assert init.returncode == 0, init.stderr
         for name in ("gcc", "go", "rust", "zig"):
             assert f"wrote recipes/toolchains/{name}.toml (the {name} toolchain osless ships)" in init.stdout
@@ -92,7 +97,7 @@ def initialised(
         remove_project_volumes(root)
 
 
-@pytest.mark.parametrize("name", [*SAMPLES, *EXAMPLES])
+@pytest.mark.parametrize("name", [*SAMPLES, *EXAMPLES, *TREES])
 def test_init_recipe_builds_and_passes(
     initialised: tuple[Path, dict[str, str], OslessRun], name: str
 ) -> None:
@@ -110,7 +115,8 @@ def test_init_recipe_builds_for_an_emulated_platform(
     initialised: tuple[Path, dict[str, str], OslessRun],
 ) -> None:
     root, _, _ = initialised
-    name, platform = EMULATED
-    built = run_osless(root, "build", name, "--platform", platform, out=root / "out-emulated", timeout=600)
+    names, platform = EMULATED
+    built = run_osless(root, "build", *names, "--platform", platform, out=root / "out-emulated", timeout=600)
     assert built.returncode == 0, built.stderr
-    assert built.target(name, platform)["status"] == "passed"
+    for name in names:
+        assert built.target(name, platform)["status"] == "passed"

@@ -18,7 +18,7 @@ from orchestrator.languages.proposals import documented_version_option
 from orchestrator.recipe.init import service_name, shipped_toolchains
 from orchestrator.recipe.jsonschema import schema_text
 from orchestrator.recipe.loader import load_project
-from tests.conftest import REPO_ROOT, example_source
+from tests.conftest import REPO_ROOT, example_source, init_source
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,6 +104,68 @@ EXPECTED = {
     "hexyl": ("rust-debian", {"artifact": "{CARGO_TARGET_DIR}/{RUST_TARGET}/release/hexyl"}),
     "minisign": ("gcc-sodium", {"artifact": "build/minisign"}),
     "ninja": ("gcc", {"artifact": "build/ninja"}),
+    "hello-meson": (
+        "gcc",
+        {
+            "steps": [
+                [
+                    "meson",
+                    "env2mfile",
+                    "--cross",
+                    "--system=linux",
+                    "--subsystem=linux",
+                    "--kernel=linux",
+                    "--cpu-family={MESON_CPU_FAMILY}",
+                    "--cpu={MESON_CPU}",
+                    "--endian={ENDIAN}",
+                    "-o",
+                    "meson-cross.ini",
+                ],
+                [
+                    "meson",
+                    "setup",
+                    "build",
+                    "--cross-file=meson-cross.ini",
+                    "--buildtype=minsize",
+                    "--default-library=static",
+                    "--prefer-static",
+                    "--wrap-mode=nodownload",
+                ],
+                ["meson", "compile", "-C", "build", "-j", "{JOBS}"],
+            ],
+            "artifact": "build/hello-meson",
+            "env": {"LDFLAGS": "-static -s"},
+        },
+    ),
+    "hello-autotools": (
+        "gcc",
+        {
+            "steps": [
+                ["autoreconf", "--install", "--force"],
+                ["./configure", "--host={GNU_TRIPLE}", "--disable-shared", "LDFLAGS=-static -s"],
+                ["make", "-j{JOBS}"],
+            ],
+            "artifact": "hello-autotools",
+        },
+    ),
+    "hello-libtool": (
+        "gcc",
+        {
+            "steps": [
+                ["autoreconf", "--install", "--force"],
+                ["./configure", "--host={GNU_TRIPLE}", "--disable-shared", "LDFLAGS=-static -s"],
+                ["make", "-j{JOBS}", "LDFLAGS=-all-static -s"],
+            ],
+            "artifact": "hello-libtool",
+        },
+    ),
+    "zig-greet": (
+        "zig",
+        {
+            "steps": [["zig", "build", "-Dtarget={ZIG_TARGET}", "-Doptimize=ReleaseSmall"]],
+            "artifact": "zig-out/bin/zig-greet",
+        },
+    ),
 }
 EXAMPLES = ("lua", "gojq", "hexyl", "minisign", "ninja")
 
@@ -132,8 +194,7 @@ def project(tmp_path: Path) -> Path:
 def test_init_proposes_what_builds_each_shipped_source(
     name: str, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    origin = example_source(name) if name in EXAMPLES else REPO_ROOT / "sources" / name
-    shutil.copytree(origin, project / "sources" / name, symlinks=True)
+    shutil.copytree(init_source(name), project / "sources" / name, symlinks=True)
     assert _init(project, f"sources/{name}") == 0
     text = (project / "recipes" / f"{name}.toml").read_text()
     assert text.startswith("#:schema .schema/service.schema.json\n")
@@ -272,6 +333,23 @@ def test_init_keeps_the_project_toolchains_and_schemas(
     assert (root / "recipes" / "toolchains" / "go.toml").read_text() == own
     assert not any((root / "recipes" / ".schema").iterdir())
     assert (root / "recipes" / "svc.toml").is_file()
+
+
+def test_quiet_init_names_the_recipes_and_what_to_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "project"
+    _go_source(root / "sources" / "svc")
+    (root / "sources" / "tool").mkdir(parents=True)
+    (root / "sources" / "tool" / "Makefile").write_text("all:\n\t$(CC) -o other main.c\n")
+    (root / "sources" / "tool" / "main.c").write_text("int main(void) { return 0; }\n")
+    assert main(["-C", str(root), "-q", "init", "sources/svc", "sources/tool"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "wrote recipes/svc.toml: go, go.mod (go build); toolchain go, every platform it builds for (7)",
+        "wrote recipes/tool.toml: c, Makefile (make); toolchain gcc, every platform it builds for (7)",
+        "  check: no program named 'tool' found in the Makefiles: check `artifact`",
+    ]
+    assert (root / "recipes" / "toolchains" / "go.toml").is_file() and (root / "recipes" / ".schema").is_dir()
 
 
 def test_dry_run_in_a_new_project_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

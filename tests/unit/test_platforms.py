@@ -15,7 +15,20 @@ from orchestrator.host import probe
 from orchestrator.platforms import EM_ARM, PLATFORMS, Platform, host_platform, is_emulated, platform_name
 
 ALL = list(PLATFORMS.values())
-PLACEHOLDERS = {"GOARCH", "GOARM", "GNU_TRIPLE", "DEBIAN_ARCH", "RUST_TARGET", "MUSL_TRIPLE", "ZIG_TARGET"}
+PLACEHOLDERS = {
+    *("GOARCH", "GOARM", "GNU_TRIPLE", "DEBIAN_ARCH", "RUST_TARGET", "MUSL_TRIPLE", "ZIG_TARGET"),
+    *("MESON_CPU_FAMILY", "MESON_CPU", "ENDIAN"),
+}
+# Meson's host machine as Debian's `meson env2mfile --debarch` derives it (cpu_family, cpu).
+MESON = {
+    "linux/amd64": ("x86_64", "x86_64"),
+    "linux/arm64": ("aarch64", "aarch64"),
+    "linux/arm/v7": ("arm", "arm7hlf"),
+    "linux/riscv64": ("riscv64", "riscv64"),
+    "linux/386": ("x86", "i686"),
+    "linux/ppc64le": ("ppc64", "ppc64"),
+    "linux/s390x": ("s390x", "s390x"),
+}
 RUST_TARGETS = {
     "linux/amd64": "x86_64-unknown-linux-gnu",
     "linux/arm64": "aarch64-unknown-linux-gnu",
@@ -59,6 +72,8 @@ def test_placeholders_are_complete(platform: Platform) -> None:
     assert placeholders["RUST_TARGET"] == RUST_TARGETS[platform.name]
     # Debian's musl triples and Zig's targets agree except for 386 (Zig says x86, Debian i386).
     assert placeholders["ZIG_TARGET"].replace("x86-", "i386-") == placeholders["MUSL_TRIPLE"]
+    assert (placeholders["MESON_CPU_FAMILY"], placeholders["MESON_CPU"]) == MESON[platform.name]
+    assert placeholders["ENDIAN"] == ("little" if platform.little_endian else "big")
     # GOARM exists for GOARCH=arm only; every other fact is never empty.
     assert bool(placeholders.pop("GOARM")) == (platform.goarch == "arm")
     assert all(placeholders.values())
@@ -73,6 +88,9 @@ def test_arm_v7_placeholders() -> None:
         "RUST_TARGET": "armv7-unknown-linux-gnueabihf",
         "MUSL_TRIPLE": "arm-linux-musleabihf",
         "ZIG_TARGET": "arm-linux-musleabihf",
+        "MESON_CPU_FAMILY": "arm",
+        "MESON_CPU": "arm7hlf",
+        "ENDIAN": "little",
     }
 
 

@@ -68,6 +68,12 @@ def test_write_into_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert str(tmp_path / "schemas" / file_name("toolchain")) in capsys.readouterr().out
 
 
+def test_quiet_write_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-q", "schema", "--write", str(tmp_path / "schemas")]) == 0
+    assert len(list((tmp_path / "schemas").iterdir())) == len(KINDS)
+    assert capsys.readouterr().out == ""
+
+
 def test_write_with_a_kind_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-C", str(tmp_path), "schema", "toolchain", "--write"]) == 2
     assert "--write writes both schemas" in capsys.readouterr().err

@@ -161,6 +161,9 @@ def test_facts_are_the_platform_tables_placeholders() -> None:
         "RUST_TARGET",
         "MUSL_TRIPLE",
         "ZIG_TARGET",
+        "MESON_CPU_FAMILY",
+        "MESON_CPU",
+        "ENDIAN",
     )
     assert all(tuple(platform.placeholders()) == FACTS for platform in PLATFORMS.values())
 
@@ -244,7 +247,7 @@ def test_build_commands_can_use_platform_facts(make_project: MakeProject) -> Non
             '"gcc-{GNU_TRIPEL}"',
             "toolchain.platforms.\"linux/arm/v7\".packages: 'gcc-{GNU_TRIPEL}': {GNU_TRIPEL} is not a "
             "platform placeholder (did you mean 'GNU_TRIPLE'? known: GOARCH, GOARM, GNU_TRIPLE, "
-            "DEBIAN_ARCH, RUST_TARGET, MUSL_TRIPLE, ZIG_TARGET)",
+            "DEBIAN_ARCH, RUST_TARGET, MUSL_TRIPLE, ZIG_TARGET, MESON_CPU_FAMILY, MESON_CPU, ENDIAN)",
         ),
         (
             '"gcc-{GNU_TRIPLE}"',

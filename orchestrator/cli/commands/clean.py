@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         listing = clean.list_out(out_root, check_lock=True)
         plan = clean.plan(engine.usage(), listing, scope, alive=Owner.alive)
-        _print_plan(console, plan, dry_run=True)
+        _print_plan(console, plan, dry_run=True, quiet=args.quiet)
         if listing is not None and listing.holder is not None:
             console.print(
                 f"osless clean would refuse: {out_root} is in use by another osless run ({listing.holder})",
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         plan = clean.plan(
             engine.usage(), clean.list_out(out_root, check_lock=False), scope, alive=Owner.alive
         )
-        _print_plan(console, plan, dry_run=False)
+        _print_plan(console, plan, dry_run=False, quiet=args.quiet)
         failed = _remove(engine, plan, console)
     reclaimed = clean.freed(item for item in plan.remove if item not in failed)
     console.print(
@@ -69,7 +69,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _print_plan(console: Console, plan: clean.Plan, *, dry_run: bool) -> None:
+def _print_plan(console: Console, plan: clean.Plan, *, dry_run: bool, quiet: bool) -> None:
+    """The items to remove and those kept, as tables; quiet: the dry run's total only."""
+    if quiet:
+        if dry_run:
+            total = f"{len(plan.remove)} items, {human_size(plan.size)} at least"
+            console.print(f"osless clean would remove {total}", markup=False)
+        return
     if plan.remove:
         title = "osless clean: would remove" if dry_run else "osless clean: removing"
         table = Table("kind", "name", "size", "why", title=title, title_justify="left")

@@ -57,12 +57,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.out(recipe_text(plan), end="", highlight=False)
         return 0
     for toolchain in shipped.values():
-        _write_toolchain(root, toolchain, console)
+        _write_toolchain(root, toolchain)
+        if not args.quiet:
+            _say(console, f"wrote {_toolchain_file(toolchain)} ({_shipped(toolchain)})")
     if schemas is not None:
         write_schemas(root / PROJECT_SCHEMAS)
-        _say(console, f"wrote {schemas} ({SCHEMAS_WHY})")
+        if not args.quiet:
+            _say(console, f"wrote {schemas} ({SCHEMAS_WHY})")
     for plan in plans:
-        _write(root, plan, console)
+        _write(root, plan, console, quiet=args.quiet)
     return 0
 
 
@@ -149,7 +152,7 @@ def _check_toolchain_free(root: Path, toolchain: Toolchain) -> None:
         )
 
 
-def _write_toolchain(root: Path, toolchain: Toolchain, console: Console) -> None:
+def _write_toolchain(root: Path, toolchain: Toolchain) -> None:
     """The shipped toolchain's recipe in the project's recipes/toolchains/, created (never replaced)."""
     path = root / _toolchain_file(toolchain)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,15 +161,15 @@ def _write_toolchain(root: Path, toolchain: Toolchain, console: Console) -> None
             stream.write(toolchain_copy(toolchain))
     except FileExistsError:
         raise UsageError(f"{_toolchain_file(toolchain)} appeared meanwhile: osless init keeps it") from None
-    _say(console, f"wrote {_toolchain_file(toolchain)} ({_shipped(toolchain)})")
 
 
 def _say(console: Console, line: str) -> None:
     console.print(line, markup=False, highlight=False)
 
 
-def _write(root: Path, plan: InitPlan, console: Console) -> None:
-    """The recipe in recipes/<name>.toml, created (never replaced: a file that appeared meanwhile stays)."""
+def _write(root: Path, plan: InitPlan, console: Console, *, quiet: bool) -> None:
+    """The recipe in recipes/<name>.toml, created (never replaced: a file that appeared meanwhile stays);
+    quiet: what it wrote and what to check, without the next command."""
     path = root / "recipes" / f"{plan.name}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -183,7 +186,7 @@ def _write(root: Path, plan: InitPlan, console: Console) -> None:
         f"{plan.toolchain.name}, every platform it builds for ({platforms})",
         *(f"  check: {note}" for note in proposal.notes),
         *(f"  check: needs {need.what}, which no toolchain of the project installs" for need in plan.unmet),
-        f"next: osless build {plan.name}",
+        *([] if quiet else [f"next: osless build {plan.name}"]),
     ]
     for line in lines:
         _say(console, line)

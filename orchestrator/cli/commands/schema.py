@@ -20,5 +20,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--write writes both schemas", hint="`osless schema KIND` prints one")
     directory = args.project / PROJECT_SCHEMAS if args.write is True else Path(args.write)
     for path in write_schemas(directory):
-        console.print(f"wrote {path}", markup=False)
+        if not args.quiet:
+            console.print(f"wrote {path}", markup=False)
     return 0
