@@ -104,39 +104,7 @@ EXPECTED = {
     "hexyl": ("rust-debian", {"artifact": "{CARGO_TARGET_DIR}/{RUST_TARGET}/release/hexyl"}),
     "minisign": ("gcc-sodium", {"artifact": "build/minisign"}),
     "ninja": ("gcc", {"artifact": "build/ninja"}),
-    "hello-meson": (
-        "gcc",
-        {
-            "steps": [
-                [
-                    "meson",
-                    "env2mfile",
-                    "--cross",
-                    "--system=linux",
-                    "--subsystem=linux",
-                    "--kernel=linux",
-                    "--cpu-family={MESON_CPU_FAMILY}",
-                    "--cpu={MESON_CPU}",
-                    "--endian={ENDIAN}",
-                    "-o",
-                    "meson-cross.ini",
-                ],
-                [
-                    "meson",
-                    "setup",
-                    "build",
-                    "--cross-file=meson-cross.ini",
-                    "--buildtype=minsize",
-                    "--default-library=static",
-                    "--prefer-static",
-                    "--wrap-mode=nodownload",
-                ],
-                ["meson", "compile", "-C", "build", "-j", "{JOBS}"],
-            ],
-            "artifact": "build/hello-meson",
-            "env": {"LDFLAGS": "-static -s"},
-        },
-    ),
+    "hello-meson": ("gcc", {"artifact": "build/hello-meson", "env": {"LDFLAGS": "-static -s"}}),
     "hello-autotools": (
         "gcc",
         {
@@ -210,6 +178,20 @@ def test_init_proposes_what_builds_each_shipped_source(
     loaded = load_project(project).services[name]  # the loader takes it as it is
     assert loaded.toolchain == toolchain and loaded.image.user == "65534:65534"
     assert f"next: osless build {name}" in capsys.readouterr().out
+
+
+def test_meson_configures_with_a_cross_file_for_the_platform(project: Path) -> None:
+    """host_machine is the platform (from the platform table), not the builder: a cross file first."""
+    shutil.copytree(init_source("hello-meson"), project / "sources" / "hello-meson")
+    assert _init(project, "sources/hello-meson") == 0
+    cross, setup, compile_ = tomllib.loads((project / "recipes" / "hello-meson.toml").read_text())["build"][
+        "steps"
+    ]
+    assert cross[:3] == ["meson", "env2mfile", "--cross"]
+    assert {"--cpu-family={MESON_CPU_FAMILY}", "--cpu={MESON_CPU}", "--endian={ENDIAN}"} <= set(cross)
+    assert setup[:3] == ["meson", "setup", "build"]
+    assert f"--cross-file={cross[cross.index('-o') + 1]}" in setup
+    assert compile_ == ["meson", "compile", "-C", "build", "-j", "{JOBS}"]
 
 
 def test_init_foresees_extras_and_fetches(project: Path) -> None:
