@@ -31,11 +31,12 @@ def wants_color(choice: str, *, environ: Mapping[str, str], isatty: bool) -> boo
 
 
 def console(choice: str, *, stderr: bool = False, environ: Mapping[str, str] | None = None) -> Console:
-    """A console on stdout (or stderr): coloured as `wants_color` decides; 160 columns off a terminal,
-    so tables in CI logs and pipes are not wrapped at 80. User text is never markup (render escapes
-    it), so highlighting and emoji codes are off."""
+    """A console on stdout (or stderr): coloured as `wants_color` decides; off a terminal, as wide as
+    COLUMNS says, else 160 columns, so tables in CI logs and pipes are not wrapped at 80. User text is
+    never markup (render escapes it), so highlighting and emoji codes are off."""
     isatty = _isatty(sys.stderr if stderr else sys.stdout)
-    color = wants_color(choice, environ=os.environ if environ is None else environ, isatty=isatty)
+    environ = os.environ if environ is None else environ
+    color = wants_color(choice, environ=environ, isatty=isatty)
     return Console(
         stderr=stderr,
         # Colour off a terminal needs a forced terminal (and a colour system rich would not detect
@@ -45,9 +46,15 @@ def console(choice: str, *, stderr: bool = False, environ: Mapping[str, str] | N
         no_color=not color,
         highlight=False,
         soft_wrap=True,
-        width=None if isatty else 160,
+        width=None if isatty else _columns(environ),
         emoji=False,
     )
+
+
+def _columns(environ: Mapping[str, str]) -> int:
+    """The width asked for with COLUMNS (a positive number), else 160."""
+    text = environ.get("COLUMNS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else 160
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -6,8 +6,10 @@ What is osless's is told by the marks osless puts on it, never by a name alone:
   osless process that is gone are removed, as every run does; those of a running osless are kept.
 - volumes: the `osless.project` label of the compiler caches (`osless-cache-…`) and workspaces
   (`osless-work-…`); an anonymous scratch volume carries its container's owner labels and goes with it.
-- toolchain images: the `osless.toolchain` label, tagged only `osless-toolchain/<name>:…`. Superseded:
-  not the tag the project's recipes make now; the current ones go only when asked (`--all-toolchains`).
+- toolchain images: the `osless.toolchain` label, tagged only `osless-toolchain/<name>:…`, or untagged
+  and listed in the project's records (out/.toolchains/<name>.images: its tag moved to a newer image).
+  Superseded: not the tag the project's recipes make now; the current ones go only when asked
+  (`--all-toolchains`).
 - service images: the `dev.osless.toolchain.image` label and a creation time equal to their
   `org.opencontainers.image.created` label (an image built FROM one inherits its labels, not its time),
   tagged only as a service's `<repository>:<tag>-<arch>`; kept while a run of the project may still
@@ -30,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.bootstrap.spec import IMAGE_REPOSITORY, TOOLCHAIN_LABEL, image_reference
+from orchestrator.bootstrap.spec import TOOLCHAIN_LABEL, image_reference
 from orchestrator.engine import (
     OWNER_HOST_LABEL,
     OWNER_PID_LABEL,
@@ -52,7 +54,7 @@ from orchestrator.pipeline.target import STAGING_DIR
 from orchestrator.platforms import PLATFORMS
 from orchestrator.recipe.model import Project, Toolchain
 from orchestrator.stages.package import TOOLCHAIN_ANNOTATION, image_tag
-from orchestrator.stages.toolchain import DEBIAN_SLIM, TOOLCHAIN_WORK_DIR
+from orchestrator.stages.toolchain import DEBIAN_SLIM, TOOLCHAIN_WORK_DIR, image_name, osless_toolchain_image
 from orchestrator.stages.workspace import RECORDS_DIR
 
 CREATED_LABEL = "org.opencontainers.image.created"  # stages/package.py writes it with the config's time
@@ -86,6 +88,7 @@ class Scope:
     host: str  # this machine: only its osless processes can be told running or gone
     service_tags: frozenset[str]  # `<repository>:<tag>-<arch>` of every service, every platform
     toolchains: dict[str, str | None]  # name -> the tag its recipe makes now (None: it uses an image as is)
+    made_images: frozenset[str] = frozenset()  # ids of the toolchain images osless made for the project
     all_toolchains: bool = False  # the current toolchain images too
     all_projects: bool = False  # volumes and images of every project
 
@@ -146,10 +149,16 @@ def freed(items: Iterable[Item]) -> int:
 
 
 def project_scope(
-    project: Project, *, host: str, all_toolchains: bool = False, all_projects: bool = False
+    project: Project,
+    *,
+    host: str,
+    made_images: frozenset[str] = frozenset(),
+    all_toolchains: bool = False,
+    all_projects: bool = False,
 ) -> Scope:
     """The scope of a project: its label, its services' tags and directories, its toolchains' current
-    tags (and debian-slim's, the base image every build compares sizes with)."""
+    tags (and debian-slim's, the base image every build compares sizes with), the toolchain images its
+    records list (`made_images`, stages.toolchain.recorded_images)."""
     toolchains: dict[str, str | None] = {}
     for toolchain in (*project.toolchains.values(), DEBIAN_SLIM):
         for each in _with_bases(toolchain):
@@ -164,6 +173,7 @@ def project_scope(
             for platform in PLATFORMS.values()
         ),
         toolchains=toolchains,
+        made_images=made_images,
         all_toolchains=all_toolchains,
         all_projects=all_projects,
     )
@@ -285,27 +295,22 @@ def _volume(volume: VolumeInfo, scope: Scope, user: str | None, alive: Callable[
     return True, item
 
 
-def _ours_toolchain(image: ImageInfo) -> bool:
-    """Tagged, and only `osless-toolchain/<its toolchain>:…`: not an image built FROM one (it inherits
-    the label), nor one pulled from a registry under the recipe's name."""
-    prefix = f"{IMAGE_REPOSITORY}/{image.labels[TOOLCHAIN_LABEL]}:"
-    return bool(image.tags) and all(tag.startswith(prefix) for tag in image.tags)
-
-
 def _current_toolchain(image: ImageInfo, scope: Scope) -> bool:
     """The image the project's recipe of its toolchain makes now."""
     current = scope.toolchains.get(image.labels[TOOLCHAIN_LABEL])
-    return _ours_toolchain(image) and current is not None and current in image.tags
+    return osless_toolchain_image(image, scope.made_images) and current is not None and current in image.tags
 
 
 def _toolchain_image(image: ImageInfo, scope: Scope) -> Decision:
-    if not _ours_toolchain(image):
+    if not osless_toolchain_image(image, scope.made_images):
         return None
     name = image.labels[TOOLCHAIN_LABEL]
     if name in scope.toolchains:
         current = scope.toolchains[name]
         if _current_toolchain(image, scope):
             why = f"current image of toolchain {name} (rebuilding it takes minutes)"
+        elif not image.tags:
+            why = f"superseded: its tag moved to another image of toolchain {name}"
         else:
             now = f"its recipe now makes {current}" if current else "its recipe now uses an image as is"
             why = f"superseded: {now}"
@@ -313,9 +318,13 @@ def _toolchain_image(image: ImageInfo, scope: Scope) -> Decision:
         why = f"toolchain {name} is not one of this project's"
     else:
         return None
-    name = ", ".join(image.tags)
     return True, Item(
-        kind="toolchain", name=name, ref=image.id, size=image.size, shared=image.shared_size, why=why
+        kind="toolchain",
+        name=image_name(image),
+        ref=image.id,
+        size=image.size,
+        shared=image.shared_size,
+        why=why,
     )
 
 

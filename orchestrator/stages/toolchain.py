@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from orchestrator.bootstrap.spec import (
     library_packages,
     unpack_packages,
 )
-from orchestrator.engine import PROJECT_LABEL, Engine, project_label
+from orchestrator.engine import PROJECT_LABEL, Engine, ImageInfo, project_label
 from orchestrator.errors import ToolchainError, UsageError
 from orchestrator.image import toolchain_registry
 from orchestrator.outputs.sizes import human_size
@@ -226,6 +226,28 @@ def made_images(record: Path) -> list[str]:
         return []
 
 
+def recorded_images(work_dir: Path) -> frozenset[str]:
+    """The ids of every toolchain image osless made for the project whose toolchain work dir this is."""
+    return frozenset(image for record in work_dir.glob("*.images") for image in made_images(record))
+
+
+def osless_toolchain_image(image: ImageInfo, made: Collection[str]) -> bool:
+    """Whether an image labelled with a toolchain is one osless made: tagged only
+    `osless-toolchain/<its toolchain>:…` (not an image built FROM one, which inherits the label, nor one
+    pulled under the recipe's name), or untagged (its tag moved to a newer image) and in a project's
+    record, `made`."""
+    if not image.tags:
+        return image.id in made
+    prefix = f"{IMAGE_REPOSITORY}/{image.labels[TOOLCHAIN_LABEL]}:"
+    return all(tag.startswith(prefix) for tag in image.tags)
+
+
+def image_name(image: ImageInfo) -> str:
+    """How a toolchain image is named to people: its tags, else its toolchain and short id."""
+    short = image.id.removeprefix("sha256:")[:12]
+    return ", ".join(image.tags) or f"{IMAGE_REPOSITORY}/{image.labels[TOOLCHAIN_LABEL]} (untagged {short})"
+
+
 def _collect(
     engine: Engine,
     toolchain: Toolchain,
@@ -254,17 +276,16 @@ def collect_superseded(
     legacy: str | None = None,
 ) -> None:
     """Record `current` as made for the project, and remove the project's other images of toolchain
-    `name` (those its record lists, or labelled `osless.project=<legacy>` by an older osless; tagged
-    only `osless-toolchain/<name>:*`), but those a container uses; says what it removed and what it
-    kept. The record then lists what is left."""
+    `name` (those its record lists, or labelled `osless.project=<legacy>` by an older osless; made by
+    osless: osless_toolchain_image), but those a container uses; says what it removed and what it kept.
+    The record then lists what is left."""
     made = set(made_images(record))
     kept = [current]
     for image in engine.images_labelled(TOOLCHAIN_LABEL, name):
-        ours = image.tags and all(tag.startswith(f"{IMAGE_REPOSITORY}/{name}:") for tag in image.tags)
         project_made = image.id in made or (legacy is not None and image.labels.get(PROJECT_LABEL) == legacy)
-        if image.id == current or not project_made or not ours:
+        if image.id == current or not project_made or not osless_toolchain_image(image, made):
             continue
-        shown = ", ".join(image.tags)
+        shown = image_name(image)
         users = engine.containers_using(image.id)
         if users:
             progress(f"kept superseded {shown}: container {users[0]} uses it")

@@ -1,7 +1,7 @@
-"""`osless clean` on a second engine of its own: what osless made (as a run makes it) is listed with sizes
-and removed; what it did not make (a foreign image, volume and container, an image built FROM a
-toolchain image) and what it keeps (a current toolchain image, a running osless's container and its
-volume, a file of the user's in out/) is left as it was."""
+"""`osless clean` on a second engine of its own: what osless made (as a run makes it, a toolchain image
+whose tag moved too) is listed with sizes and removed; what it did not make (a foreign image, volume and
+container, an image built FROM a toolchain image, tagged or not) and what it keeps (a current toolchain
+image, a running osless's container and its volume, a file of the user's in out/) is left as it was."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def _import(client: Any, repository: str, tag: str, labels: dict[str, str] | Non
     return f"{repository}:{tag}"
 
 
+def _untagged(client: Any, labels: dict[str, str]) -> str:
+    """The id of an image with these labels and no tag (its tag moved to another image)."""
+    tag = _import(client, "moved", "1", labels)
+    image_id = str(client.images.get(tag).id)
+    _import(client, "moved", "1")  # other labels, another image: the tag moves to it
+    client.images.remove(tag)
+    return image_id
+
+
 def _gone_owner() -> Owner:
     """An osless process of this host that has ended."""
     finished = subprocess.Popen(["true"])
@@ -78,23 +87,27 @@ LIVE_BUILDER = "builder-of-this-run"
 BUSY = "osless-cache-gcc-busy"
 
 
-def _make_foreign(client: Any) -> None:
-    """What osless did not make."""
+def _make_foreign(client: Any) -> str:
+    """What osless did not make; the id of its untagged image with a toolchain's labels (as one built
+    FROM a toolchain image, after its tag moved)."""
     _import(client, *FOREIGN_IMAGE.split(":"))
     _import(client, *DERIVED.split(":"), {TOOLCHAIN_LABEL: "gcc", SPEC_LABEL: "0" * 16})
     client.volumes.create("foreign-volume")
     client.containers.create(FOREIGN_IMAGE, ["/hello.txt"], name="foreign-container")
+    return _untagged(client, {TOOLCHAIN_LABEL: "gcc", SPEC_LABEL: "2" * 16})
 
 
-def _make_osless(client: Any, root: Path, work_dir: Path) -> set[str]:
+def _make_osless(client: Any, root: Path, work_dir: Path) -> tuple[set[str], str]:
     """What osless makes, made as a run makes it; the names of what clean removes of it (a current
-    toolchain image, a running osless's container and the volume it uses stay)."""
+    toolchain image, a running osless's container and the volume it uses stay), and the id of the
+    toolchain image osless made whose tag moved (the project's record lists it)."""
     engine = Engine(client)
     project = load_project(root)
     label = {PROJECT_LABEL: project_label(root)}
     current = image_reference(project.toolchains["gcc"])
     _import(client, *current.split(":"), {TOOLCHAIN_LABEL: "gcc", SPEC_LABEL: current.split(":")[1]})
     _import(client, *SUPERSEDED.split(":"), {TOOLCHAIN_LABEL: "gcc", SPEC_LABEL: "0" * 16})
+    moved = _untagged(client, {TOOLCHAIN_LABEL: "gcc", SPEC_LABEL: "1" * 16})
     service, platform = project.services["tidy"], PLATFORMS["linux/amd64"]
     (work_dir / "tidy").write_bytes(b"\x7fELF" + b"\0" * 4096)
     image = package.build_image(
@@ -121,7 +134,8 @@ def _make_osless(client: Any, root: Path, work_dir: Path) -> set[str]:
         labels={**Owner.current().labels(), **run_labels, PROJECT_LABEL: "0123456789abcdef"},
         volumes={BUSY: {"bind": "/cache", "mode": "rw"}},
     )
-    return {SUPERSEDED, service_tag, cache, work, GONE_BUILDER}
+    moved_name = f"osless-toolchain/gcc (untagged {moved.removeprefix('sha256:')[:12]})"
+    return {SUPERSEDED, moved_name, service_tag, cache, work, GONE_BUILDER}, moved
 
 
 def test_clean_removes_exactly_what_osless_made(
@@ -129,15 +143,16 @@ def test_clean_removes_exactly_what_osless_made(
 ) -> None:
     client = second_engine.start()
     root = make_project({"sources/tidy/main.c": MAIN_C, "recipes/tidy.toml": service_recipe("tidy")})
-    _make_foreign(client)
-    removed = _make_osless(client, root, tmp_path)
+    foreign_untagged = _make_foreign(client)
+    removed, moved = _make_osless(client, root, tmp_path)
     out = tmp_path / "out"
     for relative in ("report.json", "tidy/linux-amd64/tidy", ".toolchains/gcc.images", "notes.txt"):
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
         (out / relative).write_text(relative * 100)
+    (out / ".toolchains" / "gcc.images").write_text(f"{moved}\n")
 
     before = _state(client)
-    env = {"DOCKER_HOST": second_engine.host}
+    env = {"DOCKER_HOST": second_engine.host, "COLUMNS": "250"}  # a row a line
     dry = run_osless(root, "clean", "--dry-run", out=out, env=env)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     rows = _rows(dry.stdout)
@@ -164,6 +179,8 @@ def test_clean_removes_exactly_what_osless_made(
     assert after["volumes"] == before["volumes"] - removed
     assert after["containers"] == before["containers"] - removed
     assert {FOREIGN_IMAGE, DERIVED} <= after["images"] and "foreign-container" in after["containers"]
+    ids = {image.id for image in client.images.list()}
+    assert moved not in ids and foreign_untagged in ids
     assert sorted(path.name for path in out.iterdir()) == ["notes.txt"]
 
     again = run_osless(root, "clean", "--dry-run", out=out, env=env)

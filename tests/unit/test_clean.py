@@ -176,6 +176,25 @@ def test_superseded_toolchain_images_go_current_ones_only_when_asked() -> None:
     assert "osless-toolchain/gcc:1111111111111111, mine:latest" not in _names(widest.remove)
 
 
+def test_an_untagged_toolchain_image_goes_when_the_projects_records_list_it() -> None:
+    """Its tag moved to a newer image of the same toolchain: osless made it when the project's record
+    says so; an untagged image with the label alone may be one built FROM a toolchain image."""
+    recorded, unknown = (
+        replace(_toolchain("osless-toolchain/gcc:0000000000000000"), id=image_id, tags=())
+        for image_id in ("sha256:" + "a" * 64, "sha256:" + "b" * 64)
+    )
+    scope = clean.project_scope(PROJECT, host=HOST, made_images=frozenset({recorded.id}))
+    plan = clean.plan(_usage(images=(recorded, unknown)), None, scope, alive=_alive)
+    assert [(item.name, item.ref, item.why) for item in plan.remove] == [
+        (
+            "osless-toolchain/gcc (untagged aaaaaaaaaaaa)",
+            recorded.id,
+            "superseded: its tag moved to another image of toolchain gcc",
+        )
+    ]
+    assert not plan.keep
+
+
 def test_an_image_a_container_uses_is_kept() -> None:
     old = _toolchain("osless-toolchain/gcc:0000000000000000")
     plan = _plan(_usage(images=(old,), containers=(_container("running", RUNNING, image_id=old.id),)))

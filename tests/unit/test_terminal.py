@@ -17,7 +17,7 @@ from rich.console import Console
 from orchestrator.cli import render
 from orchestrator.cli.main import main
 from orchestrator.cli.parser import build_parser
-from orchestrator.cli.terminal import wants_color
+from orchestrator.cli.terminal import console, wants_color
 from orchestrator.stages.build import StepTime
 from tests.conftest import REPO_ROOT
 from tests.run_reports import failed_at_build, report, target
@@ -61,6 +61,14 @@ def test_no_escapes_at_all_off_a_terminal(
     captured = capsys.readouterr()
     assert "hello-c" in captured.out and "no-such-service" in captured.err
     assert ESCAPE not in captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("columns", "width"), [(None, 160), ("250", 250), ("60", 60), ("0", 160), ("wide", 160)]
+)
+def test_off_a_terminal_the_width_is_columns_else_160(columns: str | None, width: int) -> None:
+    environ = {} if columns is None else {"COLUMNS": columns}
+    assert console("auto", environ=environ).width == width  # pytest's capture is not a terminal
 
 
 def test_color_always_colours_a_pipe_even_with_no_color(

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ def _image(image_id: str, tag: str, project: str = "") -> ImageInfo:
 
 def test_superseded_images_are_those_the_record_lists(tmp_path: Path) -> None:
     record = tmp_path / "gcc.images"
-    record.write_text("sha256:old\nsha256:used\nsha256:gone\n")
+    record.write_text("sha256:old\nsha256:used\nsha256:gone\nsha256:moved\n")
     engine = _Images(
         [
             _image("sha256:old", "osless-toolchain/gcc:1"),
@@ -254,14 +255,17 @@ def test_superseded_images_are_those_the_record_lists(tmp_path: Path) -> None:
             _image("sha256:other", "osless-toolchain/gcc:3", "another"),  # not made for this project
             _image("sha256:legacy", "osless-toolchain/gcc:5", "ours"),  # labelled by an older osless
             _image("sha256:new", "osless-toolchain/gcc:4"),
+            replace(_image("sha256:moved", ""), tags=()),  # made here, its tag moved to a newer image
+            replace(_image("sha256:foreign", ""), tags=()),  # untagged, never made here
         ],
         in_use={"sha256:used"},
     )
     said: list[str] = []
     collect_superseded(engine, "gcc", "sha256:new", record, said.append, legacy="ours")  # type: ignore[arg-type]
 
-    assert engine.removed == ["sha256:old", "sha256:legacy"]
+    assert engine.removed == ["sha256:old", "sha256:legacy", "sha256:moved"]
     assert made_images(record) == ["sha256:new", "sha256:used"]
     assert any("removed superseded osless-toolchain/gcc:1" in line for line in said)
     assert any("kept superseded osless-toolchain/gcc:2: container user" in line for line in said)
+    assert any("removed superseded osless-toolchain/gcc (untagged moved)" in line for line in said)
     assert made_images(tmp_path / "none.images") == []

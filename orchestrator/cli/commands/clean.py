@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from orchestrator.cli import shared
 from orchestrator.engine import Engine, Owner
@@ -25,6 +25,7 @@ from orchestrator.errors import EngineError
 from orchestrator.host import clean
 from orchestrator.outputs import outdir
 from orchestrator.outputs.sizes import human_size
+from orchestrator.stages.toolchain import TOOLCHAIN_WORK_DIR, recorded_images
 
 # Containers first: they free the volumes and images they use; out/ last, while its lock is held.
 REMOVAL_ORDER = ("container", "volume", "image", "toolchain", "out")
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     scope = clean.project_scope(
         project,
         host=socket.gethostname(),
+        made_images=recorded_images(out_root / TOOLCHAIN_WORK_DIR),
         all_toolchains=args.all_toolchains,
         all_projects=args.all_projects,
     )
@@ -69,6 +71,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _name_column() -> Column:
+    """Names (paths, ids) wrap rather than lose their middle to an ellipsis on a narrow terminal."""
+    return Column("name", overflow="fold")
+
+
 def _print_plan(console: Console, plan: clean.Plan, *, dry_run: bool, quiet: bool) -> None:
     """The items to remove and those kept, as tables; quiet: the dry run's total only."""
     if quiet:
@@ -78,7 +85,7 @@ def _print_plan(console: Console, plan: clean.Plan, *, dry_run: bool, quiet: boo
         return
     if plan.remove:
         title = "osless clean: would remove" if dry_run else "osless clean: removing"
-        table = Table("kind", "name", "size", "why", title=title, title_justify="left")
+        table = Table("kind", _name_column(), "size", "why", title=title, title_justify="left")
         for item in _in_order(plan.remove):
             table.add_row(item.kind, escape(item.name), _size(item), escape(item.why))
         table.add_section()
@@ -87,7 +94,7 @@ def _print_plan(console: Console, plan: clean.Plan, *, dry_run: bool, quiet: boo
     else:
         console.print("osless clean: nothing of osless's to remove", markup=False)
     if plan.keep:
-        table = Table("kind", "name", "size", "kept because", title="kept", title_justify="left")
+        table = Table("kind", _name_column(), "size", "kept because", title="kept", title_justify="left")
         for item in plan.keep:
             table.add_row(item.kind, escape(item.name), _size(item), escape(item.why))
         console.print(table)
