@@ -105,9 +105,9 @@ def _walk(directory: Path, depth: int) -> Iterator[Path]:
             yield from _walk(Path(entry.path), depth - 1)
 
 
-def read_text(path: Path) -> str | None:
-    """A file of the source as text: a regular file (a symbolic link is not followed) of at most
-    MAX_TEXT bytes, decoded as UTF-8 with undecodable bytes replaced; None when it is not one."""
+def read_source_file(path: Path, limit: int) -> bytes | None:
+    """A file of the source: a regular file (a symbolic link is not followed, a FIFO not opened for
+    long) of at most `limit` bytes; None when it is not one."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:
@@ -115,8 +115,15 @@ def read_text(path: Path) -> str | None:
     with os.fdopen(descriptor, "rb") as stream:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             return None
-        data = stream.read(MAX_TEXT + 1)
-    return None if len(data) > MAX_TEXT else data.decode("utf-8", errors="replace")
+        data = stream.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def read_text(path: Path) -> str | None:
+    """A file of the source as text (read_source_file, at most MAX_TEXT bytes), decoded as UTF-8 with
+    undecodable bytes replaced; None when it is not one."""
+    data = read_source_file(path, MAX_TEXT)
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def read_texts(paths: Iterable[Path]) -> dict[Path, str]:

@@ -19,9 +19,7 @@ architecture, whose version the toolchain bootstrap pins to rustc's); the libc.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -42,6 +40,7 @@ from orchestrator.languages.proposals import (
     BuildProposal,
     LibraryNeed,
     first_match,
+    read_source_file,
     smoke_proposal,
     texts,
     walk,
@@ -231,15 +230,8 @@ def read_cargo_lock(path: Path) -> list[Crate] | None:
 
 def _read_text(path: Path) -> str | None:
     """A UTF-8 file of the source as `read_cargo_lock` reads it; None when it is not such a file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as stream:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = stream.read(MAX_CARGO_LOCK + 1)
-    if len(data) > MAX_CARGO_LOCK:
+    data = read_source_file(path, MAX_CARGO_LOCK)
+    if data is None:
         return None
     try:
         return data.decode("utf-8")
