@@ -195,16 +195,28 @@ def _shared_defs() -> Schema:
 # --- Service recipes ---
 
 
-def _service() -> Schema:
+def _document(kind: str, *, title: str, description: str, required: list[str]) -> Schema:
+    """The head of a recipe kind's schema: a TOML document of these top-level tables, no others."""
     return {
         "$schema": DRAFT,
-        "$id": f"https://osless.invalid/schema/{file_name('service')}",
-        "title": "osless service recipe (recipes/*.toml)",
-        "description": "One service: its source, toolchain, platforms, build, image, verification policy "
-        "and smoke test. Reference: docs/recipes.md.",
+        "$id": f"https://osless.invalid/schema/{file_name(kind)}",
+        "title": title,
+        "description": f"{description} Reference: docs/recipes.md.",
         "type": "object",
-        "required": ["service", "build"],
+        "required": required,
         "additionalProperties": False,
+    }
+
+
+def _service() -> Schema:
+    return {
+        **_document(
+            "service",
+            title="osless service recipe (recipes/*.toml)",
+            description="One service: its source, toolchain, platforms, build, image, verification policy "
+            "and smoke test.",
+            required=["service", "build"],
+        ),
         "properties": {
             "service": _service_table(),
             "build": _build_table(),
@@ -600,14 +612,13 @@ def _smoke_expect() -> Schema:
 
 def _toolchain() -> Schema:
     return {
-        "$schema": DRAFT,
-        "$id": f"https://osless.invalid/schema/{file_name('toolchain')}",
-        "title": "osless toolchain recipe (recipes/toolchains/*.toml)",
-        "description": "A builder image (existing, or bootstrapped from Debian packages) and the platforms "
-        "it compiles for. Reference: docs/recipes.md.",
-        "type": "object",
-        "required": ["toolchain"],
-        "additionalProperties": False,
+        **_document(
+            "toolchain",
+            title="osless toolchain recipe (recipes/toolchains/*.toml)",
+            description="A builder image (existing, or bootstrapped from Debian packages) and the platforms "
+            "it compiles for.",
+            required=["toolchain"],
+        ),
         "properties": {"toolchain": _toolchain_table()},
         "$defs": {
             **_shared_defs(),
