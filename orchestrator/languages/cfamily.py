@@ -316,9 +316,7 @@ def _autotools(source: Path, name: str, language: str, program: _Program) -> Bui
             "configure for the platform (--host: its cross compilers, a native build on its own machine),",
             "linked statically and stripped; make builds in the workspace.",
         ),
-        notes=()
-        if program_name
-        else (f"no program named {name!r} found in the Makefiles: check `artifact`",),
+        notes=_unfound_program(name, program_name),
     )
 
 
@@ -345,8 +343,7 @@ def _makefile(source: Path, name: str, language: str, program: _Program) -> Buil
     makefile = next((source / n for n in MAKEFILES if (source / n).is_file()), None)
     if makefile is None:
         return None
-    makefiles = [path for path in walk(source, MAKEFILES, depth=2) if path.name in MAKEFILES]
-    text = "\n".join(texts(makefiles))
+    text = "\n".join(texts(_makefiles(source)))
     arguments = []
     for variable in _TOOL_VARIABLES:
         if variable == "CXX" and language != "c++":
@@ -367,9 +364,7 @@ def _makefile(source: Path, name: str, language: str, program: _Program) -> Buil
             "and -s ride on CC, so that every link is static and stripped whatever the Makefile does",
             "with LDFLAGS.",
         ),
-        notes=()
-        if program_name
-        else (f"no program named {name!r} found in the Makefiles: check `artifact`",),
+        notes=_unfound_program(name, program_name),
     )
 
 
@@ -393,16 +388,26 @@ def _make_program(source: Path, name: str) -> tuple[str, str | None]:
         rf"^\s*{re.escape(name)}\s*:(?!=)|-o\s*{re.escape(name)}\b|^\s*\w+\s*[:?]?=\s*{re.escape(name)}\s*$",
         re.M,
     )
-    makefiles = [path for path in walk(source, MAKEFILES, depth=2) if path.name in MAKEFILES]
-    makefiles.sort(key=lambda path: len(path.relative_to(source).parts))
-    for path in makefiles:
-        if named.search(read_text(path) or ""):
-            return relative(path.parent, source), name
-    for path in makefiles:
-        found = _PROGRAM_VARIABLES.search(read_text(path) or "")
+    makefiles = [(relative(path.parent, source), read_text(path) or "") for path in _makefiles(source)]
+    for directory, text in makefiles:
+        if named.search(text):
+            return directory, name
+    for directory, text in makefiles:
+        found = _PROGRAM_VARIABLES.search(text)
         if found:
-            return relative(path.parent, source), found.group(1)
+            return directory, found.group(1)
     return "", None
+
+
+def _makefiles(source: Path) -> list[Path]:
+    """The tree's Makefiles (two levels down at most), the top directory's first."""
+    makefiles = [path for path in walk(source, MAKEFILES, depth=2) if path.name in MAKEFILES]
+    return sorted(makefiles, key=lambda path: len(path.relative_to(source).parts))
+
+
+def _unfound_program(name: str, program: str | None) -> tuple[str, ...]:
+    """The note of a proposal whose Makefiles name no program: its artifact is a guess."""
+    return () if program else (f"no program named {name!r} found in the Makefiles: check `artifact`",)
 
 
 # ---------------------------------------------------------------------------------------------------
