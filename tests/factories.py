@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 C_COMMAND = ("{CC}", "-static", "-o", "{output}", "main.c")
 MAIN_C = "int main(void) { return 0; }\n"
+HI_C = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
 
 
 def service_recipe(
@@ -51,6 +52,16 @@ def smoked_c_recipe(
     default = ("{CC}", *(("-static",) if static else ()), "-o", "{output}", "hello.c")
     smoke = f'[smoke]\nstdout = "{stdout}"\nexit_code = {exit_code}\ntimeout = "20s"\n'
     return service_recipe(name, command or default, source=f"sources/{source}", more=smoke)
+
+
+def passing_and_failing(passing: str, failing: str) -> dict[str, str]:
+    """A project's files: a C program printing "hi", the service `passing` whose smoke test expects
+    that, and the service `failing` whose smoke test expects "hello" (it fails at smoke)."""
+    return {
+        "sources/c/hello.c": HI_C,
+        f"recipes/{passing}.toml": smoked_c_recipe(passing, "c", stdout="hi\\n", exit_code=0),
+        f"recipes/{failing}.toml": smoked_c_recipe(failing, "c", stdout="hello\\n", exit_code=0),
+    }
 
 
 def true_recipe(

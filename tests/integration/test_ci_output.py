@@ -10,25 +10,18 @@ import pytest
 import xmlschema
 
 from tests.conftest import REPO_ROOT
-from tests.factories import smoked_c_recipe
+from tests.factories import HI_C, passing_and_failing, smoked_c_recipe
 from tests.integration.conftest import run_osless
 
 pytestmark = pytest.mark.integration
 
 SCHEMA = xmlschema.XMLSchema(REPO_ROOT / "tests" / "data" / "junit.xsd")
-HELLO = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
 
 
 def test_one_passing_one_failing_target_in_github_actions(
     make_project: Callable[[dict[str, str]], Path], tmp_path: Path
 ) -> None:
-    project = make_project(
-        {
-            "sources/c/hello.c": HELLO,
-            "recipes/good.toml": smoked_c_recipe("good", "c", stdout="hi\\n", exit_code=0),
-            "recipes/mismatch.toml": smoked_c_recipe("mismatch", "c", stdout="hello\\n", exit_code=0),
-        }
-    )
+    project = make_project(passing_and_failing("good", "mismatch"))
     step_summary = tmp_path / "step-summary.md"
     step_summary.write_text("# before osless\n")
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step_summary)}
@@ -71,7 +64,7 @@ def test_a_build_failure_exits_10_and_shows_in_junit(
 ) -> None:
     project = make_project(
         {
-            "sources/c/hello.c": HELLO,
+            "sources/c/hello.c": HI_C,
             "sources/broken/hello.c": "int main(void) { return missing; }\n",
             "recipes/good.toml": smoked_c_recipe("good", "c", stdout="hi\\n", exit_code=0),
             "recipes/broken.toml": smoked_c_recipe("broken", "broken", stdout="hi\\n", exit_code=0),

@@ -8,25 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import smoked_c_recipe
+from tests.factories import passing_and_failing
 from tests.integration.conftest import run_osless
 
 pytestmark = pytest.mark.integration
 
-HELLO = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
 PLATFORM = "linux/amd64"
 
 
 def test_quiet_is_one_line_and_verbose_shows_the_build_steps(
     make_project: Callable[[dict[str, str]], Path], tmp_path: Path
 ) -> None:
-    project = make_project(
-        {
-            "sources/c/hello.c": HELLO,
-            "recipes/good.toml": smoked_c_recipe("good", "c", stdout="hi\\n", exit_code=0),
-            "recipes/bad.toml": smoked_c_recipe("bad", "c", stdout="hello\\n", exit_code=0),
-        }
-    )
+    project = make_project(passing_and_failing("good", "bad"))
     out = tmp_path / "out"
     quiet = run_osless(project, "-q", "build", "--platform", PLATFORM, out=out, env={"NO_COLOR": "1"})
     assert quiet.returncode == 12, quiet.stdout + quiet.stderr
